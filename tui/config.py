@@ -1,0 +1,262 @@
+"""Settings: defaults < config.toml < environment < command-line flags.
+
+One frozen object for the whole app. Every value remembers where it came from,
+so a bad one is reported as one line naming the setting and its source. The API
+key never appears in a repr, a log line or `chrysopedia config` output.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from platformdirs import user_config_path, user_data_path
+
+APP_NAME = "chrysopedia"
+
+
+class ConfigError(Exception):
+    """A bad setting: which one, where it came from and what is wrong."""
+
+    def __init__(self, setting: str, source: str, message: str) -> None:
+        self.setting = setting
+        self.source = source
+        self.message = message
+        super().__init__(f"config error: {setting} (from {source}): {message}")
+
+
+def default_config_file() -> Path:
+    return user_config_path(APP_NAME) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    return user_data_path(APP_NAME)
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{default_data_dir() / 'chrysopedia.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = ""
+    redis_url: str | None = None
+    llm_api_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model: str = "gpt-4o-mini"
+    llm_fallback_url: str | None = None
+    llm_fallback_model: str | None = None
+    # Seconds to wait for a TCP connection to a model server before falling back.
+    llm_connect_timeout: float = 0.4
+    # Seconds to wait for the first token before treating the model as stalled.
+    llm_first_token_timeout: float = 30.0
+    # Seconds allowed between two chunks once streaming has started.
+    llm_read_timeout: float = 60.0
+    # Redis key prefix for conversation memory (tests use their own).
+    redis_key_prefix: str = "chrysopedia:chat:"
+    theme: str | None = None
+    keymap: Mapping[str, str] = field(default_factory=dict)
+    data_dir: Path = field(default_factory=default_data_dir)
+    config_file: Path | None = None
+    # Where each value came from, for error messages and `chrysopedia config`.
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite+aiosqlite:///{self.data_dir / 'chrysopedia.db'}"
+            )
+
+    @property
+    def model_configured(self) -> bool:
+        return bool(self.llm_api_url or self.llm_api_key)
+
+    @property
+    def fallback_configured(self) -> bool:
+        return bool(self.llm_fallback_url)
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return replace(self, **values)
+
+    def public_items(self) -> list[tuple[str, str, str]]:
+        """(name, shown value, source) for every setting; secrets masked."""
+        rows = []
+        for f in fields(self):
+            if f.name in ("sources", "keymap"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "llm_api_key":
+                shown = "(set)" if value else "(not set)"
+            elif f.name in ("database_url", "redis_url", "llm_api_url", "llm_fallback_url"):
+                shown = redact_url(value) if value else "(not set)"
+            else:
+                shown = "(not set)" if value is None else str(value)
+            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+        for action, key in sorted(self.keymap.items()):
+            rows.append((f"keymap.{action}", key, self.sources.get("keymap", "config")))
+        return rows
+
+
+def redact_url(url: str) -> str:
+    """Hide a password embedded in a URL (redis://:pw@host, postgresql://u:pw@h)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable)"
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+# setting name -> (environment variables in order of precedence, kind)
+_ENV: dict[str, tuple[tuple[str, ...], str]] = {
+    "database_url": (("CHRYSOPEDIA_DATABASE_URL",), "db_url"),
+    "redis_url": (("CHRYSOPEDIA_REDIS_URL",), "redis_url"),
+    "llm_api_url": (("CHRYSOPEDIA_LLM_API_URL", "OPENAI_BASE_URL"), "http_url"),
+    "llm_api_key": (("CHRYSOPEDIA_LLM_API_KEY", "OPENAI_API_KEY"), "str"),
+    "llm_model": (("CHRYSOPEDIA_LLM_MODEL",), "str"),
+    "llm_fallback_url": (("CHRYSOPEDIA_LLM_FALLBACK_URL",), "http_url"),
+    "llm_fallback_model": (("CHRYSOPEDIA_LLM_FALLBACK_MODEL",), "str"),
+    "llm_connect_timeout": (("CHRYSOPEDIA_LLM_CONNECT_TIMEOUT",), "seconds"),
+    "llm_first_token_timeout": (("CHRYSOPEDIA_LLM_FIRST_TOKEN_TIMEOUT",), "seconds"),
+    "llm_read_timeout": (("CHRYSOPEDIA_LLM_READ_TIMEOUT",), "seconds"),
+    "redis_key_prefix": (("CHRYSOPEDIA_REDIS_KEY_PREFIX",), "str"),
+    "theme": (("CHRYSOPEDIA_THEME",), "str"),
+    "data_dir": (("CHRYSOPEDIA_DATA_DIR",), "path"),
+}
+_FILE_KEYS = set(_ENV) | {"keymap"}
+
+
+def _check(name: str, kind: str, raw: Any, source: str) -> Any:
+    """Validate and convert one value; raise ConfigError naming it."""
+    if raw is None:
+        return None
+    if kind == "seconds":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(name, source, f"expected a number of seconds, got {raw!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(name, source, f"expected a positive number of seconds, got {raw!r}")
+        return value
+    if not isinstance(raw, str):
+        raise ConfigError(name, source, f"expected a string, got {type(raw).__name__}")
+    value = raw.strip()
+    if kind == "str":
+        return value or None
+    if kind == "path":
+        return Path(value).expanduser()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(name, source, f"malformed URL {redact_url(value)!r}: {exc}") from None
+    if kind == "http_url":
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                name, source, f"expected an http(s):// URL, got {redact_url(value)!r}"
+            )
+    elif kind == "redis_url":
+        if parts.scheme not in ("redis", "rediss", "unix") or (
+            parts.scheme != "unix" and not parts.hostname
+        ):
+            raise ConfigError(
+                name, source, f"expected a redis:// URL, got {redact_url(value)!r}"
+            )
+    elif kind == "db_url":
+        if parts.scheme.startswith("sqlite"):
+            if parts.scheme not in ("sqlite", "sqlite+aiosqlite"):
+                raise ConfigError(name, source, f"unsupported SQLite driver in {value!r}")
+            value = "sqlite+aiosqlite" + value[len(parts.scheme) :]
+        elif parts.scheme.startswith("postgres"):
+            if not parts.hostname and "host=" not in parts.query:
+                raise ConfigError(name, source, f"no host in {redact_url(value)!r}")
+            value = "postgresql+asyncpg" + value[len(parts.scheme) :]
+        else:
+            raise ConfigError(
+                name,
+                source,
+                f"expected sqlite:/// or postgresql:// URL, got {redact_url(value)!r}",
+            )
+    return value
+
+
+def _read_file(path: Path, source: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file", source, f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("config file", source, f"cannot read {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config file", source, f"{path} is not valid TOML: {exc}") from None
+    for key in data:
+        if key not in _FILE_KEYS:
+            raise ConfigError(key, f"{path}", "unknown setting")
+    keymap = data.get("keymap", {})
+    if not isinstance(keymap, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in keymap.items()
+    ):
+        raise ConfigError("keymap", f"{path}", "expected a table of action = \"keys\"")
+    return data
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from every layer. Raises ConfigError on any bad value."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    # The config file: --config, then CHRYSOPEDIA_CONFIG, then the default location.
+    if config_file is not None:
+        path, required, source = Path(config_file).expanduser(), True, "--config"
+    elif env.get("CHRYSOPEDIA_CONFIG"):
+        path, required, source = Path(env["CHRYSOPEDIA_CONFIG"]).expanduser(), True, "CHRYSOPEDIA_CONFIG"
+    else:
+        path, required, source = default_config_file(), False, "default location"
+    if required or path.exists():
+        data = _read_file(path, source)
+        for name, raw in data.items():
+            if name == "keymap":
+                values["keymap"] = dict(raw)
+            else:
+                values[name] = _check(name, _ENV[name][1], raw, str(path))
+            sources[name] = str(path)
+
+    # Environment: the first variable of each list wins over its aliases.
+    for name, (variables, kind) in _ENV.items():
+        for var in variables:
+            raw = env.get(var)
+            if raw is not None and raw.strip():
+                values[name] = _check(name, kind, raw, f"${var}")
+                sources[name] = f"${var}"
+                break
+
+    flag_names = {"db": "database_url", "redis": "redis_url"}
+    for flag, raw in flags.items():
+        name = flag_names.get(flag, flag)
+        if name not in _ENV:
+            continue
+        values[name] = _check(name, _ENV[name][1], raw, f"--{flag.replace('_', '-')}")
+        sources[name] = f"--{flag.replace('_', '-')}"
+
+    values["sources"] = sources
+    values["config_file"] = path
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""The data layer: models, engine, schema and knowledge-base import. Never imports textual."""

@@ -1,0 +1,138 @@
+"""Engine, sessions and the versioned schema, for SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg).
+
+The schema version lives in `chrysopedia_meta`. A new database is created at
+the current version; an older one is upgraded by the explicit steps in
+MIGRATIONS; a newer one is refused with SchemaError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tui.db import search_index
+from tui.db.models import Base, Meta
+
+SCHEMA_VERSION = 2
+
+
+class SchemaError(Exception):
+    """The database's schema cannot be used by this version of Chrysopedia."""
+
+
+async def _v1_to_v2(conn: AsyncConnection) -> None:
+    # v2: failed-turn messages keep their error; usage rows say when tokens were estimated.
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    msg_cols = await conn.run_sync(columns, "messages")
+    if "error" not in msg_cols:
+        await conn.execute(text("ALTER TABLE messages ADD COLUMN error TEXT"))
+    usage_cols = await conn.run_sync(columns, "chat_usage_log")
+    if "usage_estimated" not in usage_cols:
+        await conn.execute(
+            text("ALTER TABLE chat_usage_log ADD COLUMN usage_estimated BOOLEAN DEFAULT FALSE")
+        )
+
+
+# version N -> the step that upgrades a database at N-1 to N.
+MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {2: _v1_to_v2}
+
+
+def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
+    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it)."""
+    u = make_url(url)
+    # `?schema=NAME` on a PostgreSQL URL selects a schema (several KBs in one database).
+    if "schema" in u.query:
+        schema = schema or u.query["schema"]
+        u = u.difference_update_query(["schema"])
+        url = u.render_as_string(hide_password=False)
+    kwargs: dict = {}
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 15}
+    elif schema:
+        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    engine = create_async_engine(url, **kwargs)
+    if u.get_backend_name() == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no branch
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=15000")
+            cur.close()
+
+    return engine
+
+
+async def get_meta(conn: AsyncConnection, key: str) -> str | None:
+    row = await conn.execute(select(Meta.value).where(Meta.key == key))
+    return row.scalar_one_or_none()
+
+
+async def set_meta(conn: AsyncConnection, key: str, value: str) -> None:
+    existing = await get_meta(conn, key)
+    if existing is None:
+        await conn.execute(Meta.__table__.insert().values(key=key, value=value))
+    elif existing != value:
+        await conn.execute(Meta.__table__.update().where(Meta.key == key).values(value=value))
+
+
+async def init_schema(engine: AsyncEngine) -> int:
+    """Create, upgrade or refuse the schema. Returns the version now in place."""
+    async with engine.begin() as conn:
+        has_meta = await conn.run_sync(lambda c: inspect(c).has_table(Meta.__tablename__))
+        version = None
+        if has_meta:
+            raw = await get_meta(conn, "schema_version")
+            version = int(raw) if raw is not None and raw.isdigit() else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database has schema version {version}, newer than this Chrysopedia "
+                f"understands ({SCHEMA_VERSION}); upgrade Chrysopedia or use another --db"
+            )
+        await conn.run_sync(Base.metadata.create_all)
+        if version is None:
+            version = SCHEMA_VERSION
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            await MIGRATIONS[step](conn)
+        await set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+        await search_index.ensure_index(conn)
+    return SCHEMA_VERSION
+
+
+class Database:
+    """An engine plus a session factory; `await db.init()` before use."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine = make_engine(url, schema=schema)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def init(self) -> int:
+        return await init_schema(self.engine)
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

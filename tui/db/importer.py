@@ -1,0 +1,201 @@
+"""Knowledge-base import: validate everything, then upsert in one transaction.
+
+Records are keyed by slug (creators, pages), id (videos) and (page, anchor)
+(sections). Importing the same document twice changes nothing; a section that
+a newer version of a page no longer has is removed. Any problem refuses the
+whole import and leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from tui.db import search_index
+from tui.db.engine import Database, get_meta, set_meta
+from tui.db.kb_format import KBDocument, KBFormatError, read_documents, validate
+from tui.db.models import Creator, Section, TechniquePage, Video
+
+KINDS = ("creators", "videos", "techniques", "sections")
+
+
+@dataclass
+class ImportReport:
+    added: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    updated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    unchanged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    removed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(self.added.values()) or any(self.updated.values()) or any(self.removed.values())
+
+    def lines(self) -> list[str]:
+        out = []
+        for kind in KINDS:
+            line = (
+                f"{kind:<11} {self.added[kind]:>6} added  {self.updated[kind]:>6} updated  "
+                f"{self.unchanged[kind]:>6} unchanged"
+            )
+            if self.removed[kind]:
+                line += f"  {self.removed[kind]:>6} removed"
+            out.append(line)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "removed": self.removed, "warnings": self.warnings,
+        }
+
+
+def _apply(obj: Any, values: dict[str, Any]) -> bool:
+    """Set attributes that differ; True when anything changed."""
+    changed = False
+    for key, value in values.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    return changed
+
+
+def _count(report: ImportReport, kind: str, created: bool, changed: bool) -> None:
+    bucket = report.added if created else report.updated if changed else report.unchanged
+    bucket[kind] += 1
+
+
+async def import_document(db: Database, doc: KBDocument) -> ImportReport:
+    """Validate `doc` against itself and the database, then upsert it. Raises KBFormatError."""
+    report = ImportReport()
+    async with db.session() as session, session.begin():
+        creators = {c.slug: c for c in (await session.scalars(select(Creator))).all()}
+        videos = {v.id: v for v in (await session.scalars(select(Video))).all()}
+        creator_slug_by_id = {c.id: c.slug for c in creators.values()}
+        problems = validate(
+            doc,
+            known_creators=set(creators),
+            known_videos={vid: creator_slug_by_id.get(v.creator_id, "") for vid, v in videos.items()},
+        )
+        # A name already used by another creator in the database would break uniqueness.
+        names = {c.name: c.slug for c in creators.values()}
+        for i, rec in enumerate(doc.creators):
+            if isinstance(rec, dict) and rec.get("name") in names and names[rec["name"]] != rec.get("slug"):
+                problems.append(
+                    f"creators[{i}].name: {rec['name']!r} already belongs to creator "
+                    f"{names[rec['name']]!r} in the database"
+                )
+        if problems:
+            raise KBFormatError(problems)
+        report.warnings.extend(doc.warnings)
+
+        for rec in doc.creators:
+            values = {
+                "name": rec["name"], "bio": rec.get("bio"), "genres": rec.get("genres"),
+                "personality_profile": rec.get("personality_profile"),
+            }
+            obj = creators.get(rec["slug"])
+            created = obj is None
+            if created:
+                obj = Creator(slug=rec["slug"], **values)
+                session.add(obj)
+                creators[rec["slug"]] = obj
+            _count(report, "creators", created, not created and _apply(obj, values))
+        await session.flush()
+
+        for rec in doc.videos:
+            values = {
+                "creator_id": creators[rec["creator"]].id, "title": rec["title"],
+                "filename": rec.get("filename"), "url": rec.get("url"),
+                "duration": None if rec.get("duration") is None else float(rec["duration"]),
+            }
+            obj = videos.get(rec["id"])
+            created = obj is None
+            if created:
+                obj = Video(id=rec["id"], **values)
+                session.add(obj)
+                videos[rec["id"]] = obj
+            _count(report, "videos", created, not created and _apply(obj, values))
+        await session.flush()
+
+        slugs = [rec["slug"] for rec in doc.techniques]
+        pages = {
+            p.slug: p
+            for p in (await session.scalars(select(TechniquePage).where(TechniquePage.slug.in_(slugs)))).all()
+        } if slugs else {}
+        page_ids = [p.id for p in pages.values()]
+        existing_sections: dict[tuple[int, str], Section] = {}
+        if page_ids:
+            for s in (await session.scalars(select(Section).where(Section.page_id.in_(page_ids)))).all():
+                existing_sections[(s.page_id, s.anchor)] = s
+        for rec in doc.techniques:
+            values = {
+                "title": rec["title"], "creator_id": creators[rec["creator"]].id,
+                "topic_category": rec["topic_category"], "tags": rec.get("tags"),
+                "summary": rec["summary"],
+            }
+            obj = pages.get(rec["slug"])
+            created = obj is None
+            if created:
+                obj = TechniquePage(slug=rec["slug"], **values)
+                session.add(obj)
+                await session.flush()
+            _count(report, "techniques", created, not created and _apply(obj, values))
+            keep: set[str] = set()
+            for position, sec in enumerate(rec["sections"]):
+                keep.add(sec["anchor"])
+                svalues = {
+                    "position": position, "heading": sec["heading"], "body": sec["body"],
+                    "video_id": sec.get("video"),
+                    "start_time": None if sec.get("start_time") is None else float(sec["start_time"]),
+                    "end_time": None if sec.get("end_time") is None else float(sec["end_time"]),
+                }
+                sobj = existing_sections.get((obj.id, sec["anchor"]))
+                screated = sobj is None
+                if screated:
+                    session.add(Section(page_id=obj.id, anchor=sec["anchor"], **svalues))
+                _count(report, "sections", screated, not screated and _apply(sobj, svalues))
+            stale = [s.id for (pid, anchor), s in existing_sections.items() if pid == obj.id and anchor not in keep]
+            if stale:
+                await session.execute(delete(Section).where(Section.id.in_(stale)))
+                report.removed["sections"] += len(stale)
+        await session.flush()
+        if report.changed:
+            conn = await session.connection()
+            await search_index.rebuild_index(conn)
+    return report
+
+
+async def import_path(db: Database, path: str | Path) -> ImportReport:
+    """Read, validate and import a file or folder. Raises KBFormatError."""
+    return await import_document(db, read_documents(path))
+
+
+def bundled_kb_path() -> Path:
+    return Path(str(resources.files("tui") / "data" / "kb"))
+
+
+def bundled_kb_hash() -> str:
+    digest = hashlib.sha256()
+    for file in sorted(bundled_kb_path().glob("*.json")):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+async def ensure_bundled_kb(db: Database) -> ImportReport | None:
+    """Load the bundled knowledge base on first run, and again when it has changed."""
+    current = bundled_kb_hash()
+    async with db.engine.connect() as conn:
+        loaded = await get_meta(conn, "bundled_kb_hash")
+    if loaded == current:
+        return None
+    report = await import_path(db, bundled_kb_path())
+    async with db.engine.begin() as conn:
+        await set_meta(conn, "bundled_kb_hash", current)
+    return report

@@ -1,0 +1,1 @@
+"""Services: search, chat, memory, models, usage. Never import textual."""
