@@ -1,0 +1,135 @@
+"""One source in full, and how a source is written down: times, ranges, references.
+
+The `sources` event carries short source dicts (summary cut to 200 chars, no
+section body). `source_detail` fetches the rest from the knowledge base for the
+source detail screen. The formatting helpers take either shape: a detail dict
+from here, a source dict from the chat event, or a search item.
+
+No Textual here: the screen, the exporter and the CLI share these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from tui.db.engine import Database
+from tui.db.models import Section, TechniquePage
+
+DASH = "\u2014"  # em dash between reference parts
+EN_DASH = "\u2013"  # en dash in a time range
+
+
+async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str, Any] | None:
+    """Everything about one section of one technique page, or None when it is gone.
+
+    With `anchor` None or unknown, the page's first section is used (a source may
+    cite a whole page); a page without sections still yields its page fields.
+    Keys: title, slug, creator_name, creator_slug, topic_category, tags (list),
+    summary, section_anchor, section_heading, section_body, source_video_id,
+    video_title, video_filename, video_url, start_time, end_time.
+    """
+    async with db.session() as session:
+        page = (
+            await session.execute(
+                select(TechniquePage)
+                .where(TechniquePage.slug == slug)
+                .options(
+                    selectinload(TechniquePage.creator),
+                    selectinload(TechniquePage.sections).selectinload(Section.video),
+                )
+            )
+        ).scalar_one_or_none()
+        if page is None:
+            return None
+        section = next((s for s in page.sections if anchor and s.anchor == anchor), None)
+        if section is None and page.sections:
+            section = page.sections[0]
+        video = section.video if section is not None else None
+        return {
+            "title": page.title,
+            "slug": page.slug,
+            "creator_name": page.creator.name if page.creator else "",
+            "creator_slug": page.creator.slug if page.creator else "",
+            "topic_category": page.topic_category,
+            "tags": [str(t) for t in (page.tags or [])],
+            "summary": page.summary,
+            "section_anchor": section.anchor if section else "",
+            "section_heading": section.heading if section else "",
+            "section_body": section.body if section else "",
+            "source_video_id": video.id if video else (section.video_id if section else None),
+            "video_title": video.title if video else "",
+            "video_filename": video.filename if video else None,
+            "video_url": video.url if video else None,
+            "start_time": section.start_time if section else None,
+            "end_time": section.end_time if section else None,
+        }
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def format_timestamp(seconds: Any) -> str:
+    """`mm:ss` under an hour, `h:mm:ss` from an hour on; "" when unknown or invalid."""
+    value = _seconds(seconds)
+    if value is None:
+        return ""
+    total = int(value)  # a timestamp points at the second it falls in
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def time_range(start: Any, end: Any) -> str:
+    """`mm:ss–mm:ss`; just the start when the end is unknown; "" when the start is unknown."""
+    first = format_timestamp(start)
+    if not first:
+        return ""
+    last = format_timestamp(end)
+    if not last or _seconds(end) <= _seconds(start):  # type: ignore[operator]
+        return first
+    return f"{first}{EN_DASH}{last}"
+
+
+def video_label(source: Mapping[str, Any]) -> str:
+    """The video's title, else its file name, URL or id."""
+    for key in ("video_title", "video_filename", "video_url", "source_video_id"):
+        value = source.get(key)
+        if value:
+            return str(value)
+    return ""
+
+
+def reference_text(source: Mapping[str, Any]) -> str:
+    """`title — creator — video @ mm:ss`, leaving out the parts that are unknown.
+
+    Accepts a detail dict, a `sources` event dict or a search item.
+    """
+    parts = [
+        str(source.get("title") or ""),
+        str(source.get("creator_name") or ""),
+    ]
+    video = video_label(source)
+    stamp = format_timestamp(source.get("start_time"))
+    if video and stamp:
+        parts.append(f"{video} @ {stamp}")
+    elif video:
+        parts.append(video)
+    elif stamp:
+        parts.append(f"@ {stamp}")
+    return f" {DASH} ".join(p for p in parts if p)
