@@ -190,12 +190,17 @@ def bundled_kb_hash() -> str:
 
 async def ensure_bundled_kb(db: Database) -> ImportReport | None:
     """Load the bundled knowledge base on first run, and again when it has changed."""
+    if not any(bundled_kb_path().glob("*.json")):
+        return None
     current = bundled_kb_hash()
     async with db.engine.connect() as conn:
         loaded = await get_meta(conn, "bundled_kb_hash")
     if loaded == current:
         return None
-    report = await import_path(db, bundled_kb_path())
+    try:
+        report = await import_path(db, bundled_kb_path())
+    except KBFormatError as exc:  # a packaging bug, not the user's input
+        raise RuntimeError(f"the bundled knowledge base is invalid: {exc.problems[:3]}") from None
     async with db.engine.begin() as conn:
         await set_meta(conn, "bundled_kb_hash", current)
     return report
