@@ -1,0 +1,454 @@
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions streaming protocol.
+
+Raw asyncio streams, no dependencies. It records every request body and
+whether the client closed the connection before the answer was complete.
+
+Modes (`set_mode(mode, **options)`):
+  normal      role chunk, content tokens, finish chunk, usage chunk (when the request
+              asks `stream_options.include_usage`), `data: [DONE]`
+  no_usage    as normal, never a usage chunk
+  error500    HTTP 500 with an OpenAI-style JSON error
+  error429    HTTP 429 (rate limited), `retry-after: 1`
+  refused     the listening socket is closed: connections are refused (any other
+              mode re-opens it on the same port)
+  stall       reads the request, then never answers (not even headers)
+  stall_after sends `after` tokens, then stalls
+  cut         sends `after` tokens, then ends the body cleanly without `[DONE]`
+  drop        sends `after` tokens, then closes the TCP connection mid-body
+  malformed   sends `after` tokens, then a chunk that is not JSON
+  slow        as normal, `rate` tokens per second
+
+Options: `tokens` (the script, a list of strings), `count` (cycle the script to
+this many tokens), `after` (for stall_after/cut/drop/malformed, default 3),
+`rate` (tokens/s for slow), `usage` (dict overriding the reported usage).
+
+Use it
+  * in-process, from sync or async tests: `with FakeOpenAI() as srv:` or
+    `async with FakeOpenAI() as srv:` — it runs its own event loop in a thread;
+    `srv.url` is the base URL (`http://127.0.0.1:PORT/v1`), `srv.requests` the log;
+  * as a fixture: `fake_llm` / `fake_llm_fallback` (tests/fixtures_llm.py);
+  * as a process: `python -m tests.fake_openai --port 8765 --mode slow --rate 200`;
+    it prints `fake-openai listening on URL` and serves until killed. Its mode can
+    be changed over HTTP: `POST /_control {"mode": "...", ...options}`, and
+    `GET /_control` returns the recorded requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_TOKENS = [
+    "Parallel",
+    " compression",
+    " adds",
+    " sustain",
+    " [1]",
+    " while",
+    " keeping",
+    " transients",
+    " [2].",
+    "\n\n- ",
+    "Blend",
+    " to",
+    " taste.",
+]
+MODES = {
+    "normal", "no_usage", "error500", "error429", "refused", "stall", "stall_after",
+    "cut", "drop", "malformed", "slow",
+}
+
+
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for 'connection refused')."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    mode: str
+    client_closed: bool = False  # the client closed the connection before the answer ended
+    completed: bool = False  # the server sent the whole answer
+    tokens_sent: int = 0
+    closed_event: asyncio.Event | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "path": self.path, "body": self.body, "mode": self.mode,
+            "client_closed": self.client_closed, "completed": self.completed,
+            "tokens_sent": self.tokens_sent,
+        }
+
+
+class FakeOpenAI:
+    """The fake model server; runs its own event loop in a daemon thread."""
+
+    def __init__(self, mode: str = "normal", *, host: str = "127.0.0.1", port: int = 0,
+                 model: str = "fake-model", **options: Any) -> None:
+        self.host = host
+        self.port = port
+        self.model = model
+        self.mode = "normal"
+        self.options: dict[str, Any] = {}
+        self.requests: list[RecordedRequest] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._handlers: set[asyncio.Task] = set()
+        self._lock = threading.Lock()
+        self._initial = (mode, options)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._listen())
+            ready.set()
+            self._loop.run_forever()
+            # Stopped: close what is still open.
+            for task in list(self._handlers):
+                task.cancel()
+            if self._handlers:
+                self._loop.run_until_complete(
+                    asyncio.gather(*self._handlers, return_exceptions=True)
+                )
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake OpenAI server did not start")
+        self.set_mode(*self._initial[:1], **self._initial[1])
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+            for task in list(self._handlers):
+                task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FakeOpenAI:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # -- control -----------------------------------------------------------------
+
+    def set_mode(self, mode: str, **options: Any) -> None:
+        """Switch mode for the next requests; `refused` closes the listener."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {sorted(MODES)}")
+        with self._lock:
+            self.mode, self.options = mode, dict(options)
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._apply_listener(), self._loop).result(5)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def last_body(self) -> Any:
+        return self.chat_requests[-1].body if self.chat_requests else None
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        """Poll `predicate()` (a condition on the recorded requests) until true or timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return predicate()
+
+    async def await_for(self, predicate, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            await asyncio.sleep(0.01)
+        return predicate()
+
+    # -- server ------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connection, self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _apply_listener(self) -> None:
+        if self.mode == "refused":
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+        elif self._server is None:
+            await self._listen()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _version = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        raw = await reader.readexactly(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+
+        if path.startswith("/_control"):
+            await self._control(method, body, writer)
+            return
+        with self._lock:
+            mode, options = self.mode, dict(self.options)
+        rec = RecordedRequest(method, path, headers, body, mode, closed_event=asyncio.Event())
+        with self._lock:
+            self.requests.append(rec)
+
+        async def watch_close() -> None:
+            # The client sends nothing more on this connection: EOF means it closed.
+            with contextlib.suppress(Exception):
+                await reader.read()
+            rec.client_closed = not rec.completed
+            rec.closed_event.set()
+
+        watcher = asyncio.create_task(watch_close())
+        try:
+            if path.endswith("/models"):
+                await self._json(writer, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+                rec.completed = True
+            elif not path.endswith("/chat/completions"):
+                await self._json(writer, 404, {"error": {"message": f"no route {path}"}})
+                rec.completed = True
+            else:
+                await self._chat(rec, mode, options, writer)
+            # Give the close watcher a moment to notice a client that left.
+            await asyncio.sleep(0)
+        finally:
+            watcher.cancel()
+
+    async def _control(self, method: str, body: Any, writer: asyncio.StreamWriter) -> None:
+        if method == "POST" and isinstance(body, dict) and "mode" in body:
+            opts = {k: v for k, v in body.items() if k != "mode"}
+            try:
+                with self._lock:
+                    if body["mode"] not in MODES:
+                        raise ValueError(f"unknown mode {body['mode']!r}")
+                    self.mode, self.options = body["mode"], opts
+            except ValueError as exc:
+                await self._json(writer, 400, {"error": str(exc)})
+                return
+            await self._json(writer, 200, {"mode": self.mode})
+            if self.mode == "refused":
+                await self._apply_listener()
+            return
+        with self._lock:
+            data = [r.as_dict() for r in self.requests]
+        await self._json(writer, 200, {"mode": self.mode, "requests": data})
+
+    async def _json(self, writer: asyncio.StreamWriter, status: int, value: Any,
+                    extra: dict[str, str] | None = None) -> None:
+        body = json.dumps(value).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+                  500: "Internal Server Error"}.get(status, "Status")
+        head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json",
+                f"content-length: {len(body)}", "connection: close"]
+        head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+
+    async def _chat(self, rec: RecordedRequest, mode: str, options: dict[str, Any],
+                    writer: asyncio.StreamWriter) -> None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if mode == "error500":
+            await self._json(writer, 500, {"error": {"message": "internal error (fake)", "type": "server_error"}})
+            rec.completed = True
+            return
+        if mode == "error429":
+            await self._json(writer, 429, {"error": {"message": "rate limited (fake)", "type": "rate_limit"}},
+                             {"retry-after": "1"})
+            rec.completed = True
+            return
+        if mode == "stall":
+            await rec.closed_event.wait()
+            return
+        if not body.get("stream"):
+            text = "".join(self._tokens(options))
+            await self._json(writer, 200, {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                "model": body.get("model", self.model),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop"}],
+                "usage": self._usage(body, len(self._tokens(options)), options),
+            })
+            rec.completed = True
+            return
+
+        head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                "cache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        writer.write(head.encode())
+        await writer.drain()
+        model = body.get("model", self.model)
+
+        async def send(data: str) -> None:
+            payload = f"data: {data}\n\n".encode()
+            writer.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+            await writer.drain()
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return json.dumps({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            })
+
+        tokens = self._tokens(options)
+        after = int(options.get("after", 3))
+        rate = float(options.get("rate", 0) or 0)
+        await send(chunk({"role": "assistant", "content": ""}))
+        for i, tok in enumerate(tokens):
+            if rec.closed_event.is_set():
+                return
+            if mode in ("stall_after", "cut", "drop", "malformed") and i == after:
+                if mode == "stall_after":
+                    await rec.closed_event.wait()
+                    return
+                if mode == "cut":
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+                    rec.completed = True
+                    return
+                if mode == "drop":
+                    writer.transport.abort()
+                    return
+                if mode == "malformed":
+                    await send('{"choices": [{"delta": {"content": "oops"')
+            await send(chunk({"content": tok}))
+            rec.tokens_sent += 1
+            if mode == "slow" and rate > 0:
+                await asyncio.sleep(1.0 / rate)
+            elif i % 64 == 63:
+                await asyncio.sleep(0)  # let the close watcher run on long scripts
+        await send(chunk({}, "stop"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if include_usage and mode != "no_usage":
+            await send(json.dumps({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                "model": model, "choices": [], "usage": self._usage(body, len(tokens), options),
+            }))
+        await send("[DONE]")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        rec.completed = True
+
+    @staticmethod
+    def _tokens(options: dict[str, Any]) -> list[str]:
+        script = list(options.get("tokens") or DEFAULT_TOKENS)
+        count = options.get("count")
+        if count is None:
+            return script
+        return [script[i % len(script)] for i in range(int(count))]
+
+    @staticmethod
+    def _usage(body: dict[str, Any], completion: int, options: dict[str, Any]) -> dict[str, int]:
+        if isinstance(options.get("usage"), dict):
+            return dict(options["usage"])
+        words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])
+                    if isinstance(m, dict))
+        # Deliberately unlike chars/4, so tests can tell reported usage from estimates.
+        prompt = 7 + words
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", default="normal", choices=sorted(MODES))
+    parser.add_argument("--rate", type=float, help="tokens per second (mode slow)")
+    parser.add_argument("--count", type=int, help="cycle the script to this many tokens")
+    parser.add_argument("--after", type=int, help="tokens before stall_after/cut/drop/malformed")
+    parser.add_argument("--tokens-file", help="a JSON list of token strings to stream")
+    args = parser.parse_args(argv)
+    options: dict[str, Any] = {}
+    for key in ("rate", "count", "after"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.tokens_file:
+        with open(args.tokens_file, encoding="utf-8") as fh:
+            options["tokens"] = json.load(fh)
+    server = FakeOpenAI(args.mode, host=args.host, port=args.port, **options).start()
+    print(f"fake-openai listening on {server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

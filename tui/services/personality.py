@@ -1,0 +1,150 @@
+"""The creator-voice block appended to the system prompt, in five tiers by weight.
+
+Same tiers and wording as the original service:
+
+| weight      | tier         | adds |
+| ----------- | ------------ | ---- |
+| < 0.2       | off          | nothing (empty block) |
+| 0.2 – 0.39  | subtle       | "subtly reference", teaching style, formality + energy |
+| 0.4 – 0.59  | adopt        | + descriptors (≤ 5), explanation approach, analogies, audience engagement |
+| 0.6 – 0.79  | respond as   | + signature phrases: max(2, round(w · len)) of them |
+| 0.8 – 0.89  | embody       | + distinctive terms, sound descriptions, sound words, self references, pacing |
+| ≥ 0.9       | full         | + the profile's summary paragraph |
+
+A profile is data from a file: any field of the wrong type (a string where a
+list belongs, null, a number) is skipped, never raised on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+TIERS: tuple[tuple[float, str], ...] = (
+    (0.9, "full"),
+    (0.8, "embody"),
+    (0.6, "respond as"),
+    (0.4, "adopt"),
+    (0.2, "subtle"),
+)
+
+
+def validate_weight(weight: Any) -> float:
+    """The weight as a float in [0, 1]; ValueError with a clear message otherwise."""
+    if isinstance(weight, bool):
+        raise ValueError(f"personality weight must be a number from 0 to 1, got {weight!r}")
+    try:
+        value = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"personality weight must be a number from 0 to 1, got {weight!r}"
+        ) from None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"personality weight must be a number from 0 to 1, got {weight!r}")
+    return value
+
+
+def tier_name(weight: float) -> str:
+    """"off", "subtle", "adopt", "respond as", "embody" or "full" (what the TUI shows)."""
+    w = validate_weight(weight)
+    for threshold, name in TIERS:
+        if w >= threshold:
+            return name
+    return "off"
+
+
+def temperature_for(weight: float) -> float:
+    """0.3 (encyclopedic) rising to 0.5 (full personality)."""
+    return 0.3 + 0.2 * validate_weight(weight)
+
+
+# -- type-safe field access: a wrong type means "absent" --------------------
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(mapping: dict[str, Any], key: str, default: str = "") -> str:
+    value = mapping.get(key)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return default
+
+
+def _strings(mapping: dict[str, Any], key: str) -> list[str]:
+    value = mapping.get(key)
+    if not isinstance(value, list):
+        return []
+    return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+
+
+def build_personality_block(creator_name: str, profile: Any, weight: float) -> str:
+    """The voice instructions for `creator_name` at `weight`; "" below 0.2 or without a profile."""
+    w = validate_weight(weight)
+    if w < 0.2 or not isinstance(profile, dict):
+        return ""
+    vocab = _dict(profile.get("vocabulary"))
+    tone = _dict(profile.get("tone"))
+    style = _dict(profile.get("style_markers"))
+
+    teaching_style = _text(tone, "teaching_style")
+    energy = _text(tone, "energy", "moderate")
+    formality = _text(tone, "formality", "conversational")
+
+    parts: list[str] = []
+    if w < 0.4:
+        parts.append(f"When relevant, subtly reference {creator_name}'s communication style.")
+    elif w < 0.6:
+        parts.append(f"Adopt {creator_name}'s tone and communication style.")
+    elif w < 0.8:
+        parts.append(f"Respond as {creator_name} would, using their voice and manner.")
+    else:
+        parts.append(
+            f"Fully embody {creator_name} — use their exact phrases, energy, and teaching approach."
+        )
+    if teaching_style:
+        parts.append(f"Teaching style: {teaching_style}.")
+    parts.append(f"Match their {formality} {energy} tone.")
+
+    if w >= 0.4:
+        descriptors = _strings(tone, "descriptors")
+        if descriptors:
+            parts.append(f"Tone: {', '.join(descriptors[:5])}.")
+        explanation = _text(style, "explanation_approach")
+        if explanation:
+            parts.append(f"Explanation approach: {explanation}.")
+        if style.get("uses_analogies") is True:
+            parts.append("Use analogies when helpful.")
+        engagement = _text(style, "audience_engagement")
+        if engagement:
+            parts.append(f"Audience engagement: {engagement}.")
+
+    if w >= 0.6:
+        phrases = _strings(vocab, "signature_phrases")
+        if phrases:
+            count = max(2, round(w * len(phrases)))
+            parts.append(f"Use their signature phrases: {', '.join(phrases[:count])}.")
+
+    if w >= 0.8:
+        for label, mapping, key in (
+            ("Distinctive terms", vocab, "distinctive_terms"),
+            ("Sound descriptions", vocab, "sound_descriptions"),
+            ("Sound words", style, "sound_words"),
+        ):
+            values = _strings(mapping, key)
+            if values:
+                parts.append(f"{label}: {', '.join(values)}.")
+        self_refs = _text(style, "self_references")
+        if self_refs:
+            parts.append(f"Self-references: {self_refs}.")
+        pacing = _text(style, "pacing")
+        if pacing:
+            parts.append(f"Pacing: {pacing}.")
+
+    if w >= 0.9:
+        summary = _text(profile, "summary")
+        if summary:
+            parts.append(summary)
+
+    return " ".join(parts)
