@@ -1,0 +1,58 @@
+"""`chrysopedia usage [--json] [--days N]`: tokens, requests, latency, fallback rate and tiers."""
+
+from __future__ import annotations
+
+from tui.commands._common import print_json, run_with_db
+
+
+def register(sub) -> None:
+    p = sub.add_parser("usage", help="token usage, latency and fallback rate of recent requests")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--days", type=int, default=30, metavar="N",
+                   help="the last N days, today included (default 30)")
+    p.set_defaults(handler=cmd_usage)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def format_report(report: dict) -> list[str]:
+    t = report["totals"]
+    lines = [
+        f"usage, last {report['days']} day{'s' if report['days'] != 1 else ''} "
+        f"(since {report['since'][:10]}, UTC)",
+        f"  requests   {t['requests']:>10,}   answered {t['answered']:,} · failed {t['failed']:,}"
+        f" · cancelled {t['cancelled']:,}",
+        f"  tokens     {t['total_tokens']:>10,}   prompt {t['prompt_tokens']:,} · completion "
+        f"{t['completion_tokens']:,}" + (f" · {t['estimated']:,} requests estimated (chars/4)"
+                                         if t["estimated"] else ""),
+    ]
+    lat = report["latency_ms"]
+    lines.append(f"  latency    mean {_ms(lat['mean'])} · p50 {_ms(lat['p50'])} · p95 {_ms(lat['p95'])}"
+                 " (answered)")
+    rate = report["fallback_rate"]
+    lines.append(f"  fallback   {'-' if rate is None else f'{rate:.1%}'}")
+    if report["tiers"]:
+        lines.append("  tiers      " + " · ".join(f"{k} {v:,}" for k, v in report["tiers"].items()))
+    if report["models"]:
+        lines.append("  models     " + " · ".join(f"{k} {v:,}" for k, v in report["models"].items()))
+    lines.append("")
+    lines.append(f"  {'date':<10}  {'requests':>8}  {'tokens':>10}")
+    for day in report["per_day"]:
+        lines.append(f"  {day['date']:<10}  {day['requests']:>8,}  {day['total_tokens']:>10,}")
+    return lines
+
+
+def cmd_usage(args, settings) -> int:
+    from tui.cli import UsageError
+    from tui.services.usage import usage_report
+
+    if args.days < 1 or args.days > 3650:
+        raise UsageError(f"--days must be between 1 and 3650, got {args.days}")
+    report = run_with_db(settings, lambda db: usage_report(db, args.days), load_bundled=False)
+    if args.json:
+        print_json(report)
+    else:
+        print("\n".join(format_report(report)))
+    return 0

@@ -1,0 +1,225 @@
+"""The usage log: one `chat_usage_log` row per request that reached a model, and reports on it.
+
+A row is written for answered, failed and cancelled requests (the original
+service lost cancelled ones), with the tokens the server reported or, when it
+sent none, chars/4 estimates (`usage_estimated`), and the model that actually
+served (the fallback's when it answered). Writing never raises: an error is
+logged and the answer goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from tui.db.models import ChatUsageLog
+
+logger = logging.getLogger("chrysopedia.usage")
+
+QUERY_CHARS = 2000
+STATUSES = ("answered", "failed", "cancelled")
+
+# Things that look like secrets: OpenAI-style keys, bearer tokens, URL passwords.
+_SECRET = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{12,})")
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with API keys and URL passwords replaced by `***`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    text = _SECRET.sub("***", text)
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def estimate_tokens(chars: int) -> int:
+    return max(0, int(chars)) // 4
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def normalise_usage(
+    usage: dict[str, Any] | None, prompt_chars: int = 0, completion_chars: int = 0
+) -> tuple[dict[str, int], bool]:
+    """(prompt/completion/total tokens, estimated?) from what the server sent, or chars/4."""
+    if usage:
+        prompt = _int(usage.get("prompt_tokens"))
+        completion = _int(usage.get("completion_tokens"))
+        total = _int(usage.get("total_tokens")) or prompt + completion
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}, False
+    prompt = estimate_tokens(prompt_chars)
+    completion = estimate_tokens(completion_chars)
+    return (
+        {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        True,
+    )
+
+
+async def log_usage(
+    db,
+    *,
+    query: str,
+    creator_slug: str | None = None,
+    conversation_id: str | None = None,
+    usage: dict[str, Any] | None = None,
+    prompt_chars: int = 0,
+    completion_chars: int = 0,
+    cascade_tier: str = "",
+    model: str = "",
+    fallback_used: bool = False,
+    latency_ms: float = 0.0,
+    status: str = "answered",
+    user_id: str | None = None,
+    client_ip: str | None = None,
+    secrets: tuple[str | None, ...] = (),
+) -> bool:
+    """Write one usage row; True if written. Never raises (errors are logged).
+
+    `usage`: the server's {prompt_tokens, completion_tokens, total_tokens}, or
+    None -> chars/4 estimates from `prompt_chars` (everything sent: system
+    prompt, history, question) and `completion_chars` (the text received),
+    flagged `usage_estimated`. `model`: the one that actually served.
+    `status`: "answered" | "failed" | "cancelled". `secrets`: strings (e.g.
+    the API key) that must never be stored; key-like text is scrubbed anyway.
+    """
+    try:
+        if status not in STATUSES:
+            logger.warning("usage status %r is not one of %s; stored as given", status, STATUSES)
+        tokens, estimated = normalise_usage(usage, prompt_chars, completion_chars)
+        row = ChatUsageLog(
+            user_id=None if user_id is None else str(user_id)[:200],
+            client_ip=None if client_ip is None else str(client_ip)[:64],
+            creator_slug=(creator_slug or None) and creator_slug[:64],
+            conversation_id=(conversation_id or None) and str(conversation_id)[:36],
+            query=scrub(query or "", *secrets)[:QUERY_CHARS],
+            prompt_tokens=tokens["prompt_tokens"],
+            completion_tokens=tokens["completion_tokens"],
+            total_tokens=tokens["total_tokens"],
+            usage_estimated=estimated,
+            cascade_tier=(cascade_tier or "")[:32],
+            model=scrub(model or "", *secrets)[:200],
+            fallback_used=bool(fallback_used),
+            latency_ms=float(latency_ms or 0.0),
+            status=(status or "answered")[:16],
+        )
+        async with db.session() as session, session.begin():
+            session.add(row)
+        return True
+    except Exception:  # noqa: BLE001 - the usage log must never break an answer
+        logger.error(
+            "chat_usage_log_insert_error cid=%s status=%s", conversation_id, status, exc_info=True
+        )
+        return False
+
+
+# ── reports ───────────────────────────────────────────────────────────────
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100) of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> dict[str, Any]:
+    """Usage over the last `days` UTC calendar days (today included).
+
+    {"days", "since", "until",
+     "totals": {requests, answered, failed, cancelled, prompt_tokens,
+                completion_tokens, total_tokens, estimated},
+     "per_day": [{date, requests, prompt_tokens, completion_tokens, total_tokens}] (every day,
+                 zeros included, oldest first),
+     "latency_ms": {mean, p50, p95, max} over answered requests (None when none),
+     "fallback_rate": share of requests served by the fallback (None when no requests),
+     "tiers": {cascade_tier: requests}, "models": {model: requests}}
+    Percentiles are nearest-rank, computed in Python (portable across backends).
+    """
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    now = _aware(now or datetime.now(UTC))
+    first_day = now.date() - timedelta(days=days - 1)
+    since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    query = select(
+        ChatUsageLog.created_at,
+        ChatUsageLog.status,
+        ChatUsageLog.prompt_tokens,
+        ChatUsageLog.completion_tokens,
+        ChatUsageLog.total_tokens,
+        ChatUsageLog.usage_estimated,
+        ChatUsageLog.cascade_tier,
+        ChatUsageLog.model,
+        ChatUsageLog.fallback_used,
+        ChatUsageLog.latency_ms,
+    ).where(ChatUsageLog.created_at >= since, ChatUsageLog.created_at <= now)
+    async with db.session() as session:
+        rows = (await session.execute(query)).all()
+
+    per_day: dict[date, dict[str, Any]] = {}
+    for i in range(days):
+        d = first_day + timedelta(days=i)
+        per_day[d] = {"date": d.isoformat(), "requests": 0, "prompt_tokens": 0,
+                      "completion_tokens": 0, "total_tokens": 0}
+    totals = {"requests": 0, "answered": 0, "failed": 0, "cancelled": 0, "prompt_tokens": 0,
+              "completion_tokens": 0, "total_tokens": 0, "estimated": 0}
+    tiers: dict[str, int] = {}
+    models: dict[str, int] = {}
+    latencies: list[float] = []
+    fallbacks = 0
+    for r in rows:
+        day = per_day.get(_aware(r.created_at).date())
+        prompt, completion, total = _int(r.prompt_tokens), _int(r.completion_tokens), _int(r.total_tokens)
+        totals["requests"] += 1
+        if r.status in STATUSES:
+            totals[r.status] += 1
+        totals["prompt_tokens"] += prompt
+        totals["completion_tokens"] += completion
+        totals["total_tokens"] += total
+        totals["estimated"] += bool(r.usage_estimated)
+        if day is not None:
+            day["requests"] += 1
+            day["prompt_tokens"] += prompt
+            day["completion_tokens"] += completion
+            day["total_tokens"] += total
+        tier = r.cascade_tier or "(none)"
+        tiers[tier] = tiers.get(tier, 0) + 1
+        model = r.model or "(none)"
+        models[model] = models.get(model, 0) + 1
+        fallbacks += bool(r.fallback_used)
+        if r.status == "answered" and r.latency_ms is not None:
+            latencies.append(float(r.latency_ms))
+
+    n = totals["requests"]
+    return {
+        "days": days,
+        "since": since.isoformat(),
+        "until": now.isoformat(),
+        "totals": totals,
+        "per_day": list(per_day.values()),
+        "latency_ms": {
+            "mean": (sum(latencies) / len(latencies)) if latencies else None,
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+            "max": max(latencies) if latencies else None,
+        },
+        "fallback_rate": (fallbacks / n) if n else None,
+        "tiers": dict(sorted(tiers.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "models": dict(sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
