@@ -1,17 +1,254 @@
 """The full-text search index over sections (owned by the search service).
 
-`ensure_index(conn)` creates whatever the backend needs (idempotent);
-`rebuild_index(conn)` refreshes it after an import changed the knowledge base.
+`ensure_index(conn)` creates whatever the backend needs (idempotent, inside the
+schema transaction); `rebuild_index(conn)` refreshes it after an import changed
+the knowledge base (inside the import's transaction).
+
+One indexed document per section, with five fields in falling weight: page
+title, section heading, page tags, page summary, section body.
+
+- SQLite: `search_fts`, a contentless FTS5 table (`porter unicode61`), rowid =
+  section id; ranked with `bm25()` and the weights in `SQLITE_BM25_WEIGHTS`.
+- PostgreSQL: `search_docs`, one `tsvector` per section built with `setweight`
+  (title and heading A, tags B, summary C, body D) under a GIN index; ranked by
+  `ts_rank_cd` weighted by each term's IDF (the search service does that).
+
+Both backends also keep the vocabulary for the fuzzy tier: `search_vocab`
+(every word of the indexed text, folded to lower-case ASCII where possible,
+with its section frequency) and `search_trigrams` (word trigrams, for finding
+spelling neighbours). On PostgreSQL, when `pg_trgm` is installed or can be
+installed, `search_vocab.term` also gets a trigram GIN index and the search
+service uses `similarity()`; the trigram table is the fallback everywhere.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+# title, heading, tags, summary, body
+SQLITE_BM25_WEIGHTS = (10.0, 8.0, 5.0, 2.0, 1.0)
+# ts_rank_cd weights are given as {D, C, B, A}: body, summary, tags, title+heading.
+PG_RANK_WEIGHTS = "{0.1, 0.25, 0.5, 1.0}"
+PG_TS_CONFIG = "english"
+
+# Bump when the index's shape or contents change: `ensure_index` then rebuilds it.
+INDEX_VERSION = "1"
+META_INDEX_VERSION = "search_index_version"
+META_DOC_COUNT = "search_doc_count"
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def fold(word: str) -> str:
+    """Lower-case, diacritics removed (as FTS5 unicode61 does)."""
+    word = word.lower()
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def words(text_: str) -> list[str]:
+    """The words of a text as the search layer sees them (folded, split on non-letters)."""
+    return [fold(w) for w in _WORD.findall(text_)]
+
+
+def trigrams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+# ---------------------------------------------------------------------- DDL
+
+_SQLITE_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5("
+    "title, heading, tags, summary, body, content='', "
+    "tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TABLE IF NOT EXISTS search_vocab (term TEXT PRIMARY KEY, df INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS search_trigrams ("
+    "tri TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (tri, term)) WITHOUT ROWID",
+)
+
+_PG_DDL = (
+    "CREATE TABLE IF NOT EXISTS search_docs ("
+    "section_id INTEGER PRIMARY KEY REFERENCES sections(id) ON DELETE CASCADE, "
+    "page_id INTEGER NOT NULL, creator_id INTEGER NOT NULL, tsv tsvector NOT NULL, "
+    "head tsvector NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_search_docs_tsv ON search_docs USING GIN (tsv)",
+    "CREATE INDEX IF NOT EXISTS ix_search_docs_head ON search_docs USING GIN (head)",
+    "CREATE INDEX IF NOT EXISTS ix_search_docs_creator ON search_docs (creator_id)",
+    "CREATE TABLE IF NOT EXISTS search_vocab (term TEXT PRIMARY KEY, df INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS search_trigrams ("
+    "tri TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (tri, term))",
+)
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def pg_trgm_schema(conn: AsyncConnection) -> str | None:
+    """The schema pg_trgm is installed in, or None."""
+    row = await conn.execute(
+        text(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'pg_trgm'"
+        )
+    )
+    return row.scalar_one_or_none()
+
+
+async def _ensure_pg_trgm(conn: AsyncConnection) -> str | None:
+    """Install pg_trgm (in `public`, so per-test schemas do not own it) when allowed."""
+    schema = await pg_trgm_schema(conn)
+    if schema is not None:
+        return schema
+    try:
+        async with conn.begin_nested():
+            await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public"))
+    except (DBAPIError, ProgrammingError):
+        pass  # not available or not allowed: the trigram table serves
+    return await pg_trgm_schema(conn)
 
 
 async def ensure_index(conn: AsyncConnection) -> None:
-    return None
+    if conn.dialect.name == "sqlite":
+        for ddl in _SQLITE_DDL:
+            await conn.execute(text(ddl))
+        await _rebuild_if_stale(conn)
+        return
+    for ddl in _PG_DDL:
+        await conn.execute(text(ddl))
+    schema = await _ensure_pg_trgm(conn)
+    if schema is not None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    text(
+                        "CREATE INDEX IF NOT EXISTS ix_search_vocab_trgm ON search_vocab "
+                        f"USING GIN (term {_quote_ident(schema)}.gin_trgm_ops)"
+                    )
+                )
+        except (DBAPIError, ProgrammingError):
+            pass
+    await _rebuild_if_stale(conn)
+
+
+async def _get_meta(conn: AsyncConnection, key: str) -> str | None:
+    row = await conn.execute(text("SELECT value FROM chrysopedia_meta WHERE key = :k"), {"k": key})
+    return row.scalar_one_or_none()
+
+
+async def _set_meta(conn: AsyncConnection, key: str, value: str) -> None:
+    await conn.execute(text("DELETE FROM chrysopedia_meta WHERE key = :k"), {"k": key})
+    await conn.execute(
+        text("INSERT INTO chrysopedia_meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value}
+    )
+
+
+async def _rebuild_if_stale(conn: AsyncConnection) -> None:
+    """A database indexed by an older version (or never) is re-indexed once."""
+    if await _get_meta(conn, META_INDEX_VERSION) != INDEX_VERSION:
+        await rebuild_index(conn)
+
+
+# ------------------------------------------------------------------ rebuild
+
+_SQLITE_FILL = """
+INSERT INTO search_fts(rowid, title, heading, tags, summary, body)
+SELECT s.id, p.title, s.heading,
+       coalesce((SELECT group_concat(j.value, ' ') FROM json_each(p.tags) j
+                 WHERE json_type(p.tags) = 'array'), ''),
+       p.summary, s.body
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
+_PG_TAGS = (
+    "coalesce((SELECT string_agg(t, ' ') FROM json_array_elements_text("
+    "CASE WHEN json_typeof(p.tags) = 'array' THEN p.tags ELSE '[]'::json END) AS t), '')"
+)
+
+_PG_FILL = f"""
+INSERT INTO search_docs (section_id, page_id, creator_id, tsv, head)
+SELECT id, page_id, creator_id, head || setweight(to_tsvector('{PG_TS_CONFIG}', summary), 'C')
+       || setweight(to_tsvector('{PG_TS_CONFIG}', body), 'D'), head
+FROM (
+  SELECT s.id, p.id AS page_id, p.creator_id, coalesce(p.summary, '') AS summary,
+         coalesce(s.body, '') AS body,
+         setweight(to_tsvector('{PG_TS_CONFIG}', coalesce(p.title, '')), 'A')
+      || setweight(to_tsvector('{PG_TS_CONFIG}', coalesce(s.heading, '')), 'A')
+      || setweight(to_tsvector('{PG_TS_CONFIG}', {_PG_TAGS}), 'B') AS head
+  FROM sections s JOIN technique_pages p ON p.id = s.page_id
+) x
+"""
+
+_TEXT_ROWS = """
+SELECT s.page_id, p.title, p.tags, p.summary, s.heading, s.body
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
+
+def _tag_text(tags) -> str:
+    if isinstance(tags, str):  # JSON not decoded by a text() query
+        import json
+
+        try:
+            tags = json.loads(tags)
+        except ValueError:
+            return ""
+    if isinstance(tags, list):
+        return " ".join(t for t in tags if isinstance(t, str))
+    return ""
+
+
+def vocabulary(rows: Iterable[tuple]) -> Counter[str]:
+    """Section frequency of every vocabulary word (≥ 3 characters, not only digits)."""
+    df: Counter[str] = Counter()
+    page_words: dict[int, set[str]] = {}
+    for page_id, title, tags, summary, heading, body in rows:
+        pw = page_words.get(page_id)
+        if pw is None:
+            pw = set(words(f"{title or ''} {_tag_text(tags)} {summary or ''}"))
+            page_words[page_id] = pw
+        section = pw | set(words(f"{heading or ''} {body or ''}"))
+        df.update(w for w in section if len(w) >= 3 and not w.isdigit())
+    return df
 
 
 async def rebuild_index(conn: AsyncConnection) -> None:
-    return None
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        await conn.execute(text("INSERT INTO search_fts(search_fts) VALUES('delete-all')"))
+        await conn.execute(text(_SQLITE_FILL))
+    else:
+        await conn.execute(text("DELETE FROM search_docs"))
+        await conn.execute(text(_PG_FILL))
+
+    result = await conn.execute(text(_TEXT_ROWS))
+    df = vocabulary(result.all())
+    await conn.execute(text("DELETE FROM search_trigrams"))
+    await conn.execute(text("DELETE FROM search_vocab"))
+    if df:
+        terms = sorted(df)
+        await conn.execute(
+            text("INSERT INTO search_vocab (term, df) VALUES (:term, :df)"),
+            [{"term": t, "df": df[t]} for t in terms],
+        )
+        await conn.execute(
+            text("INSERT INTO search_trigrams (tri, term) VALUES (:tri, :term)"),
+            [{"tri": tri, "term": t} for t in terms for tri in sorted(trigrams(t))],
+        )
+    count = (await conn.execute(text("SELECT count(*) FROM sections"))).scalar_one()
+    await _set_meta(conn, META_DOC_COUNT, str(count))
+    await _set_meta(conn, META_INDEX_VERSION, INDEX_VERSION)
+    if not sqlite:
+        await conn.execute(text("ANALYZE search_docs"))
+        await conn.execute(text("ANALYZE search_vocab"))
+        await conn.execute(text("ANALYZE search_trigrams"))
