@@ -1,0 +1,83 @@
+"""The prompt: a TextArea where Enter sends and Ctrl+J (or Shift+Enter) adds a line.
+
+Up on the first line and Down on the last recall earlier questions. Empty
+input sends nothing. Posts `PromptInput.Submitted(text)`; whether a question
+may be sent now is the app's decision.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import TextArea
+
+
+class PromptInput(TextArea):
+    BINDINGS = [
+        # Priority: TextArea would otherwise insert a newline for Enter.
+        Binding("enter", "submit", "Send", priority=True, id="prompt.send"),
+        Binding("ctrl+j,shift+enter", "newline", "New line", id="prompt.newline"),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, prompt: PromptInput, text: str) -> None:
+            super().__init__()
+            self.prompt = prompt
+            self.text = text
+
+        @property
+        def control(self) -> PromptInput:
+            return self.prompt
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("soft_wrap", True)
+        kwargs.setdefault("show_line_numbers", False)
+        kwargs.setdefault("tab_behavior", "focus")
+        super().__init__(**kwargs)
+        self.recall: list[str] = []
+        self._recall_index: int | None = None  # None: editing a new question
+        self._draft = ""
+
+    def action_submit(self) -> None:
+        text = self.text.strip()
+        if not text:
+            return
+        self.post_message(self.Submitted(self, text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def remember(self, text: str) -> None:
+        """Add a sent question to the recall list and clear the input."""
+        if not self.recall or self.recall[-1] != text:
+            self.recall.append(text)
+        self._recall_index = None
+        self._draft = ""
+        self.clear()
+
+    def _show(self, text: str) -> None:
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+
+    def action_cursor_up(self, select: bool = False) -> None:
+        if select or self.cursor_location[0] > 0 or not self.recall:
+            return super().action_cursor_up(select)
+        if self._recall_index is None:
+            self._draft = self.text
+            self._recall_index = len(self.recall) - 1
+        elif self._recall_index > 0:
+            self._recall_index -= 1
+        else:
+            return
+        self._show(self.recall[self._recall_index])
+
+    def action_cursor_down(self, select: bool = False) -> None:
+        last_row = self.document.line_count - 1
+        if select or self.cursor_location[0] < last_row or self._recall_index is None:
+            return super().action_cursor_down(select)
+        if self._recall_index < len(self.recall) - 1:
+            self._recall_index += 1
+            self._show(self.recall[self._recall_index])
+        else:
+            self._recall_index = None
+            self._show(self._draft)
