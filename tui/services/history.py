@@ -122,8 +122,10 @@ def _short(exc: BaseException) -> str:
 
 # KEYS[1] the conversation key; ARGV[1] JSON array to append; ARGV[2] cap;
 # ARGV[3] TTL seconds; ARGV[4] JSON array to start from when the key is
-# missing ("" for none). Returns {corrupt (0|1), the stored JSON}.
-_APPEND_LUA = """
+# missing ("" for none); ARGV[5] "1" to take ARGV[1] as (user, assistant) pairs
+# and skip any pair the stored history already holds (a copy-back after a
+# timed-out append that did land). Returns {corrupt (0|1), the stored JSON}.
+_APPEND_LUA = r"""
 local function valid(h)
   if type(h) ~= 'table' then return false end
   local n = 0
@@ -148,7 +150,21 @@ elseif ARGV[4] ~= '' then
   hist = cjson.decode(ARGV[4])
 end
 local new = cjson.decode(ARGV[1])
-for i = 1, #new do hist[#hist + 1] = new[i] end
+if ARGV[5] == '1' then
+  local seen = {}
+  for i = 1, #hist - 1 do
+    seen[hist[i].role .. '\0' .. hist[i].content .. '\0' .. hist[i + 1].role .. '\0' .. hist[i + 1].content] = true
+  end
+  for i = 1, #new - 1, 2 do
+    local k = new[i].role .. '\0' .. new[i].content .. '\0' .. new[i + 1].role .. '\0' .. new[i + 1].content
+    if not seen[k] then
+      hist[#hist + 1] = new[i]
+      hist[#hist + 1] = new[i + 1]
+    end
+  end
+else
+  for i = 1, #new do hist[#hist + 1] = new[i] end
+end
 local cap = tonumber(ARGV[2])
 local out = {}
 for i = math.max(1, #hist - cap + 1), #hist do
@@ -230,12 +246,19 @@ class RedisHistory:
         return parse_history(raw, where=f"redis {key}")
 
     async def append(
-        self, cid: str, messages: Sequence[dict[str, str]], *, if_missing: Messages | None = None
+        self,
+        cid: str,
+        messages: Sequence[dict[str, str]],
+        *,
+        if_missing: Messages | None = None,
+        dedupe: bool = False,
     ) -> Messages:
         """Append atomically, trim to the cap, refresh the TTL; returns the stored history.
 
-        `if_missing`: the history to start from when the key does not exist
-        (used when copying back turns written locally while Redis was away).
+        `if_missing`: the history to start from when the key does not exist.
+        `dedupe`: `messages` are (user, assistant) pairs; skip any pair the
+        stored history already holds. Both serve the copy-back of turns written locally while Redis
+        was away (a timed-out append may have landed after all).
         """
         key = self.key(cid)
         args = [
@@ -243,6 +266,7 @@ class RedisHistory:
             self.max_messages,
             self.ttl,
             json.dumps(if_missing, ensure_ascii=False) if if_missing else "",
+            "1" if dedupe else "0",
         ]
         corrupt, encoded = await self._run(self._append_script(keys=[key], args=args))
         if int(corrupt):
@@ -533,7 +557,9 @@ class HistoryStore:
             full = await self.local.load(cid)
             if full:
                 cut = max(0, len(full) - len(pending))
-                stored = await self.redis.append(cid, pending, if_missing=full[:cut])
+                stored = await self.redis.append(
+                    cid, pending, if_missing=full[:cut], dedupe=True
+                )
                 self._remember(cid, stored)
                 copied += len(pending)
             # else: the local copy expired (over an hour away): nothing left to copy.
