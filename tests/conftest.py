@@ -106,3 +106,7 @@ def settings(tmp_path) -> Settings:
 @pytest.fixture
 def mini_kb_path() -> Path:
     return DATA / "mini_kb.json"
+
+
+# The fake OpenAI-compatible model server: fake_llm, fake_llm_fallback, refused_url, llm_settings.
+from fixtures_llm import fake_llm, fake_llm_fallback, llm_settings, refused_url  # noqa: E402,F401
