@@ -1,0 +1,148 @@
+"""The creator-voice block: five tiers at every boundary, weights refused, bad profiles skipped."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tui.services.personality import (
+    build_personality_block,
+    temperature_for,
+    tier_name,
+    validate_weight,
+)
+
+PROFILE = {
+    "summary": "Ada talks in short, exact sentences.",
+    "tone": {
+        "teaching_style": "step by step",
+        "energy": "low",
+        "formality": "formal",
+        "descriptors": ["precise", "dry", "calm", "exact", "patient", "sixth", "seventh"],
+    },
+    "vocabulary": {
+        "signature_phrases": ["measure twice", "trust the meter", "less is more", "check mono",
+                              "gain first"],
+        "distinctive_terms": ["headroom"],
+        "sound_descriptions": ["glassy"],
+    },
+    "style_markers": {
+        "explanation_approach": "numbers first",
+        "uses_analogies": True,
+        "audience_engagement": "rhetorical questions",
+        "sound_words": ["thwack"],
+        "self_references": "rarely",
+        "pacing": "slow",
+    },
+}
+
+SUBTLE = "When relevant, subtly reference Ada's communication style."
+ADOPT = "Adopt Ada's tone and communication style."
+RESPOND = "Respond as Ada would, using their voice and manner."
+EMBODY = "Fully embody Ada — use their exact phrases, energy, and teaching approach."
+TONE = "Teaching style: step by step. Match their formal low tone."
+TIER2 = ("Tone: precise, dry, calm, exact, patient. Explanation approach: numbers first. "
+         "Use analogies when helpful. Audience engagement: rhetorical questions.")
+TIER4 = ("Distinctive terms: headroom. Sound descriptions: glassy. Sound words: thwack. "
+         "Self-references: rarely. Pacing: slow.")
+SUMMARY = "Ada talks in short, exact sentences."
+
+
+def phrases(n: int) -> str:
+    return "Use their signature phrases: " + ", ".join(
+        PROFILE["vocabulary"]["signature_phrases"][:n]) + "."
+
+
+EXPECTED = {
+    0.0: ("off", ""),
+    0.19: ("off", ""),
+    0.2: ("subtle", f"{SUBTLE} {TONE}"),
+    0.39: ("subtle", f"{SUBTLE} {TONE}"),
+    0.4: ("adopt", f"{ADOPT} {TONE} {TIER2}"),
+    0.59: ("adopt", f"{ADOPT} {TONE} {TIER2}"),
+    # max(2, round(w * 5)): 0.6 -> 3, 0.79 -> 4, 0.8 -> 4, 0.89 -> 4, 0.9 -> 4 (round half even), 1.0 -> 5
+    0.6: ("respond as", f"{RESPOND} {TONE} {TIER2} {phrases(3)}"),
+    0.79: ("respond as", f"{RESPOND} {TONE} {TIER2} {phrases(4)}"),
+    0.8: ("embody", f"{EMBODY} {TONE} {TIER2} {phrases(4)} {TIER4}"),
+    0.89: ("embody", f"{EMBODY} {TONE} {TIER2} {phrases(4)} {TIER4}"),
+    0.9: ("full", f"{EMBODY} {TONE} {TIER2} {phrases(4)} {TIER4} {SUMMARY}"),
+    1.0: ("full", f"{EMBODY} {TONE} {TIER2} {phrases(5)} {TIER4} {SUMMARY}"),
+}
+
+
+@pytest.mark.parametrize("weight", sorted(EXPECTED))
+def test_tier_boundaries(weight):
+    tier, block = EXPECTED[weight]
+    assert tier_name(weight) == tier
+    assert build_personality_block("Ada", PROFILE, weight) == block
+
+
+@pytest.mark.parametrize("weight", sorted(EXPECTED))
+def test_temperature_scales_with_weight(weight):
+    assert temperature_for(weight) == pytest.approx(0.3 + 0.2 * weight)
+
+
+def test_signature_phrase_count_has_a_floor_of_two():
+    profile = {"vocabulary": {"signature_phrases": ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]}}
+    block = build_personality_block("X", profile, 0.6)
+    assert "Use their signature phrases: a, b, c, d, e, f." in block  # round(0.6*10) = 6
+    small = {"vocabulary": {"signature_phrases": ["a", "b", "c"]}}
+    assert "Use their signature phrases: a, b." in build_personality_block("X", small, 0.6)  # max(2, 2)
+
+
+def test_defaults_when_tone_is_missing():
+    assert build_personality_block("X", {}, 0.3) == (
+        "When relevant, subtly reference X's communication style. Match their conversational moderate tone."
+    )
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, math.nan, math.inf, -math.inf, "high", None, True, [0.5]])
+def test_bad_weights_are_refused_with_a_clear_message(bad):
+    with pytest.raises(ValueError, match="personality weight must be a number from 0 to 1"):
+        validate_weight(bad)
+    with pytest.raises(ValueError):
+        build_personality_block("Ada", PROFILE, bad)
+    with pytest.raises(ValueError):
+        tier_name(bad)
+
+
+def test_numeric_strings_and_ints_are_accepted():
+    assert validate_weight("0.5") == 0.5
+    assert validate_weight(1) == 1.0
+
+
+WRONG_TYPES = [
+    None,
+    "a string",
+    42,
+    [],
+    {"tone": "loud", "vocabulary": None, "style_markers": 7, "summary": ["not", "text"]},
+    {"tone": {"teaching_style": 5, "energy": None, "formality": ["x"], "descriptors": "precise"},
+     "vocabulary": {"signature_phrases": "measure twice", "distinctive_terms": 3,
+                    "sound_descriptions": {"a": 1}},
+     "style_markers": {"explanation_approach": [], "uses_analogies": "yes",
+                       "audience_engagement": 1, "sound_words": "thwack",
+                       "self_references": None, "pacing": 2.5},
+     "summary": 17},
+    {"vocabulary": {"signature_phrases": ["ok", None, 3, {"x": 1}, "fine"]},
+     "tone": {"descriptors": [None, "dry", 5]}},
+]
+
+
+@pytest.mark.parametrize("profile", WRONG_TYPES)
+@pytest.mark.parametrize("weight", [0.2, 0.5, 0.7, 0.85, 1.0])
+def test_wrong_types_never_raise(profile, weight):
+    block = build_personality_block("Ada", profile, weight)
+    assert isinstance(block, str)
+    for junk in ("None", "measure twice", "thwack", "17", "2.5", "yes"):
+        assert junk not in block
+
+
+def test_wrong_typed_fields_are_skipped_and_good_ones_kept():
+    block = build_personality_block("Ada", WRONG_TYPES[-1], 1.0)
+    assert "Use their signature phrases: ok, fine." in block
+    assert "Tone: dry." in block
+    profile = WRONG_TYPES[-2]
+    block = build_personality_block("Ada", profile, 1.0)
+    assert block == f"{EMBODY} Match their conversational moderate tone."
