@@ -50,7 +50,8 @@ def cmd_search(args, settings) -> int:
     if not items:
         print(f"no sections found (tier: {result['cascade_tier']})")
         return 0
-    print(f"{len(items)} sections (tier: {result['cascade_tier']})")
+    noun = "section" if len(items) == 1 else "sections"
+    print(f"{len(items)} {noun} (tier: {result['cascade_tier']})")
     for n, item in enumerate(items, start=1):
         span = f"{clock(item['start_time'])}–{clock(item['end_time'])}"
         print(

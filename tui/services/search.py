@@ -9,12 +9,13 @@ is left, at most MAX_TERMS of them). Only those words reach the database, each
 one quoted (FTS5) or passed as its own bind parameter (PostgreSQL), so no user
 text is ever SQL or full-text syntax.
 
-The cascade stops at the first tier with at least ENOUGH_HITS sections (or
-`limit`, if smaller); when no tier has that many, the first tier with any hit
-wins, and `none` means nothing matched:
+The cascade stops at the first tier with at least ENOUGH_HITS (3) sections
+(or `limit`, if smaller; the creator tier: any section); when no tier has that
+many, the first tier with any hit wins, and `none` means nothing matched:
 
 - `creator`: only the chosen creator's sections (slug or name) that contain at
-  least half of the query's words (all words first).
+  least half of the query's words (all words first). The cascade leaves the
+  chosen creator only when they have nothing.
 - `global`: all creators, sections containing every word.
 - `relaxed`: all creators, sections containing any word, ranked by BM25 (rare
   words and several matched words rank first). Skipped when a word the index
@@ -49,7 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tui.db import search_index
 from tui.db.search_index import fold, trigrams, words
 
-ENOUGH_HITS = 3
+ENOUGH_HITS = 3  # sections, after the per-page cap (or `limit`, if smaller)
+CREATOR_ENOUGH_HITS = 1  # the chosen creator is left only when they have nothing
 MAX_PER_PAGE = 2
 MAX_TERMS = 12
 MAX_QUERY_CHARS = 2000
@@ -398,7 +400,7 @@ class _Run:
             nonlocal fallback
             if items and fallback is None:
                 fallback = (tier, items)
-            return len(items) >= self.enough
+            return len(items) >= (CREATOR_ENOUGH_HITS if tier == "creator" else self.enough)
 
         # creator
         if creator is not None and str(creator).strip():
