@@ -531,6 +531,34 @@ async def test_probe_is_rate_limited(db, tmp_path):
         server.kill()
 
 
+async def test_regenerated_answer_replaces_the_last_turn_locally(db):
+    store = await open_history(Settings(), db)
+    cid = validate_conversation_id(None)
+    await store.append(cid, "q1", "a1")
+    await store.append(cid, "q2", "a2")
+    await store.append(cid, "q2", "a2 again", replace_last=True)
+    assert pairs(await store.load(cid)) == [("q1", "a1"), ("q2", "a2 again")]
+    # Not the last question: appended as usual.
+    await store.append(cid, "q1", "a1 again", replace_last=True)
+    assert pairs(await store.load(cid)) == [("q1", "a1"), ("q2", "a2 again"), ("q1", "a1 again")]
+
+
+@needs_redis
+async def test_regenerated_answer_replaces_the_last_turn_in_redis(db, prefix):
+    store = await open_history(Settings(redis_url=REDIS_URL, redis_key_prefix=prefix), db)
+    cid = validate_conversation_id(None)
+    try:
+        assert store.state.backend == "redis"
+        await store.append(cid, "q1", "a1")
+        await store.append(cid, "q2", "a2")
+        await store.append(cid, "q2", "a2 again", replace_last=True)
+        assert pairs(await store.load(cid)) == [("q1", "a1"), ("q2", "a2 again")]
+        await store.append(cid, "q3", "a3", replace_last=True)
+        assert pairs(await store.load(cid)) == [("q1", "a1"), ("q2", "a2 again"), ("q3", "a3")]
+    finally:
+        await store.close()
+
+
 async def test_history_store_state_as_dict(db):
     store = HistoryStore(LocalHistory(db))
     assert store.state.as_dict() == {

@@ -124,7 +124,9 @@ def _short(exc: BaseException) -> str:
 # ARGV[3] TTL seconds; ARGV[4] JSON array to start from when the key is
 # missing ("" for none); ARGV[5] "1" to take ARGV[1] as (user, assistant) pairs
 # and skip any pair the stored history already holds (a copy-back after a
-# timed-out append that did land). Returns {corrupt (0|1), the stored JSON}.
+# timed-out append that did land); ARGV[6] "1" to drop the stored last pair
+# first when its question is ARGV[1]'s first message (a regenerated answer).
+# Returns {corrupt (0|1), the stored JSON}.
 _APPEND_LUA = r"""
 local function valid(h)
   if type(h) ~= 'table' then return false end
@@ -150,6 +152,13 @@ elseif ARGV[4] ~= '' then
   hist = cjson.decode(ARGV[4])
 end
 local new = cjson.decode(ARGV[1])
+if ARGV[6] == '1' and #hist >= 2 and #new >= 1 then
+  local q = hist[#hist - 1]
+  if q.role == 'user' and hist[#hist].role == 'assistant' and q.content == new[1].content then
+    hist[#hist] = nil
+    hist[#hist] = nil
+  end
+end
 if ARGV[5] == '1' then
   local seen = {}
   for i = 1, #hist - 1 do
@@ -252,6 +261,7 @@ class RedisHistory:
         *,
         if_missing: Messages | None = None,
         dedupe: bool = False,
+        replace_last: bool = False,
     ) -> Messages:
         """Append atomically, trim to the cap, refresh the TTL; returns the stored history.
 
@@ -259,6 +269,8 @@ class RedisHistory:
         `dedupe`: `messages` are (user, assistant) pairs; skip any pair the
         stored history already holds. Both serve the copy-back of turns written locally while Redis
         was away (a timed-out append may have landed after all).
+        `replace_last`: a regenerated answer: when the stored history ends with
+        a pair asking `messages[0]`'s question, that pair is replaced.
         """
         key = self.key(cid)
         args = [
@@ -267,6 +279,7 @@ class RedisHistory:
             self.ttl,
             json.dumps(if_missing, ensure_ascii=False) if if_missing else "",
             "1" if dedupe else "0",
+            "1" if replace_last else "0",
         ]
         corrupt, encoded = await self._run(self._append_script(keys=[key], args=args))
         if int(corrupt):
@@ -327,22 +340,30 @@ class LocalHistory:
         return parse_history(row.messages, where=f"local {cid}")
 
     async def append(
-        self, cid: str, messages: Sequence[dict[str, str]], *, base: Messages | None = None
+        self,
+        cid: str,
+        messages: Sequence[dict[str, str]],
+        *,
+        base: Messages | None = None,
+        replace_last: bool = False,
     ) -> Messages:
         """Append, trim to the cap, push the expiry an hour on; returns the stored history.
 
         `base`: when given, append to it instead of the stored history (a
-        Redis history copied down when Redis went away).
+        Redis history copied down when Redis went away). `replace_last`: as
+        RedisHistory.append (a regenerated answer replaces the last pair).
         """
         for attempt in range(self.max_attempts):
-            stored = await self._try_append(cid, list(messages), base)
+            stored = await self._try_append(cid, list(messages), base, replace_last)
             if stored is not None:
                 return stored
             self.conflicts += 1
             await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise RuntimeError(f"local history: gave up appending to {cid} after repeated conflicts")
 
-    async def _try_append(self, cid: str, messages: Messages, base: Messages | None):
+    async def _try_append(
+        self, cid: str, messages: Messages, base: Messages | None, replace_last: bool
+    ):
         from tui.db.models import ChatMemory
 
         try:
@@ -361,6 +382,8 @@ class LocalHistory:
                     history = []
                 else:
                     history = parse_history(row.messages, where=f"local {cid}")
+                if replace_last:
+                    history = _drop_last_pair(history, messages)
                 history = (history + messages)[-self.max_messages :]
                 encoded = json.dumps(history, ensure_ascii=False)
                 if row is None:
@@ -407,6 +430,17 @@ class LocalHistory:
 
 class _Conflict(Exception):
     pass
+
+
+def _drop_last_pair(history: Messages, messages: Sequence[dict[str, str]]) -> Messages:
+    """`history` without its last (question, answer) pair if that asks `messages[0]`'s question."""
+    if (
+        len(history) >= 2 and messages
+        and history[-2]["role"] == "user" and history[-1]["role"] == "assistant"
+        and history[-2]["content"] == messages[0]["content"]
+    ):
+        return history[:-2]
+    return history
 
 
 # ── the one interface ─────────────────────────────────────────────────────
@@ -589,8 +623,13 @@ class HistoryStore:
             return list(self._mirror[cid])
         return await self.local.load(cid)
 
-    async def append(self, cid: str, user_msg: str, assistant_msg: str) -> None:
+    async def append(
+        self, cid: str, user_msg: str, assistant_msg: str, *, replace_last: bool = False
+    ) -> None:
         """Add one turn (a user and an assistant message), atomically, trimmed to the cap.
+
+        `replace_last=True` for a regenerated answer: if the memory ends with a
+        turn asking `user_msg`, that turn is replaced instead of repeated.
 
         Redis failing -> the turn is stored locally and `state` says so. Raises
         only for a bad id or non-str messages, or if the local database fails too.
@@ -598,18 +637,23 @@ class HistoryStore:
         cid = validate_conversation_id(cid)
         turn = [_message("user", user_msg), _message("assistant", assistant_msg)]
         await self.probe()
-        if self._using_redis() and await self._append_redis(cid, turn):
+        if self._using_redis() and await self._append_redis(cid, turn, replace_last):
             return
         # Degraded path: serialised with recovery so a copy-back never misses a turn.
         async with self._lock:
-            if self._using_redis() and await self._append_redis(cid, turn):
+            if self._using_redis() and await self._append_redis(cid, turn, replace_last):
                 return
             base = None
             if self.redis is not None and cid not in self._pending and cid in self._mirror:
                 base = self._mirror[cid]
-            await self.local.append(cid, turn, base=base)
+            # (A regenerated answer written here replaces the local pair; if the copy-back
+            # later finds the old pair in Redis, both versions stay there.)
+            await self.local.append(cid, turn, base=base, replace_last=replace_last)
             if self.redis is not None:
-                self._pending.setdefault(cid, []).extend(turn)
+                pending = self._pending.setdefault(cid, [])
+                if replace_last:
+                    pending[:] = _drop_last_pair(pending, turn)
+                pending.extend(turn)
                 self._mirror.pop(cid, None)
                 s = self._state
                 if s.pending != len(self._pending):
@@ -618,9 +662,9 @@ class HistoryStore:
                                      s.message, s.error, len(self._pending))
                     )
 
-    async def _append_redis(self, cid: str, turn: Messages) -> bool:
+    async def _append_redis(self, cid: str, turn: Messages, replace_last: bool = False) -> bool:
         try:
-            stored = await self.redis.append(cid, turn)
+            stored = await self.redis.append(cid, turn, replace_last=replace_last)
         except Exception as exc:  # noqa: BLE001 - any Redis failure -> local
             self._drop(exc)
             return False
