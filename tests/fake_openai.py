@@ -9,6 +9,7 @@ Modes (`set_mode(mode, **options)`):
   no_usage    as normal, never a usage chunk
   error500    HTTP 500 with an OpenAI-style JSON error
   error429    HTTP 429 (rate limited), `retry-after: 1`
+  error401    HTTP 401 whose message echoes the bearer token (as some servers do)
   refused     the listening socket is closed: connections are refused (any other
               mode re-opens it on the same port)
   stall       reads the request, then never answers (not even headers)
@@ -61,7 +62,7 @@ DEFAULT_TOKENS = [
     " taste.",
 ]
 MODES = {
-    "normal", "no_usage", "error500", "error429", "refused", "stall", "stall_after",
+    "normal", "no_usage", "error500", "error429", "error401", "refused", "stall", "stall_after",
     "cut", "drop", "malformed", "slow",
 }
 
@@ -282,7 +283,13 @@ class FakeOpenAI:
                 await self._json(writer, 404, {"error": {"message": f"no route {path}"}})
                 rec.completed = True
             else:
-                await self._chat(rec, mode, options, writer)
+                try:
+                    await self._chat(rec, mode, options, writer)
+                except ConnectionError:
+                    # Writing to a connection the client closed.
+                    rec.client_closed = not rec.completed
+                    rec.closed_event.set()
+                    return
             # Give the close watcher a moment to notice a client that left.
             await asyncio.sleep(0)
         finally:
@@ -310,7 +317,7 @@ class FakeOpenAI:
     async def _json(self, writer: asyncio.StreamWriter, status: int, value: Any,
                     extra: dict[str, str] | None = None) -> None:
         body = json.dumps(value).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
                   500: "Internal Server Error"}.get(status, "Status")
         head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json",
                 f"content-length: {len(body)}", "connection: close"]
@@ -328,6 +335,12 @@ class FakeOpenAI:
         if mode == "error429":
             await self._json(writer, 429, {"error": {"message": "rate limited (fake)", "type": "rate_limit"}},
                              {"retry-after": "1"})
+            rec.completed = True
+            return
+        if mode == "error401":
+            token = rec.headers.get("authorization", "").removeprefix("Bearer ")
+            await self._json(writer, 401, {"error": {
+                "message": f"Incorrect API key provided: {token}", "type": "invalid_request_error"}})
             rec.completed = True
             return
         if mode == "stall":
