@@ -1,0 +1,166 @@
+"""Snapshots of the screens, each pushed onto a tiny host App with fixed data.
+
+Plain `def` tests (snap_compare does not run inside an async test), a fixed
+theme and size, no wall clock (the conversations screen gets a fixed `now`),
+no blinking cursor (no Input on these screens). Hostile text — Rich markup,
+a clear-screen escape and an OSC 52 clipboard write — is in the source detail
+and conversations data: it must show literally or be stripped.
+
+Update with `pytest tests/test_snapshots_screens.py --snapshot-update`, then look
+at every changed SVG as a picture (rsvg-convert -o x.png x.svg) before committing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from textual.app import App, ComposeResult
+from textual.screen import Screen
+from textual.widgets import Static
+
+from tui.screens import ConversationsScreen, HelpScreen, SourceDetailScreen, UsageScreen
+
+HOSTILE_MARKUP = "[bold red]x[/]"
+CLEAR_SCREEN = "\x1b[2J"
+OSC52 = "\x1b]52;c;aGFja2Vk\x07"
+
+SOURCE_DETAIL = {
+    "number": 2,
+    "title": "Parallel Compression on Drums",
+    "slug": "parallel-compression",
+    "creator_name": "Test Ada",
+    "creator_slug": "test-ada",
+    "topic_category": "Mixing",
+    "tags": ["compression", "drums", HOSTILE_MARKUP],
+    "summary": f"Blend a crushed copy of the drums under the dry signal. {HOSTILE_MARKUP}{CLEAR_SCREEN}{OSC52}",
+    "section_anchor": "setup",
+    "section_heading": "Setting up the send",
+    "section_body": (
+        "Send the drum bus to an aux with a compressor:\n\n"
+        "- ratio **10:1**, attack 1 ms\n"
+        "- release 100 ms\n\n"
+        f"Literal markup stays literal: {HOSTILE_MARKUP}{CLEAR_SCREEN}{OSC52}\n\n"
+        "```\nsend -> aux -> comp\n```\n"
+    ),
+    "source_video_id": "ada-v1",
+    "video_title": f"Compression basics {HOSTILE_MARKUP}",
+    "video_filename": "ada-v1.mp4",
+    "video_url": "https://example.com/ada-v1",
+    "start_time": 30,
+    "end_time": 95,
+}
+
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+CONVERSATIONS = [
+    {"id": "c1", "title": "How do I thicken drums?", "creator_name": "Test Ada",
+     "updated_at": NOW - timedelta(seconds=20), "turns": 3},
+    {"id": "c2", "title": f"Markup {HOSTILE_MARKUP} and escapes{CLEAR_SCREEN}{OSC52} here",
+     "creator_name": None, "creator_slug": "test-bo",
+     "updated_at": NOW - timedelta(minutes=42), "turns": 1},
+    {"id": "c3", "title": "Sidechain ducking without a plugin", "creator_name": "Test Ada",
+     "updated_at": (NOW - timedelta(hours=5)).isoformat(), "turns": 7},
+    {"id": "c4", "title": "Chopping breaks on transients", "creator_name": "Test Bo",
+     "updated_at": NOW - timedelta(days=1, hours=2), "turns": 2},
+    {"id": "c5", "title": "A very long title " * 6, "creator_name": "Test Ada",
+     "updated_at": NOW - timedelta(days=4), "turns": 12},
+    {"id": "c6", "title": "Resampling a pad", "creator_name": None,
+     "updated_at": NOW - timedelta(days=40), "turns": 0},
+]
+
+USAGE_REPORT = {
+    "days": 7,
+    "since": "2026-11-21T00:00:00+00:00",
+    "until": "2026-11-27T15:00:00+00:00",
+    "totals": {"requests": 42, "answered": 38, "failed": 3, "cancelled": 1,
+               "prompt_tokens": 98_000, "completion_tokens": 25_456,
+               "total_tokens": 123_456, "estimated": 4},
+    "per_day": [
+        {"date": "2026-11-21", "requests": 3, "prompt_tokens": 6000, "completion_tokens": 1500, "total_tokens": 7500},
+        {"date": "2026-11-22", "requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        {"date": "2026-11-23", "requests": 8, "prompt_tokens": 19000, "completion_tokens": 5000, "total_tokens": 24000},
+        {"date": "2026-11-24", "requests": 12, "prompt_tokens": 30000, "completion_tokens": 8000, "total_tokens": 38000},
+        {"date": "2026-11-25", "requests": 5, "prompt_tokens": 11000, "completion_tokens": 2956, "total_tokens": 13956},
+        {"date": "2026-11-26", "requests": 9, "prompt_tokens": 22000, "completion_tokens": 6000, "total_tokens": 28000},
+        {"date": "2026-11-27", "requests": 5, "prompt_tokens": 10000, "completion_tokens": 2000, "total_tokens": 12000},
+    ],
+    "latency_ms": {"mean": 1480.5, "p50": 1210.0, "p95": 3420.0, "max": 5100.0},
+    "fallback_rate": 0.0714,
+    "tiers": {"creator": 20, "global": 14, "keyword": 6, "(none)": 2},
+    "models": {"gpt-4o-mini": 36, f"local-fallback {HOSTILE_MARKUP}": 3, "offline digest": 3},
+}
+
+HELP_BINDINGS = [
+    ("enter", "Send the question", "Chat"),
+    ("ctrl+r", "Regenerate the last answer", "Chat"),
+    ("escape", "Cancel the answer", "Chat"),
+    ("1-9", "Open source N", "Sources"),
+    ("ctrl+y", "Copy the answer", "Sources"),
+    ("ctrl+o", "Conversations", "Screens"),
+    ("ctrl+u", "Usage", "Screens"),
+    ("f1", "This help", "Screens"),
+    ("ctrl+q", f"Quit {HOSTILE_MARKUP}", "Screens"),
+]
+
+
+class ScreenHost(App[None]):
+    """A bare App that pushes one screen over a placeholder and records its result."""
+
+    CSS = "#host { color: $text-muted; }"
+
+    def __init__(self, make_screen: Callable[[], Screen]) -> None:
+        super().__init__()
+        self.make_screen = make_screen
+        self.results: list[object] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("The chat is underneath.", id="host")
+
+    def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        self.push_screen(self.make_screen(), self.results.append)
+
+
+def test_source_detail(snap_compare):
+    app = ScreenHost(lambda: SourceDetailScreen(SOURCE_DETAIL))
+    assert snap_compare(app, terminal_size=(120, 40))
+
+
+def test_source_detail_small_terminal(snap_compare):
+    app = ScreenHost(lambda: SourceDetailScreen(SOURCE_DETAIL))
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_conversations(snap_compare):
+    app = ScreenHost(lambda: ConversationsScreen(CONVERSATIONS, now=NOW, current_id="c3"))
+    assert snap_compare(app, terminal_size=(120, 40))
+
+
+def test_conversations_delete_confirm(snap_compare):
+    app = ScreenHost(lambda: ConversationsScreen(CONVERSATIONS, now=NOW))
+    assert snap_compare(app, terminal_size=(80, 24), press=["down", "d"])
+
+
+def test_conversations_empty(snap_compare):
+    app = ScreenHost(lambda: ConversationsScreen([], now=NOW))
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_usage(snap_compare):
+    app = ScreenHost(lambda: UsageScreen(USAGE_REPORT))
+    assert snap_compare(app, terminal_size=(120, 40))
+
+
+def test_usage_empty(snap_compare):
+    report = {
+        "days": 1, "totals": {"requests": 0}, "per_day": [{"date": "2026-11-27", "requests": 0, "total_tokens": 0}],
+        "latency_ms": {"mean": None, "p50": None, "p95": None, "max": None},
+        "fallback_rate": None, "tiers": {}, "models": {},
+    }
+    app = ScreenHost(lambda: UsageScreen(report))
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_help(snap_compare):
+    app = ScreenHost(lambda: HelpScreen(HELP_BINDINGS))
+    assert snap_compare(app, terminal_size=(120, 40))

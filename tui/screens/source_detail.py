@@ -1,0 +1,227 @@
+"""The source detail modal: one cited section in full, with its video.
+
+`SourceDetailScreen(detail, *, media_dir=None, player_path=None)` (a `ModalScreen[None]`)
+- `detail`: a dict as returned by `tui.services.sources.source_detail(db, slug, anchor)`
+  (title, creator_name, topic_category, tags, summary, section_heading,
+  section_body, video_title, video_filename, video_url, start_time, end_time).
+  A `sources` event dict works too (no tags or body then); an optional `number`
+  shows as "Source [N]" in the border.
+- `media_dir`: where local video files live (`tui.services.player.default_media_dir(settings)`).
+  None: only URLs can be opened.
+- `player_path`: a PATH to search for mpv/vlc/xdg-open instead of $PATH (tests).
+
+Keys (Binding ids for the keymap): `c` copy the reference
+(`title — creator — video @ mm:ss`) with `App.copy_to_clipboard`
+(`source_detail.copy_reference`); `o` open the video at the start time
+(`source_detail.open_video`; local player, else the URL; the outcome is a
+notification); Escape closes (`source_detail.close`).
+Result: always None (`dismiss()`); messages `SourceDetailScreen.ReferenceCopied(text)`
+and `SourceDetailScreen.VideoOpened(message, ok)` bubble to the App, for a
+status line or a log.
+
+All knowledge-base text is shown literally (Rich `Text`, escape sequences
+stripped); the section body is Markdown in a `Markdown(open_links=False)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Markdown, Static
+
+from tui.services.player import launch, plan_open
+from tui.services.sources import reference_text, time_range
+from tui.widgets.safe_text import clean, one_line
+
+
+class SourceDetailScreen(ModalScreen[None]):
+    """One source in full: page, creator, topic, tags, summary, section text, video."""
+
+    DEFAULT_CSS = """
+    SourceDetailScreen {
+        align: center middle;
+    }
+    SourceDetailScreen > #source-detail {
+        width: 90%;
+        max-width: 110;
+        height: auto;
+        max-height: 100%;
+        border: round $accent;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        background: $surface;
+        padding: 0 1;
+    }
+    SourceDetailScreen #sd-title {
+        text-style: bold;
+        color: $text;
+    }
+    SourceDetailScreen #sd-meta {
+        color: $text-muted;
+    }
+    SourceDetailScreen #sd-summary {
+        text-style: italic;
+    }
+    SourceDetailScreen #sd-body {
+        /* auto up to half the terminal: short sections make a small dialog, long ones scroll,
+           and the title and video lines always stay in view */
+        height: auto;
+        max-height: 50vh;
+        border-top: solid $primary 50%;
+        scrollbar-size-vertical: 1;
+    }
+    SourceDetailScreen #sd-heading {
+        text-style: bold;
+        color: $accent;
+        margin-top: 1;
+    }
+    SourceDetailScreen #sd-section {
+        margin: 0;
+        padding: 0;
+        background: $surface;
+    }
+    SourceDetailScreen #sd-video {
+        border-top: solid $primary 50%;
+        color: $text;
+        height: auto;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="source_detail.close"),
+        Binding("c", "copy_reference", "Copy reference", id="source_detail.copy_reference"),
+        Binding("o", "open_video", "Open video", id="source_detail.open_video"),
+    ]
+
+    class ReferenceCopied(Message):
+        """The reference text was put on the clipboard."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class VideoOpened(Message):
+        """Opening the video was attempted: `message` says what happened."""
+
+        def __init__(self, message: str, ok: bool) -> None:
+            super().__init__()
+            self.message = message
+            self.ok = ok
+
+    def __init__(
+        self,
+        detail: Mapping[str, Any],
+        *,
+        media_dir: Path | None = None,
+        player_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.detail = dict(detail)
+        self.media_dir = media_dir
+        self.player_path = player_path
+
+    # -- what is shown -------------------------------------------------------
+
+    def _meta_line(self) -> Text:
+        d = self.detail
+        text = Text()
+        parts = [
+            ("by ", one_line(d.get("creator_name"))),
+            ("", one_line(d.get("topic_category"))),
+        ]
+        for prefix, value in parts:
+            if value:
+                if text:
+                    text.append("  ·  ")
+                text.append(prefix)
+                text.append(value, style="bold")
+        tags = [one_line(t) for t in d.get("tags") or [] if one_line(t)]
+        if tags:
+            if text:
+                text.append("  ·  ")
+            text.append("  ".join(f"#{t}" for t in tags), style="italic")
+        return text
+
+    def _video_lines(self) -> Text:
+        d = self.detail
+        text = Text()
+        text.append("Video  ", style="bold")
+        text.append(one_line(d.get("video_title")) or "(untitled)")
+        span = time_range(d.get("start_time"), d.get("end_time"))
+        if span:
+            text.append("  @ ", style="dim")
+            text.append(span, style="bold")
+        filename = one_line(d.get("video_filename"))
+        url = one_line(d.get("video_url"))
+        if filename:
+            text.append("\nFile   ", style="bold")
+            text.append(filename)
+        if url:
+            text.append("\nURL    ", style="bold")
+            text.append(url)
+        if not filename and not url and not d.get("video_title"):
+            return Text("No video for this section.", style="italic")
+        return text
+
+    def compose(self) -> ComposeResult:
+        d = self.detail
+        body = clean(d.get("section_body"))
+        with Vertical(id="source-detail") as box:
+            number = d.get("number")
+            box.border_title = f"Source [{number}]" if isinstance(number, int) else "Source"
+            box.border_subtitle = "c copy reference · o open video · esc close"
+            yield Static(Text(one_line(d.get("title")) or "(untitled)"), id="sd-title")
+            yield Static(self._meta_line(), id="sd-meta")
+            with VerticalScroll(id="sd-body"):
+                summary = clean(d.get("summary")).strip()
+                if summary:
+                    yield Static(Text(summary), id="sd-summary")
+                heading = one_line(d.get("section_heading"))
+                if heading:
+                    yield Static(Text(heading), id="sd-heading")
+                yield Markdown(body or "*No section text.*", open_links=False, id="sd-section")
+            yield Static(self._video_lines(), id="sd-video")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # Arrow keys and Page Up/Down scroll the section text.
+        self.query_one("#sd-body").focus()
+
+    # -- actions ---------------------------------------------------------------
+
+    @property
+    def reference(self) -> str:
+        return one_line(reference_text(self.detail))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_copy_reference(self) -> None:
+        text = self.reference
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied: {text}", title="Reference", markup=False)
+        self.post_message(self.ReferenceCopied(text))
+
+    def action_open_video(self) -> None:
+        self._open_video()
+
+    @work(thread=True, exclusive=True, group="open-video", exit_on_error=False)
+    def _open_video(self) -> None:
+        # Looking for files and executables and starting a process: off the event loop.
+        plan = plan_open(self.detail, media_dir=self.media_dir, path=self.player_path)
+        message = launch(plan)
+        ok = plan.ok and not message.startswith("Cannot open")
+        self.app.call_from_thread(self._opened, message, ok)
+
+    def _opened(self, message: str, ok: bool) -> None:
+        self.notify(message, title="Video", severity="information" if ok else "warning", markup=False)
+        self.post_message(self.VideoOpened(message, ok))
