@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 logger = logging.getLogger("chrysopedia.history")
@@ -302,8 +302,10 @@ class RedisHistory:
 class LocalHistory:
     """Conversation memory in the `chat_memory` table: same cap and expiry as Redis.
 
-    Appends are atomic under concurrency: read the row and its version, write
-    `WHERE version = read version`, retry on a lost race (`conflicts` counts them).
+    Appends are atomic under concurrency: each locks the row (PostgreSQL) or the
+    database (SQLite's single writer) before reading it, and writes `WHERE
+    version = read version`; a lost race or a busy database is retried
+    (`conflicts` counts the retries).
     """
 
     def __init__(
@@ -368,41 +370,43 @@ class LocalHistory:
 
         try:
             async with self.db.session() as session, session.begin():
+                # Make sure the row exists (an expired, empty one if new), then lock it:
+                # the INSERT takes SQLite's write lock for the whole transaction, and
+                # FOR UPDATE the row lock on PostgreSQL, so concurrent appends queue
+                # instead of colliding. The version check below stays as a guard.
+                await session.execute(
+                    _insert_ignore(self.db.dialect, ChatMemory).values(
+                        conversation_id=cid, messages="[]", version=0, expires_at=0.0
+                    )
+                )
                 row = (
                     await session.execute(
-                        select(
-                            ChatMemory.messages, ChatMemory.version, ChatMemory.expires_at
-                        ).where(ChatMemory.conversation_id == cid)
+                        select(ChatMemory.messages, ChatMemory.version, ChatMemory.expires_at)
+                        .where(ChatMemory.conversation_id == cid)
+                        .with_for_update()
                     )
-                ).first()
+                ).one()
                 now = self.clock()
                 if base is not None:
                     history = list(base)
-                elif row is None or row.expires_at <= now:
+                elif row.expires_at <= now:
                     history = []
                 else:
                     history = parse_history(row.messages, where=f"local {cid}")
                 if replace_last:
                     history = _drop_last_pair(history, messages)
                 history = (history + messages)[-self.max_messages :]
-                encoded = json.dumps(history, ensure_ascii=False)
-                if row is None:
-                    await session.execute(
-                        insert(ChatMemory).values(
-                            conversation_id=cid,
-                            messages=encoded,
-                            version=1,
-                            expires_at=now + self.ttl,
-                        )
+                result = await session.execute(
+                    update(ChatMemory)
+                    .where(ChatMemory.conversation_id == cid, ChatMemory.version == row.version)
+                    .values(
+                        messages=json.dumps(history, ensure_ascii=False),
+                        version=row.version + 1,
+                        expires_at=now + self.ttl,
                     )
-                else:
-                    result = await session.execute(
-                        update(ChatMemory)
-                        .where(ChatMemory.conversation_id == cid, ChatMemory.version == row.version)
-                        .values(messages=encoded, version=row.version + 1, expires_at=now + self.ttl)
-                    )
-                    if result.rowcount != 1:
-                        raise _Conflict
+                )
+                if result.rowcount != 1:
+                    raise _Conflict
         except (_Conflict, IntegrityError):
             return None
         except OperationalError as exc:  # SQLite: "database is locked" under contention
@@ -430,6 +434,17 @@ class LocalHistory:
 
 class _Conflict(Exception):
     pass
+
+
+def _insert_ignore(dialect: str, model):
+    """INSERT ... ON CONFLICT DO NOTHING for SQLite and PostgreSQL."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()
 
 
 def _drop_last_pair(history: Messages, messages: Sequence[dict[str, str]]) -> Messages:
@@ -703,9 +718,10 @@ async def open_history(
         timeout=0.5,
     )
     error = None
+    wait = max(0.05, budget - 0.05)  # a margin for the client set-up around the ping
     try:
-        await asyncio.wait_for(redis.client.ping(), budget)
+        await asyncio.wait_for(redis.client.ping(), wait)
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, auth, timeout...
-        error = _short(exc) if not isinstance(exc, asyncio.TimeoutError) else f"no answer in {budget:g} s"
+        error = f"no answer in {budget:g} s" if isinstance(exc, asyncio.TimeoutError) else _short(exc)
         logger.warning("chat_history_redis_unreachable %s; using the local store", error)
     return HistoryStore(local, redis, redis_error=error, retry_interval=retry_interval)
