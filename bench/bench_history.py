@@ -89,6 +89,50 @@ async def local_concurrency(db, clients: int, per_client: int, cap: int) -> dict
             "retries": sum(s.conflicts for s in stores)}
 
 
+async def fault_turns(db, tmp: Path) -> dict:
+    """Time of the first turn after a private redis-server is killed, and after it hangs."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return {}
+    out = {}
+    for fault in ("killed", "hung"):
+        port = free_port()
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(200):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            store = await open_history(Settings(redis_url=f"redis://127.0.0.1:{port}/0"), db)
+            cid = validate_conversation_id(None)
+            await store.append(cid, "q1", "a1")
+            if fault == "killed":
+                proc.kill()
+                proc.wait()
+            else:
+                os.kill(proc.pid, signal.SIGSTOP)
+            t0 = time.perf_counter()
+            history = await store.load(cid)
+            await store.append(cid, "q2", "a2")
+            out[fault] = (time.perf_counter() - t0, len(history), store.state.message)
+            await store.close()
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+    return out
+
+
 def fmt(times: list[float]) -> str:
     return (f"median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms "
             f"over {len(times)} runs")
@@ -104,6 +148,10 @@ async def main(args) -> None:
     print(f"  silent server (accepts, no reply): {fmt(await startup(db, f'redis://127.0.0.1:{port}/0', 3))}")
     server.close()
     print(f"  unroutable host 10.255.255.1:    {fmt(await startup(db, 'redis://10.255.255.1:6379/0', 3))}")
+
+    print("the next turn (load + append) after Redis fails mid-conversation:")
+    for fault, (seconds, kept, message) in (await fault_turns(db, tmp)).items():
+        print(f"  {fault:<7} {seconds * 1000:6.1f} ms, context kept: {kept} messages; {message}")
 
     print("concurrent appends on one conversation (2 clients x 50, cap raised to 200):")
     r = await redis_concurrency(args.redis, 2, 50, 200)

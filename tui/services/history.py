@@ -112,6 +112,10 @@ def parse_history(raw: str | bytes | None, *, where: str = "") -> Messages:
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
+def _copy(history: Messages) -> Messages:
+    return [dict(m) for m in history]
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     text = " ".join(text.split())
@@ -633,9 +637,9 @@ class HistoryStore:
                 self._drop(exc)
             else:
                 self._remember(cid, history)
-                return history
+                return _copy(history)
         if cid not in self._pending and cid in self._mirror:
-            return list(self._mirror[cid])
+            return _copy(self._mirror[cid])
         return await self.local.load(cid)
 
     async def append(

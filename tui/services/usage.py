@@ -154,6 +154,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
     """
     if days < 1:
         raise ValueError("days must be at least 1")
+    explicit_now = now is not None
     now = _aware(now or datetime.now(UTC))
     first_day = now.date() - timedelta(days=days - 1)
     since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
@@ -168,7 +169,10 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         ChatUsageLog.model,
         ChatUsageLog.fallback_used,
         ChatUsageLog.latency_ms,
-    ).where(ChatUsageLog.created_at >= since, ChatUsageLog.created_at <= now)
+    ).where(ChatUsageLog.created_at >= since)
+    if explicit_now:
+        # (Without an explicit `now`, rows from a client whose clock runs ahead still count.)
+        query = query.where(ChatUsageLog.created_at <= now)
     async with db.session() as session:
         rows = (await session.execute(query)).all()
 
