@@ -56,20 +56,42 @@ ANSWER_TOKENS = [
 ]
 
 
-def prepare_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings with a temp data dir and a database holding the mini KB."""
-    from tui.commands._common import run_with_db
-    from tui.db.importer import import_path
-
+def app_settings(tmp_path: Path, base: Settings | None = None, **overrides: Any) -> Settings:
+    """`base` (or defaults) with a temp data dir and a SQLite file in `tmp_path`."""
     data_dir = tmp_path / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-        **overrides,
-    )
-    run_with_db(settings, lambda db: import_path(db, DATA / "mini_kb.json"), load_bundled=False)
+    values = dict(data_dir=data_dir, database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    values.update(overrides)
+    return (base or Settings()).with_overrides(**values)
+
+
+async def load_mini_kb(settings: Settings) -> None:
+    from tui.commands._common import open_database
+    from tui.db.importer import import_path
+
+    db = await open_database(settings, load_bundled=False)
+    try:
+        await import_path(db, DATA / "mini_kb.json")
+    finally:
+        await db.dispose()
+
+
+def prepare_settings(tmp_path: Path, base: Settings | None = None, **overrides: Any) -> Settings:
+    """Settings with a temp data dir and a database holding the mini KB (sync callers)."""
+    settings = app_settings(tmp_path, base, **overrides)
+    asyncio.run(load_mini_kb(settings))
     return settings
+
+
+def make_test_app(settings: Settings, **overrides: Any):
+    """The real app, deterministic: fixed theme, no blinking cursor, mini KB only."""
+    from tui.app import make_app
+
+    overrides.setdefault("theme", "textual-dark")
+    overrides.setdefault("remember_theme", False)
+    overrides.setdefault("cursor_blink", False)
+    overrides.setdefault("load_bundled_kb", False)
+    return make_app(settings, **overrides)
 
 
 class ScriptedChat:

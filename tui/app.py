@@ -19,7 +19,9 @@ import asyncio
 import importlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +45,7 @@ from tui.widgets.voice_slider import VoiceSlider
 logger = logging.getLogger("chrysopedia.app")
 
 STATE_FILE = "state.json"
-# name of a module in tui/screens -> builder(app, module, **kwargs) -> Screen
-SCREEN_BUILDERS: dict[str, Callable[..., Screen]] = {}
+
 DEFAULT_THEME = "textual-dark"
 
 
@@ -68,18 +69,18 @@ class ChrysopediaApp(App[int]):
         # Two bindings on Escape: while an answer streams it stops it (and the footer says so);
         # otherwise it returns to the prompt.
         Binding("escape", "stop", "Stop answer", id="app.stop"),
-        Binding("escape", "focus_prompt", "Prompt", id="app.escape", show=False),
-        Binding("f1", "help", "Help", id="app.help"),
+        Binding("escape", "focus_prompt", "Back to the prompt", id="app.escape", show=False),
+        Binding("f1", "help", "Keys", id="app.help"),
         Binding("ctrl+l", "focus_sources", "Sources", id="app.focus_sources"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="app.regenerate"),
-        Binding("ctrl+n", "new_conversation", "New", id="app.new_conversation", show=False),
+        Binding("ctrl+n", "new_conversation", "New conversation", id="app.new_conversation", show=False),
         Binding("ctrl+o", "conversations", "Conversations", id="app.conversations"),
-        Binding("ctrl+g", "copy_answer", "Copy", id="app.copy_answer", show=False),
-        Binding("ctrl+s", "export", "Export", id="app.export", show=False),
+        Binding("ctrl+g", "copy_answer", "Copy the last answer", id="app.copy_answer", show=False),
+        Binding("ctrl+s", "export", "Export to Markdown", id="app.export", show=False),
         Binding("f4", "usage", "Usage", id="app.usage", show=False),
-        Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="app.toggle_sidebar", show=False),
+        Binding("ctrl+b", "toggle_sidebar", "Show/hide sources", id="app.toggle_sidebar", show=False),
         Binding("ctrl+t", "toggle_voice_preview", "Voice preview", id="app.voice_preview", show=False),
-        Binding("f2", "focus_prompt", "Prompt", id="app.focus_prompt", show=False),
+        Binding("f2", "focus_prompt", "Back to the prompt", id="app.focus_prompt", show=False),
         *[
             Binding(str(n % 10), f"jump_source({n})", f"Source {n}", show=False, id=f"app.source_{n}")
             for n in range(1, 11)
@@ -97,6 +98,7 @@ class ChrysopediaApp(App[int]):
         cursor_blink: bool = True,
         export_dir: Path | None = None,
         load_bundled_kb: bool = True,
+        clock: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -107,9 +109,11 @@ class ChrysopediaApp(App[int]):
         self._cursor_blink = cursor_blink
         self.export_dir = export_dir
         self._load_bundled_kb = load_bundled_kb
+        self._clock = clock  # "now" for screens that show ages (tests fix it)
         self.ready = asyncio.Event()
         self.boot_error: str | None = None
-        self.conversation_id: str | None = None
+        # The app names the conversation up front, so a retry after a failure stays in it.
+        self.conversation_id: str = str(uuid.uuid4())
         self.conversation_title = ""
         self.creators: list[dict[str, Any]] = []
         self.last_question: str | None = None
@@ -250,6 +254,8 @@ class ChrysopediaApp(App[int]):
     async def on_unmount(self) -> None:
         services = self.services
         try:
+            if services.chat is not None and hasattr(services.chat, "aclose"):
+                await services.chat.aclose()
             if services.history is not None:
                 await services.history.close()
             if services.db is not None and services.owns_db:
@@ -277,11 +283,6 @@ class ChrysopediaApp(App[int]):
         value = self.picker.value
         return value if isinstance(value, str) and value != ANY else None
 
-    def _creator_arg(self) -> str | None:
-        """What ChatService takes as `creator`: the creator's name, as the search and
-        personality lookups of the original service use it."""
-        creator = self.picker.creator
-        return creator["name"] if creator else None
 
     @work(exclusive=True, group="answer", exit_on_error=False, description="answer")
     async def _answer(self, question: str, *, regenerate: bool = False) -> None:
@@ -306,7 +307,7 @@ class ChrysopediaApp(App[int]):
         try:
             async for event in self.services.chat.stream_response(
                 question,
-                creator=self._creator_arg(),
+                creator=self._creator_slug(),
                 conversation_id=self.conversation_id,
                 personality_weight=weight,
                 regenerate=regenerate,
@@ -380,9 +381,9 @@ class ChrysopediaApp(App[int]):
         answer = answer or self.conversation.last_answer
         if answer is None or self.streaming:
             return
-        # A failed answer that never reached the archive is asked again as a new question;
-        # one the archive has (it has a turn) is regenerated in place.
-        if answer.turn and self.conversation_id:
+        # An answer that got its sources had its question saved in the archive: regenerate
+        # that turn. One refused before (nothing stored) is asked again as a new question.
+        if answer.got_sources:
             self.ask(answer.question, regenerate=True)
         else:
             self.ask(answer.question)
@@ -397,7 +398,16 @@ class ChrysopediaApp(App[int]):
             return
         self.action_retry(answer)
 
+    # Actions of the main screen; hidden from the footer over other screens.
+    MAIN_ACTIONS = frozenset({
+        "stop", "focus_sources", "regenerate", "new_conversation", "conversations",
+        "copy_answer", "export", "usage", "help", "toggle_sidebar", "toggle_voice_preview",
+        "focus_prompt", "jump_source",
+    })
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.MAIN_ACTIONS and self.screen is not self.screen_stack[0]:
+            return False
         if action == "stop":
             return self.streaming
         return True
@@ -457,15 +467,34 @@ class ChrysopediaApp(App[int]):
         self.sidebar.display = not self.sidebar.display
 
     def open_source(self, number: int) -> None:
-        source = self.sidebar.source(number)
-        if source is None:
+        if self.sidebar.source(number) is None:
             return
         self.sidebar.select_number(number)
-        screen = self._make_screen("source_detail", source=source)
-        if screen is not None:
-            self.push_screen(screen)
+        self._open_source_detail(number)
+
+    @work(group="screen", exclusive=True, exit_on_error=False, description="source detail")
+    async def _open_source_detail(self, number: int) -> None:
+        from tui.screens.source_detail import SourceDetailScreen
+
+        source = self.sidebar.source(number) or {}
+        detail: dict[str, Any] | None = None
+        await self.ready.wait()
+        if self.services.db is not None and source.get("slug"):
+            from tui.services.player import default_media_dir
+            from tui.services.sources import source_detail
+
+            try:
+                detail = await source_detail(
+                    self.services.db, source["slug"], source.get("section_anchor") or None
+                )
+            except Exception:  # noqa: BLE001 - the short form still shows
+                logger.warning("source_detail failed", exc_info=True)
+            media_dir = default_media_dir(self.settings)
         else:
-            self.notify(plain(f"[{number}] {source.get('title', '')}"), title="Source")
+            media_dir = None
+        detail = dict(detail or source)
+        detail["number"] = number
+        await self.push_screen(SourceDetailScreen(detail, media_dir=media_dir))
 
     # -- voice -------------------------------------------------------------------
     @on(CreatorPicker.Changed, "#creator")
@@ -508,25 +537,57 @@ class ChrysopediaApp(App[int]):
     async def action_new_conversation(self) -> None:
         if self.streaming:
             self.workers.cancel_group(self, "answer")
-        self.conversation_id = None
+        self.conversation_id = str(uuid.uuid4())
         self.conversation_title = ""
         await self.conversation.clear()
         self.sidebar.show_sources([])
         self.status_bar.set(tier="", tokens=None, latency_ms=None, activity="new conversation")
         self.prompt.focus()
 
-    def action_conversations(self) -> None:
-        screen = self._make_screen("conversations")
-        if screen is None:
-            self.notify("The conversations screen is not available yet.", severity="warning")
+    @work(group="screen", exclusive=True, exit_on_error=False, description="conversations")
+    async def action_conversations(self) -> None:
+        from tui.screens.conversations import ConversationsScreen
+
+        await self.ready.wait()
+        if self.services.transcripts is None:
+            self.notify("The conversation archive is not available.", severity="error")
             return
+        summaries = await self.services.transcripts.list_conversations(self.services.db)
+        rows = []
+        for summary in summaries:
+            row = summary.as_dict()
+            row["updated_at"] = summary.updated_at
+            creator = self.picker.creators.get(summary.creator_slug or "")
+            if creator:
+                row["creator_name"] = creator["name"]
+            rows.append(row)
+        screen = ConversationsScreen(rows, now=self._now(), current_id=self.conversation_id)
 
-        def resumed(result: Any) -> None:
-            cid = result if isinstance(result, str) else getattr(result, "id", None)
-            if cid:
+        async def chosen(result: Any) -> None:
+            if not result:
+                return
+            what, cid = result
+            if what == "resume" and cid:
                 self.resume(cid)
+            elif what == "new":
+                await self.action_new_conversation()
 
-        self.push_screen(screen, resumed)
+        await self.push_screen(screen, chosen)
+
+    def on_conversations_screen_delete(self, event) -> None:
+        self._delete_conversation(event.conversation_id)
+
+    @work(group="delete", exit_on_error=False, description="delete a conversation")
+    async def _delete_conversation(self, conversation_id: str) -> None:
+        await self.services.transcripts.delete_conversation(self.services.db, conversation_id)
+        if conversation_id == self.conversation_id:
+            await self.action_new_conversation()
+        self.notify("Conversation deleted.")
+
+    def _now(self):
+        from datetime import UTC, datetime
+
+        return self._clock() if self._clock else datetime.now(UTC)
 
     @work(group="resume", exclusive=True, exit_on_error=False, description="resume a conversation")
     async def resume(self, conversation_id: str) -> None:
@@ -608,36 +669,54 @@ class ChrysopediaApp(App[int]):
         await asyncio.to_thread(write)
         self.notify(plain(f"Exported to {path}"), title="Export")
 
-    def action_usage(self) -> None:
-        screen = self._make_screen("usage")
-        if screen is None:
-            self.notify("The usage screen is not available yet.", severity="warning")
-        else:
-            self.push_screen(screen)
+    @work(group="screen", exclusive=True, exit_on_error=False, description="usage")
+    async def action_usage(self) -> None:
+        from tui.screens.usage import UsageScreen
+        from tui.services.usage import usage_report
+
+        await self.ready.wait()
+        if self.services.db is None:
+            self.notify("The usage log is not available.", severity="error")
+            return
+        report = await usage_report(self.services.db, 30, now=self._now())
+        await self.push_screen(UsageScreen(report))
 
     def action_help(self) -> None:
-        screen = self._make_screen("help")
-        if screen is None:
-            self.action_show_help_panel()
-        else:
-            self.push_screen(screen)
+        from tui.screens.help import HelpScreen
 
-    def action_show_help_panel(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            super().action_show_help_panel()
+        self.push_screen(HelpScreen(self.key_help()))
 
-    def _make_screen(self, name: str, **kwargs: Any) -> Screen | None:
-        """The other screens, built by their modules (imported when first used).
-
-        None while a module has not landed, so the main screen works without it."""
-        try:
-            module = importlib.import_module(f"tui.screens.{name}")
-        except ImportError:
-            return None
-        builder = SCREEN_BUILDERS.get(name)
-        return builder(self, module, **kwargs) if builder else None
+    def key_help(self) -> list[tuple[str, str, str]]:
+        """(key, description, group) for our bindings, as remapped by the keymap."""
+        groups = [
+            ("Everywhere", self, "app."),
+            ("Prompt", self.prompt, "prompt."),
+            ("Sources sidebar", self.sidebar.option_list, "sources."),
+            ("Voice slider", self.slider, "slider."),
+        ]
+        rows: list[tuple[str, str, str]] = []
+        for group, node, prefix in groups:
+            by_action: dict[str, tuple[list[str], str]] = {}
+            for key, bindings in node._bindings.key_to_bindings.items():
+                for binding in bindings:
+                    if not (binding.id or "").startswith(prefix) or not binding.description:
+                        continue
+                    if binding.action.startswith("jump_source"):
+                        continue
+                    keys, _ = by_action.setdefault(binding.action, ([], binding.description))
+                    keys.append(self.get_key_display(replace(binding, key=key)))
+            for keys, description in by_action.values():
+                rows.append((" / ".join(dict.fromkeys(keys)), description, group))
+            if group == "Everywhere":
+                rows.append(("1–9, 0", "Jump to source N (0 is 10), outside the prompt", group))
+                rows.append(("^p", "Command palette: every action, and themes", group))
+                rows.append(("^q", "Quit", group))
+            elif group == "Prompt":
+                rows.append(("↑ / ↓", "Earlier questions (on the first / last line)", group))
+            elif group == "Sources sidebar":
+                rows.append(("↑ / ↓", "Move", group))
+                rows.append(("enter / click", "Open the source", group))
+        return rows
 
     # -- command palette -----------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

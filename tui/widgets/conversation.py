@@ -107,8 +107,10 @@ class AssistantMessage(Vertical):
         self.question = question
         self.turn = turn
         self.status = "working"  # working|streaming|answered|stopped|failed
+        self._meta_text = ""
         self.raw = ""  # the answer as the model wrote it (cleaned), before linking
         self.meta: dict[str, Any] = {}
+        self.got_sources = False  # the service accepted the question (and archived it)
         self._stream = None
         self._linker: CitationLinker | None = None
 
@@ -126,6 +128,7 @@ class AssistantMessage(Vertical):
 
     def set_sources(self, sources: list[dict[str, Any]]) -> None:
         self.sources = list(sources)
+        self.got_sources = True
         if self.status == "working":
             self.query_one(".working", Static).update(
                 f"Thinking… ({len(sources)} sources found)" if sources else "Thinking…"
@@ -193,8 +196,7 @@ class AssistantMessage(Vertical):
     def mark_previous(self) -> None:
         """A newer answer to the same question replaced this one."""
         self.add_class("-previous")
-        meta = self.query_one(".meta", Static)
-        meta.update(Text("previous version · " + str(meta.content or "")))
+        self._show_meta("previous version · " + self._meta_text)
 
     async def restore(self, content: str, meta: dict[str, Any], status: str) -> None:
         """Show a saved answer (resuming a conversation)."""
@@ -217,7 +219,8 @@ class AssistantMessage(Vertical):
             self._show_meta(format_meta(meta))
 
     def _show_meta(self, text: str) -> None:
-        self.query_one(".meta", Static).update(Text(text.strip(" ·")))
+        self._meta_text = text.strip(" ·")
+        self.query_one(".meta", Static).update(Text(self._meta_text))
 
     @on(Button.Pressed, ".retry")
     def _retry(self, event: Button.Pressed) -> None:

@@ -1,0 +1,446 @@
+"""The app driven as a user would, with Pilot: keys and mouse, real services, real sockets.
+
+Answers come from the real ChatService talking HTTP to the loopback fake model
+server (tests/fake_openai.py) over a SQLite file holding tests/data/mini_kb.json.
+Tests wait on conditions (`wait_until`), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_app_support import ScriptedChat, app_settings, load_mini_kb, make_test_app, wait_until
+from textual.widgets import Markdown
+from textual.widgets._markdown import MarkdownBlock
+
+from tui.widgets.conversation import AssistantMessage, CitationLinker, link_citations
+from tui.widgets.safe_text import clean, plain
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+async def kb_settings(tmp_path, llm_settings):
+    """Settings pointing at the fake model servers and a mini-KB database."""
+    settings = app_settings(tmp_path, llm_settings)
+    await load_mini_kb(settings)
+    return settings
+
+
+@pytest.fixture
+async def offline_settings(tmp_path):
+    settings = app_settings(tmp_path)
+    await load_mini_kb(settings)
+    return settings
+
+
+def settled(answer: AssistantMessage | None) -> bool:
+    return answer is not None and answer.status not in ("working", "streaming")
+
+
+async def start(app, pilot) -> None:
+    await wait_until(pilot, app.ready.is_set, what="services loaded")
+    assert app.boot_error is None
+
+
+async def ask(app, pilot, question: str) -> AssistantMessage:
+    count = len(app.conversation.answers)
+    app.prompt.load_text(question)
+    app.prompt.focus()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(app.conversation.answers) > count, what="answer mounted")
+    answer = app.conversation.answers[-1]
+    await wait_until(pilot, lambda: settled(answer), what="answer settled")
+    await pilot.pause()
+    return answer
+
+
+# -- asking and streaming --------------------------------------------------------------
+
+
+async def test_ask_streams_from_loopback_server(kb_settings, fake_llm):
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await pilot.press(*"parallel compression on drums")
+        await pilot.press("enter")
+        answer = app.conversation.answers[-1] if app.conversation.answers else None
+        await wait_until(pilot, lambda: settled(app.conversation.last_answer))
+        answer = app.conversation.last_answer
+        assert answer.status == "answered"
+        assert answer.raw.startswith("Parallel compression adds sustain [1]")
+        # Citations in range became links; the sidebar shows this answer's sources.
+        assert "[\\[1\\]](cite:1)" in answer.body.source
+        assert len(app.sidebar.sources) == len(answer.sources) >= 2
+        assert "primary-model" in answer._meta_text and "tokens" in answer._meta_text
+        assert app.status_bar.fields["model"] == "primary-model"
+        assert app.status_bar.fields["memory"] == "local"
+        assert app.prompt.text == ""  # sent and cleared
+        assert fake_llm.chat_requests, "the model server was asked"
+
+
+async def test_offline_digest_without_a_model(offline_settings):
+    app = make_test_app(offline_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        assert app.status_bar.fields["model"] == "offline digest"
+        answer = await ask(app, pilot, "sidechain ducking the bass")
+        assert answer.status == "answered"
+        assert answer.sources and answer.raw
+
+
+async def test_empty_prompt_does_nothing_and_up_recalls(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await pilot.press("enter")
+        await pilot.press("space", "enter")
+        assert app.conversation.answers == []
+        await ask(app, pilot, "first question")
+        await ask(app, pilot, "second question")
+        await pilot.press("up")
+        assert app.prompt.text == "second question"
+        await pilot.press("up")
+        assert app.prompt.text == "first question"
+        await pilot.press("down", "down")
+        assert app.prompt.text == ""
+        # Ctrl+J inserts a newline instead of sending.
+        await pilot.press("a", "ctrl+j", "b")
+        assert app.prompt.text == "a\nb"
+        assert len(app.conversation.answers) == 2
+
+
+async def test_question_refused_while_streaming(offline_settings):
+    chat = ScriptedChat(mode="hold")
+    app = make_test_app(offline_settings, chat_service=chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.prompt.load_text("one")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.streaming and app.conversation.last_answer is not None
+                         and app.conversation.last_answer.status == "streaming")
+        app.prompt.load_text("two")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.prompt.text == "two", "the refused question stays in the prompt"
+        assert len(chat.calls) == 1
+        chat.release.set()
+        await wait_until(pilot, lambda: settled(app.conversation.last_answer))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(chat.calls) == 2)
+
+
+# -- sources ---------------------------------------------------------------------------
+
+
+async def test_clicking_a_source_opens_its_detail(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await ask(app, pilot, "parallel compression")
+        option_list = app.sidebar.option_list
+        # Row 0-2 is source 1 (three lines); click the second source's title line.
+        await pilot.click(option_list, offset=(4, 3))
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "SourceDetailScreen")
+        assert app.screen.detail["number"] == 2
+        assert app.screen.detail["section_heading"] == "Blending"
+        assert "section_body" in app.screen.detail  # the full detail from the KB
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ != "SourceDetailScreen")
+
+
+async def test_keyboard_sources_focus_move_enter_escape(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await ask(app, pilot, "parallel compression")
+        await pilot.press("ctrl+l")
+        assert app.sidebar.option_list.has_focus
+        await pilot.press("down")
+        assert app.sidebar.highlighted_number == 2
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "SourceDetailScreen")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.sidebar.option_list.has_focus)
+        await pilot.press("escape")
+        assert app.prompt.has_focus
+
+
+def _citation_block(answer: AssistantMessage, label: str) -> tuple[MarkdownBlock, int]:
+    for block in answer.body.query(MarkdownBlock):
+        content = getattr(block, "_content", None)
+        if content is not None and label in content.plain and not block.query(MarkdownBlock):
+            return block, content.plain.index(label)
+    raise AssertionError(f"no block shows {label}")
+
+
+async def test_citation_link_selects_its_source(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        assert app.sidebar.highlighted_number == 1
+        block, column = _citation_block(answer, "[3]")
+        await pilot.click(block, offset=(column + 1, 0))
+        await wait_until(pilot, lambda: app.sidebar.highlighted_number == 3)
+        # [7] is out of range: plain text, never a link.
+        assert "[7]" in answer.body.source and "cite:7" not in answer.body.source
+
+
+async def test_digit_jumps_outside_the_prompt(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await ask(app, pilot, "parallel compression")
+        # In the prompt a digit is text.
+        await pilot.press("3")
+        assert app.prompt.text == "3"
+        assert app.sidebar.highlighted_number == 1
+        app.prompt.clear()
+        app.conversation.focus()
+        await pilot.press("3")
+        assert app.sidebar.highlighted_number == 3
+        assert app.sidebar.option_list.has_focus
+        await pilot.press("2")
+        assert app.sidebar.highlighted_number == 2
+        await pilot.press("0")  # source 10 does not exist: nothing moves
+        assert app.sidebar.highlighted_number == 2
+
+
+async def test_sidebar_follows_the_answer_in_view(offline_settings):
+    first = ScriptedChat(tokens=["First answer [1].\n\n" + "filler line\n\n" * 30])
+    app = make_test_app(offline_settings, chat_service=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await ask(app, pilot, "parallel compression")
+        first.sources = [dict(first.sources[2], number=1)]
+        first.tokens = ["Second answer [1].\n\n" + "more filler\n\n" * 30]
+        await ask(app, pilot, "sidechain")
+        assert [s["title"] for s in app.sidebar.sources] == ["Sidechain Ducking"]
+        app.conversation.scroll_home(animate=False)
+        await wait_until(pilot, lambda: len(app.sidebar.sources) == 3, what="older answer's sources")
+        app.conversation.scroll_end(animate=False)
+        await wait_until(pilot, lambda: len(app.sidebar.sources) == 1)
+
+
+# -- voice slider ------------------------------------------------------------------------
+
+
+async def test_slider_by_keys(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        slider = app.slider
+        assert slider.disabled, "no creator chosen: disabled"
+        app.picker.value = "test-ada"
+        await wait_until(pilot, lambda: not slider.disabled)
+        slider.focus()
+        await pilot.press("right", "right", "right")
+        assert slider.value == pytest.approx(0.15) and slider.tier == "off"
+        await pilot.press("shift+right")
+        assert slider.value == pytest.approx(0.35) and slider.tier == "subtle"
+        await pilot.press("end")
+        assert slider.value == 1.0 and slider.tier == "full"
+        await pilot.press("shift+left")
+        assert slider.value == pytest.approx(0.8) and slider.tier == "embody"
+        await pilot.press("home")
+        assert slider.value == 0.0
+        await pilot.press("left")
+        assert slider.value == 0.0
+        # The preview follows the slider.
+        await pilot.press("end")
+        preview = app.query_one("#voice-preview-text")
+        assert "Fully embody Test Ada" in str(preview.render())
+
+
+async def test_slider_by_mouse_click_and_drag(offline_settings):
+    app = make_test_app(offline_settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.picker.value = "test-ada"
+        slider = app.slider
+        await wait_until(pilot, lambda: not slider.disabled)
+        track = slider._track_width()
+        left = 6  # after "Voice "
+        await pilot.click(slider, offset=(left + track - 1, 0))
+        assert slider.value == 1.0
+        await pilot.click(slider, offset=(left, 0))
+        assert slider.value == 0.0
+        middle = left + (track - 1) // 2
+        await pilot.click(slider, offset=(middle, 0))
+        assert slider.value == pytest.approx(0.5, abs=0.05)
+        # Drag from the left end to three quarters.
+        await pilot.mouse_down(slider, offset=(left, 0))
+        assert slider.value == 0.0
+        await pilot.hover(slider, offset=(left + round((track - 1) * 0.75), 0))
+        await pilot.mouse_up(slider, offset=(left + round((track - 1) * 0.75), 0))
+        assert slider.value == pytest.approx(0.75, abs=0.05)
+
+
+# -- stopping, errors, regenerating, resuming --------------------------------------------
+
+
+async def test_escape_cancels_streaming_keeps_partial(kb_settings, fake_llm):
+    fake_llm.set_mode("slow", rate=40, count=2000)
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.prompt.load_text("parallel compression")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.conversation.last_answer is not None
+                         and len(app.conversation.last_answer.raw) > 20)
+        await pilot.press("escape")
+        answer = app.conversation.last_answer
+        await wait_until(pilot, lambda: answer.status == "stopped")
+        assert answer.raw and answer.has_class("-stopped")
+        assert "stopped" in answer._meta_text
+        assert not app.streaming
+        await wait_until(pilot, lambda: fake_llm.chat_requests[-1].client_closed,
+                         what="HTTP stream closed")
+        # The transcript keeps the partial answer, marked cancelled.
+        messages = await app.services.transcripts.load_conversation(
+            app.services.db, app.conversation_id)
+        assert messages[-1]["status"] == "cancelled"
+
+
+async def test_error_inline_with_retry(kb_settings, fake_llm, fake_llm_fallback):
+    fake_llm.set_mode("error500")
+    fake_llm_fallback.set_mode("error500")
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        assert answer.status == "failed" and answer.has_class("-failed")
+        assert app.query_one(".error-row").display
+        fake_llm.set_mode("normal")
+        retry = answer.query_one(".retry")
+        await pilot.click(retry)
+        await wait_until(pilot, lambda: len(app.conversation.answers) == 2)
+        await wait_until(pilot, lambda: settled(app.conversation.last_answer))
+        assert app.conversation.last_answer.status == "answered"
+        assert answer.has_class("-previous")
+        # The question was not lost: one question, two versions of its answer.
+        messages = await app.services.transcripts.load_conversation(
+            app.services.db, app.conversation_id)
+        assert [m["role"] for m in messages] == ["user", "assistant", "assistant"]
+
+
+async def test_regenerate_with_a_new_weight(kb_settings, fake_llm):
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.picker.value = "test-ada"
+        await wait_until(pilot, lambda: not app.slider.disabled)
+        first = await ask(app, pilot, "parallel compression")
+        system = fake_llm.chat_requests[-1].body["messages"][0]["content"]
+        assert "Test Ada" not in system.split("Sources:")[0] or "embody" not in system
+        app.slider.value = 0.85
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: len(app.conversation.answers) == 2)
+        second = app.conversation.last_answer
+        await wait_until(pilot, lambda: settled(second))
+        assert second.status == "answered"
+        assert first.has_class("-previous") and "previous version" in first._meta_text
+        body = fake_llm.chat_requests[-1].body
+        assert "Fully embody Test Ada" in body["messages"][0]["content"]
+        messages = await app.services.transcripts.load_conversation(
+            app.services.db, app.conversation_id)
+        answers = [m for m in messages if m["role"] == "assistant"]
+        assert len(answers) == 2 and answers[-1]["current"] and not answers[0]["current"]
+
+
+async def test_resume_a_conversation(kb_settings, fake_llm):
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await ask(app, pilot, "parallel compression")
+        first_id = app.conversation_id
+        sources = app.conversation.last_answer.sources
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.conversation.answers)
+        assert app.conversation_id != first_id and app.sidebar.sources == []
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConversationsScreen")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.conversation_id == first_id and app.conversation.answers)
+        await pilot.pause()
+        restored = app.conversation.last_answer
+        assert restored.sources == sources
+        assert app.sidebar.sources == sources
+        assert "cite:1" in restored.body.source
+        assert app.prompt.recall[-1] == "parallel compression"
+
+
+# -- everywhere ------------------------------------------------------------------------
+
+
+async def test_copy_export_and_commands(kb_settings, fake_llm, tmp_path):
+    app = make_test_app(kb_settings, export_dir=tmp_path / "exports")
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        await pilot.press("ctrl+g")
+        assert app.clipboard == answer.raw
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: list((tmp_path / "exports").glob("*.md")))
+        text = next((tmp_path / "exports").glob("*.md")).read_text()
+        assert "parallel compression" in text and "[^1-1]" in text
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for title in ("Regenerate the last answer", "New conversation", "Conversations",
+                      "Copy the last answer", "Export the conversation", "Usage", "Help: keys",
+                      "Stop the answer"):
+            assert title in titles
+
+
+async def test_keymap_remaps_and_theme_is_remembered(tmp_path):
+    settings = app_settings(tmp_path, keymap={"app.conversations": "f8", "app.help": "f9"})
+    await load_mini_kb(settings)
+    app = make_test_app(settings, chat_service=ScriptedChat(), remember_theme=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        await pilot.press("escape")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConversationsScreen")
+        app.theme = "nord"
+        await pilot.pause()
+    state = json.loads((settings.data_dir / "state.json").read_text())
+    assert state["theme"] == "nord"
+    again = make_test_app(settings, chat_service=ScriptedChat(), theme=None)
+    assert again.theme == "nord"
+
+
+async def test_hostile_text_is_shown_as_text(offline_settings):
+    tokens = ["Look: \x1b[2J\x1b]52;c;aGFja2Vk\x07[bold red]x[/] \u202eevil", " [1]"]
+    sources = [{"number": 1, "title": "[bold]T\x1b[31m", "creator_name": "[i]C",
+                "section_heading": "\x9b2J h", "start_time": 1, "end_time": 2}]
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens, sources=sources))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.prompt.load_text("[blink]q\x1b[5m")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: settled(app.conversation.last_answer))
+        answer = app.conversation.last_answer
+        assert "\x1b" not in answer.body.source and "\u202e" not in answer.body.source
+        assert "[bold red]x[/]" in answer.raw
+        prompt_text = str(app.sidebar.option_list.get_option_at_index(0).prompt)
+        assert "[bold]T" in prompt_text and "\x1b" not in prompt_text and "\x9b" not in prompt_text
+        question = app.conversation.query_one(".question")
+        assert "[blink]q" in str(question.render())
+
+
+def test_citation_linker_holds_split_numbers():
+    linker = CitationLinker(12)
+    out = linker.feed("see [") + linker.feed("1") + linker.feed("2] and [3") + linker.feed("] [13]")
+    out += linker.flush()
+    assert out == "see [\\[12\\]](cite:12) and [\\[3\\]](cite:3) [13]"
+    assert link_citations("[0] [2]", 1) == "[0] [2]"
+
+
+def test_safe_text_strips_escapes_and_escapes_markup():
+    assert clean("a\x1b[31mb\x1b]0;t\x07c\u202ed\x00e\r\n") == "abcde\n"
+    assert plain("[bold]x") == "\\[bold]x"
+    assert isinstance(Markdown, type)
