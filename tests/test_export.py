@@ -140,3 +140,32 @@ def test_escape_sequences_are_stripped():
     assert "hi there" in md
     assert "[bold red]x[/] ok" in md  # Markdown export keeps the text as written
     assert "[^1-1]: T next \u2014 C" in md
+
+
+async def test_export_from_the_transcript_archive(db):
+    """What `load_conversation` returns exports as is, on both backends."""
+    from tui.services.transcripts import (
+        finish_turn,
+        list_conversations,
+        load_conversation,
+        start_regeneration,
+        start_turn,
+    )
+
+    first = await start_turn(db, None, "How do I thicken drums?", creator_slug="test-ada")
+    await finish_turn(db, first, "Old take [1].", sources=[S1], model="m1", cascade_tier="creator")
+    again = await start_regeneration(db, first.conversation_id)
+    await finish_turn(db, again, "New take [1][2].", sources=[S1, S2], model="m2", cascade_tier="global")
+    second = await start_turn(db, first.conversation_id, "And the bass?", creator_slug="test-ada")
+    await finish_turn(db, second, "", status="failed", error="LLM generation failed")
+
+    (meta,) = await list_conversations(db)
+    md = conversation_to_markdown(meta, await load_conversation(db, first.conversation_id))
+    assert md.startswith("# How do I thicken drums?\n")
+    assert f"- Conversation: `{first.conversation_id}`" in md
+    assert "- Creator: test-ada" in md
+    assert "**Previous version 1 of 2 (regenerated):**\n\n> Old take [^1v1-1].\n>\n> *m1 · creator*" in md
+    assert "**Current version (2 of 2):**\n\nNew take [^1-1][^1-2].\n\n*m2 · global*" in md
+    assert "## 2. Chrysopedia\n\n*This answer failed: LLM generation failed*" in md
+    assert md.count("[^1-1]: Parallel Compression on Drums") == 1
+    assert "[^1v1-1]: Parallel Compression on Drums" in md
