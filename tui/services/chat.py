@@ -339,7 +339,7 @@ class ChatService:
                 if creator_info is None:
                     raise ValueError(f"unknown creator {creator!r}")
         except ValueError as exc:
-            yield Error(str(exc)[:1].upper() + str(exc)[1:])
+            yield Error(f"Cannot ask: {exc}")
             return
         creator_slug = creator_info["slug"] if creator_info else None
 
@@ -363,6 +363,7 @@ class ChatService:
                 logger.exception("chat_transcript_error cid=%s", cid)
 
         state = _Turn(query=query, cid=cid, creator_slug=creator_slug, handle=handle, start=start)
+        state.regenerate = regenerate
         try:
             async with contextlib.aclosing(
                 self._answer(state, creator_info, weight, regenerate)
@@ -483,7 +484,11 @@ class ChatService:
 
         if st.status == "answered":
             try:
-                await self.history.append(st.cid, st.query, run.text)
+                if st.regenerate:
+                    # The regenerated answer replaces the old one in what the model sees.
+                    await self.history.append(st.cid, st.query, run.text, replace_last=True)
+                else:
+                    await self.history.append(st.cid, st.query, run.text)
             except Exception:  # noqa: BLE001
                 logger.warning("chat_history_save_error cid=%s", st.cid, exc_info=True)
         if st.handle is not None:
@@ -539,6 +544,7 @@ class _Turn:
         self.error: str | None = None
         self.done: Done | None = None
         self.settled = False
+        self.regenerate = False
 
 
 async def _shielded(coro) -> None:
