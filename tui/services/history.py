@@ -49,6 +49,8 @@ DEFAULT_PREFIX = "chrysopedia:chat:"
 STARTUP_BUDGET = 0.5  # seconds the start-up probe of Redis may take
 RETRY_INTERVAL = 5.0  # seconds between probes of a Redis that went away
 
+ROLES = ("user", "assistant")  # what memory holds; the system prompt is never stored
+
 Messages = list[dict[str, str]]
 
 
@@ -92,6 +94,16 @@ def _message(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": _clean_text(content)}
 
 
+def _checked(messages: Sequence[dict[str, str]]) -> Messages:
+    """Messages to store: {role: user|assistant, content: str}, text made UTF-8-safe."""
+    out = []
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise ValueError(f"a memory message needs role user or assistant, got {m!r:.80}")
+        out.append(_message(m["role"], m.get("content")))
+    return out
+
+
 def parse_history(raw: str | bytes | None, *, where: str = "") -> Messages:
     """Decode a stored history; not JSON or the wrong shape -> a warning and []."""
     if raw is None:
@@ -102,7 +114,7 @@ def parse_history(raw: str | bytes | None, *, where: str = "") -> Messages:
         logger.warning("chat_history_corrupt %s: not JSON (%s); treated as empty", where, exc)
         return []
     if not isinstance(value, list) or not all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
         for m in value
     ):
         logger.warning(
@@ -137,7 +149,8 @@ local function valid(h)
   local n = 0
   for k, v in pairs(h) do
     if type(k) ~= 'number' then return false end
-    if type(v) ~= 'table' or type(v.role) ~= 'string' or type(v.content) ~= 'string' then
+    if type(v) ~= 'table' or (v.role ~= 'user' and v.role ~= 'assistant')
+        or type(v.content) ~= 'string' then
       return false
     end
     n = n + 1
@@ -256,7 +269,7 @@ class RedisHistory:
                 logger.warning("chat_history_corrupt redis %s: not a string; treated as empty", key)
                 return []
             raise
-        return parse_history(raw, where=f"redis {key}")
+        return parse_history(raw, where=f"redis {key}")[-self.max_messages :]
 
     async def append(
         self,
@@ -278,7 +291,7 @@ class RedisHistory:
         """
         key = self.key(cid)
         args = [
-            json.dumps(list(messages), ensure_ascii=False),
+            json.dumps(_checked(messages), ensure_ascii=False),
             self.max_messages,
             self.ttl,
             json.dumps(if_missing, ensure_ascii=False) if if_missing else "",
@@ -343,7 +356,7 @@ class LocalHistory:
             ).first()
         if row is None or row.expires_at <= self.clock():
             return []
-        return parse_history(row.messages, where=f"local {cid}")
+        return parse_history(row.messages, where=f"local {cid}")[-self.max_messages :]
 
     async def append(
         self,
@@ -360,7 +373,7 @@ class LocalHistory:
         RedisHistory.append (a regenerated answer replaces the last pair).
         """
         for attempt in range(self.max_attempts):
-            stored = await self._try_append(cid, list(messages), base, replace_last)
+            stored = await self._try_append(cid, _checked(messages), base, replace_last)
             if stored is not None:
                 return stored
             self.conflicts += 1
