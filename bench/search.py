@@ -1,0 +1,261 @@
+"""Search benchmark: synthetic knowledge bases of growing size, full `search()` latency.
+
+    .venv/bin/python bench/search.py [--sizes 1000,10000,100000] [--json]
+                                     [--db-url postgresql+asyncpg://...] [--queries 100]
+
+For each size (number of sections) it builds a synthetic knowledge base whose
+words are drawn from the bundled pages with Zipf-like frequencies (the word of
+rank r is drawn with weight 1/r), indexes it, and reports the index build time,
+the database size and the p50/p95 latency of the full `SearchService.search()`
+call for four kinds of query:
+
+- common: one or two of the 10 most frequent words (each in most sections)
+- rare: one word from the vocabulary's tail
+- multi: three or four mid-frequency words taken from one section
+- typo: a mid-frequency word with one letter changed, plus a second word
+
+Every query runs once after a warm-up pass over a few of them. Results go in
+docs/BENCHMARKS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert, text  # noqa: E402
+
+from tui.db import search_index  # noqa: E402
+from tui.db.engine import Database  # noqa: E402
+from tui.db.models import Creator, Section, TechniquePage, Video  # noqa: E402
+from tui.services.search import STOPWORDS, SearchService  # noqa: E402
+
+SECTIONS_PER_PAGE = 4
+CREATORS = 40
+
+
+def bundled_vocabulary() -> list[str]:
+    """Words of the bundled KB (or the test mini KB), most frequent first."""
+    files = sorted((ROOT / "tui" / "data" / "kb").glob("*.json")) or [ROOT / "tests/data/mini_kb.json"]
+    counts: dict[str, int] = {}
+    for file in files:
+        doc = json.loads(file.read_text())
+        for page in doc.get("techniques", []):
+            chunks = [page.get("title", ""), page.get("summary", ""), " ".join(page.get("tags") or [])]
+            chunks += [f"{s.get('heading', '')} {s.get('body', '')}" for s in page.get("sections", [])]
+            for word in re.findall(r"[a-z]+", " ".join(chunks).lower()):
+                if len(word) >= 3:
+                    counts[word] = counts.get(word, 0) + 1
+    return sorted(counts, key=lambda w: (-counts[w], w))
+
+
+class Corpus:
+    def __init__(self, vocab: list[str], seed: int) -> None:
+        self.vocab = vocab
+        self.rng = random.Random(seed)
+        self.weights = [1.0 / (rank + 1) for rank in range(len(vocab))]
+        self.cum = []
+        total = 0.0
+        for w in self.weights:
+            total += w
+            self.cum.append(total)
+
+    def words(self, k: int) -> list[str]:
+        return self.rng.choices(self.vocab, cum_weights=self.cum, k=k)
+
+    def phrase(self, lo: int, hi: int) -> str:
+        return " ".join(self.words(self.rng.randint(lo, hi)))
+
+
+async def build(db: Database, size: int, corpus: Corpus) -> dict:
+    """Insert `size` sections directly (the importer's checks are not what is measured)."""
+    rng = corpus.rng
+    pages = max(1, size // SECTIONS_PER_PAGE)
+    t0 = time.perf_counter()
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            insert(Creator),
+            [{"id": i + 1, "slug": f"creator-{i}", "name": f"Creator {i}"} for i in range(CREATORS)],
+        )
+        await conn.execute(
+            insert(Video),
+            [{"id": f"v{i}", "creator_id": i % CREATORS + 1, "title": corpus.phrase(3, 6),
+              "filename": f"v{i}.mp4"} for i in range(pages)],
+        )
+        batch = 5000
+        for start in range(0, pages, batch):
+            rows = []
+            for p in range(start, min(pages, start + batch)):
+                rows.append({
+                    "id": p + 1, "slug": f"page-{p}", "title": corpus.phrase(3, 6).title(),
+                    "creator_id": p % CREATORS + 1, "topic_category": "Mixing",
+                    "tags": corpus.words(rng.randint(2, 4)), "summary": corpus.phrase(15, 25),
+                })
+            await conn.execute(insert(TechniquePage), rows)
+        sid = 0
+        for start in range(0, size, batch):
+            rows = []
+            for _ in range(start, min(size, start + batch)):
+                page = sid // SECTIONS_PER_PAGE
+                if page >= pages:
+                    page = pages - 1
+                rows.append({
+                    "id": sid + 1, "page_id": page + 1, "position": sid % SECTIONS_PER_PAGE,
+                    "anchor": f"s{sid}", "heading": corpus.phrase(2, 5).capitalize(),
+                    "body": corpus.phrase(50, 110), "video_id": f"v{page}",
+                    "start_time": 30.0 * (sid % 20), "end_time": 30.0 * (sid % 20) + 30,
+                })
+                sid += 1
+            await conn.execute(insert(Section), rows)
+    t1 = time.perf_counter()
+    async with db.engine.begin() as conn:
+        await search_index.rebuild_index(conn)
+    t2 = time.perf_counter()
+    return {"insert_s": round(t1 - t0, 2), "index_build_s": round(t2 - t1, 2)}
+
+
+def typo(word: str, rng: random.Random) -> str:
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.choice(("swap", "drop", "replace"))
+    if kind == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == "drop":
+        return word[:i] + word[i + 1 :]
+    letter = rng.choice([c for c in "aeioustrn" if c != word[i]])
+    return word[:i] + letter + word[i + 1 :]
+
+
+def make_queries(vocab: list[str], n: int, seed: int) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    content = [w for w in vocab if w not in STOPWORDS]
+    common = content[:10]
+    mid = content[30:400] or content
+    tail = content[len(content) // 2 :] or content
+    long_mid = [w for w in mid if len(w) >= 6] or mid
+    return {
+        "common": [" ".join(rng.sample(common, rng.randint(1, 2))) for _ in range(n)],
+        "rare": [rng.choice(tail) for _ in range(n)],
+        "multi": [" ".join(rng.sample(mid, rng.randint(3, 4))) for _ in range(n)],
+        "typo": [f"{typo(rng.choice(long_mid), rng)} {rng.choice(mid)}" for _ in range(n)],
+    }
+
+
+def db_size(db_target: str, path: Path | None) -> int:
+    if path is None:
+        return 0
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+async def bench_size(size: int, args, vocab: list[str]) -> dict:
+    corpus = Corpus(vocab, seed=size)
+    tmp = tempfile.mkdtemp(prefix="chrysopedia-bench-")
+    path: Path | None = None
+    schema = None
+    if args.db_url:
+        import asyncpg
+
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        dsn = args.db_url.replace("postgresql+asyncpg", "postgresql")
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.close()
+        db = Database(args.db_url, schema=schema)
+    else:
+        path = Path(tmp) / "bench.db"
+        db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.init()
+        out: dict = {"sections": size, **(await build(db, size, corpus))}
+        if path is not None:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            out["db_mb"] = round(db_size("", path) / 1e6, 1)
+        else:
+            async with db.engine.connect() as conn:
+                out["db_mb"] = round(
+                    (await conn.execute(text(
+                        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                    ))).scalar() / 1e6, 1)
+        service = SearchService(None)
+        queries = make_queries(vocab, args.queries, seed=size + 1)
+        for qs in queries.values():  # warm-up: page cache, statement cache
+            for q in qs[:5]:
+                await service.search(q, db=db)
+        out["queries"] = {}
+        for kind, qs in queries.items():
+            times = []
+            tiers: dict[str, int] = {}
+            for q in qs:
+                t0 = time.perf_counter()
+                result = await service.search(q, db=db)
+                times.append((time.perf_counter() - t0) * 1000)
+                tiers[result["cascade_tier"]] = tiers.get(result["cascade_tier"], 0) + 1
+            times.sort()
+            out["queries"][kind] = {
+                "p50_ms": round(statistics.median(times), 2),
+                "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
+                "max_ms": round(times[-1], 2),
+                "tiers": tiers,
+            }
+        return out
+    finally:
+        await db.dispose()
+        if schema:
+            import asyncpg
+
+            conn = await asyncpg.connect(args.db_url.replace("postgresql+asyncpg", "postgresql"))
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.close()
+        if path is not None:
+            for p in path.parent.glob("*"):
+                p.unlink()
+            os.rmdir(path.parent)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="section counts, comma-separated")
+    parser.add_argument("--queries", type=int, default=100, help="queries per kind")
+    parser.add_argument("--db-url", help="a postgresql+asyncpg:// URL (default: a temporary SQLite file)")
+    parser.add_argument("--json", action="store_true", help="one JSON document")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    vocab = bundled_vocabulary()
+    results = []
+    for size in sizes:
+        result = asyncio.run(bench_size(size, args, vocab))
+        results.append(result)
+        if not args.json:
+            print(
+                f"{size:>7} sections  insert {result['insert_s']:>6.2f} s  index {result['index_build_s']:>6.2f} s"
+                f"  db {result['db_mb']:>7.1f} MB"
+            )
+            for kind, q in result["queries"].items():
+                print(
+                    f"          {kind:<7} p50 {q['p50_ms']:>7.2f} ms  p95 {q['p95_ms']:>7.2f} ms"
+                    f"  max {q['max_ms']:>7.2f} ms  tiers {q['tiers']}"
+                )
+            sys.stdout.flush()
+    if args.json:
+        print(json.dumps({"backend": "postgresql" if args.db_url else "sqlite",
+                          "vocabulary": len(vocab), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
