@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from tui.db.importer import bundled_kb_path, import_path
 from tui.db.kb_format import read_documents
 from tui.services.search import SearchService
