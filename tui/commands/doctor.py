@@ -120,12 +120,21 @@ async def _check_model(label: str, base_url: str | None, model: str, key: str | 
                 "" if listed else f"set the model name to one of: {', '.join(models[:5])}"))
         try:
             start = time.perf_counter()
-            reply = await client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1)
+            # Streamed, as the app asks for answers.
+            stream = await client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1,
+                stream=True)
+            chunks = 0
+            async with asyncio.timeout(timeout):
+                async for chunk in stream:
+                    chunks += bool(chunk.choices)
             ms = (time.perf_counter() - start) * 1000
-            ok = bool(reply.choices)
-            checks.append(Check(f"{label} completion", OK if ok else FAIL,
-                                f"one-token completion in {ms:.0f} ms" if ok else "empty reply"))
+            checks.append(Check(f"{label} completion", OK if chunks else FAIL,
+                                f"one-token completion in {ms:.0f} ms" if chunks else "empty reply",
+                                "" if chunks else "check the server's logs"))
+        except TimeoutError:
+            checks.append(Check(f"{label} completion", FAIL, f"no answer within {timeout:g} s",
+                                "the server stalls: check its load and logs"))
         except openai.APIError as exc:
             checks.append(Check(f"{label} completion", FAIL,
                                 _scrub(f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:200], key),
