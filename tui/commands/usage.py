@@ -37,10 +37,13 @@ def format_report(report: dict) -> list[str]:
         lines.append("  tiers      " + " · ".join(f"{k} {v:,}" for k, v in report["tiers"].items()))
     if report["models"]:
         lines.append("  models     " + " · ".join(f"{k} {v:,}" for k, v in report["models"].items()))
-    lines.append("")
-    lines.append(f"  {'date':<10}  {'requests':>8}  {'tokens':>10}")
-    for day in report["per_day"]:
-        lines.append(f"  {day['date']:<10}  {day['requests']:>8,}  {day['total_tokens']:>10,}")
+    # Every day of a short window; only the active days of a long one.
+    days = [d for d in report["per_day"] if report["days"] <= 31 or d["requests"]]
+    if days:
+        lines.append("")
+        lines.append(f"  {'date':<10}  {'requests':>8}  {'tokens':>10}")
+        for day in days:
+            lines.append(f"  {day['date']:<10}  {day['requests']:>8,}  {day['total_tokens']:>10,}")
     return lines
 
 
