@@ -172,10 +172,10 @@ async def test_local_concurrent_appends_lose_no_turn(db):
         await store.append(cid, [{"role": "user", "content": q},
                                  {"role": "assistant", "content": ans}])
 
-    await asyncio.gather(*(one(a, "a", i) for i in range(20)), *(one(b, "b", i) for i in range(20)))
+    await asyncio.gather(*(one(a, "a", i) for i in range(50)), *(one(b, "b", i) for i in range(50)))
     got = pairs(await a.load(cid))
-    assert len(got) == 40
-    assert sorted(got) == sorted([turn(i, "a") for i in range(20)] + [turn(i, "b") for i in range(20)])
+    assert len(got) == 100
+    assert sorted(got) == sorted([turn(i, "a") for i in range(50)] + [turn(i, "b") for i in range(50)])
 
 
 async def test_local_history_store_without_redis(db):
@@ -374,6 +374,25 @@ async def test_redis_concurrent_appends_two_clients_lose_no_turn(prefix):
         assert sorted(got) == sorted(expected)
         # Each append saw every earlier one: the stored lengths are 2, 4, ... 200.
         assert sorted(len(r) for r in results) == list(range(2, 4 * n + 1, 2))
+    finally:
+        await a.close()
+        await b.close()
+
+
+@needs_redis
+async def test_two_history_stores_appending_at_once_lose_no_turn(prefix, db):
+    # The interface the chat service uses, two app instances on one conversation.
+    settings = Settings(redis_url=REDIS_URL, redis_key_prefix=prefix)
+    a = await open_history(settings, db, max_messages=200)
+    b = await open_history(settings, db, max_messages=200)
+    cid = validate_conversation_id(None)
+    try:
+        await asyncio.gather(*(a.append(cid, *turn(i, "a")) for i in range(50)),
+                             *(b.append(cid, *turn(i, "b")) for i in range(50)))
+        assert a.state.backend == b.state.backend == "redis"
+        got = pairs(await b.load(cid))
+        assert sorted(got) == sorted([turn(i, "a") for i in range(50)] +
+                                     [turn(i, "b") for i in range(50)])
     finally:
         await a.close()
         await b.close()
