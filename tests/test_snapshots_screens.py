@@ -151,6 +151,18 @@ def test_usage(snap_compare):
     assert snap_compare(app, terminal_size=(120, 40))
 
 
+def test_usage_month_small_terminal(snap_compare):
+    """30 days in 80 columns: the panels stack and the per-day bars still fit."""
+    per_day = [
+        {"date": f"2026-{10 + (d + 28) // 31:02d}-{(d + 28) % 31 + 1:02d}",
+         "requests": (d * 7) % 11, "total_tokens": ((d * 7) % 11) * 2900 + (d % 3) * 400}
+        for d in range(30)
+    ]
+    report = dict(USAGE_REPORT, days=30, per_day=per_day)
+    app = ScreenHost(lambda: UsageScreen(report))
+    assert snap_compare(app, terminal_size=(80, 24), press=["end"])
+
+
 def test_usage_empty(snap_compare):
     report = {
         "days": 1, "totals": {"requests": 0}, "per_day": [{"date": "2026-11-27", "requests": 0, "total_tokens": 0}],

@@ -94,11 +94,7 @@ class ConversationsScreen(Screen[tuple[str, str | None] | None]):
     ConversationsScreen #conversations-title {
         text-style: bold;
         color: $accent;
-        padding: 1 0 0 0;
-    }
-    ConversationsScreen #conversations-hint {
-        color: $text-muted;
-        padding-bottom: 1;
+        padding: 1 0;
     }
     ConversationsScreen #conversations-table {
         height: 1fr;
@@ -139,15 +135,12 @@ class ConversationsScreen(Screen[tuple[str, str | None] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="conversations"):
             yield Static(Text("Conversations"), id="conversations-title")
-            yield Static(
-                Text("Enter resume · n new · d delete · esc back"), id="conversations-hint"
-            )
             table: DataTable[Text] = DataTable(
                 id="conversations-table", cursor_type="row", zebra_stripes=True
             )
             yield table
             yield Static(
-                Text("No conversations yet. Press n to start one."), id="conversations-empty"
+                Text("No conversations yet."), id="conversations-empty"
             )
         yield Footer()
 
@@ -186,6 +179,13 @@ class ConversationsScreen(Screen[tuple[str, str | None] | None]):
         empty = not self.query_one(DataTable).row_count
         self.query_one("#conversations-empty").display = empty
         self.query_one(DataTable).display = not empty
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Nothing to resume or delete in an empty list: the footer shows those keys dimmed.
+        if action in ("resume", "delete") and not self.conversations:
+            return None
+        return True
 
     @property
     def selected_id(self) -> str | None:

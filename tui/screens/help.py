@@ -39,7 +39,6 @@ class HelpScreen(ModalScreen[None]):
         max-height: 90%;
         border: round $accent;
         border-title-style: bold;
-        border-subtitle-color: $text-muted;
         background: $surface;
         padding: 0 2;
     }
@@ -84,7 +83,6 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help") as box:
             box.border_title = self.title_text
-            box.border_subtitle = "esc close"
             yield Static(self._table(), id="help-keys")
         yield Footer()
 

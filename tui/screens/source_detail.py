@@ -57,7 +57,6 @@ class SourceDetailScreen(ModalScreen[None]):
         max-height: 100%;
         border: round $accent;
         border-title-style: bold;
-        border-subtitle-color: $text-muted;
         background: $surface;
         padding: 0 1;
     }
@@ -178,7 +177,6 @@ class SourceDetailScreen(ModalScreen[None]):
         with Vertical(id="source-detail") as box:
             number = d.get("number")
             box.border_title = f"Source [{number}]" if isinstance(number, int) else "Source"
-            box.border_subtitle = "c copy reference · o open video · esc close"
             yield Static(Text(one_line(d.get("title")) or "(untitled)"), id="sd-title")
             yield Static(self._meta_line(), id="sd-meta")
             with VerticalScroll(id="sd-body"):

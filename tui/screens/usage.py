@@ -119,7 +119,9 @@ class UsageScreen(Screen[None]):
         color: $text-muted;
     }
     UsageScreen Sparkline {
-        height: 3;
+        height: 2;
+    }
+    UsageScreen #spark-requests {
         margin-bottom: 1;
     }
     UsageScreen #spark-tokens > .sparkline--max-color {
