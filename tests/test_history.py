@@ -604,3 +604,23 @@ async def test_history_store_state_as_dict(db):
         "backend": "local", "redis_configured": False, "redis_dropped": False,
         "message": "memory: local", "error": None, "pending": 0,
     }
+
+
+@needs_redis_server
+async def test_memory_seen_in_redis_expires_while_redis_is_away(db, tmp_path):
+    server = RedisProcess(tmp_path / "redis").start()
+    clock = FakeClock()
+    store = HistoryStore(LocalHistory(db), RedisHistory(server.url), clock=clock,
+                         retry_interval=10 * TTL_SECONDS)
+    cid = validate_conversation_id(None)
+    try:
+        await store.append(cid, *turn(1))
+        server.kill()
+        clock.now += TTL_SECONDS + 1  # over an hour without a turn: the memory has expired
+        assert await store.load(cid) == []
+        assert store.state.redis_dropped
+        await store.append(cid, *turn(2))
+        assert pairs(await store.load(cid)) == [turn(2)]
+    finally:
+        await store.close()
+        server.kill()

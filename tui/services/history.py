@@ -523,7 +523,8 @@ class HistoryStore:
         self.clock = clock
         self._mirror_size = mirror_size
         # Last history seen in Redis per conversation, to seed the local store if Redis drops.
-        self._mirror: OrderedDict[str, Messages] = OrderedDict()
+        # (seen at, history); an entry older than the TTL has expired in Redis too.
+        self._mirror: OrderedDict[str, tuple[float, Messages]] = OrderedDict()
         # Messages written locally while Redis was away, per conversation, to copy back.
         self._pending: dict[str, Messages] = {}
         self._listeners: list[Callable[[HistoryState], None]] = []
@@ -576,10 +577,21 @@ class HistoryStore:
         )
 
     def _remember(self, cid: str, history: Messages) -> None:
-        self._mirror[cid] = history
+        self._mirror[cid] = (self.clock(), history)
         self._mirror.move_to_end(cid)
         while len(self._mirror) > self._mirror_size:
             self._mirror.popitem(last=False)
+
+    def _seen(self, cid: str) -> Messages | None:
+        """The history last seen in Redis, unless turns were written locally since or it expired."""
+        entry = self._mirror.get(cid)
+        if cid in self._pending or entry is None:
+            return None
+        seen_at, history = entry
+        ttl = self.redis.ttl if self.redis is not None else TTL_SECONDS
+        if self.clock() - seen_at >= ttl:
+            return []
+        return history
 
     # -- recovery --
 
@@ -651,8 +663,9 @@ class HistoryStore:
             else:
                 self._remember(cid, history)
                 return _copy(history)
-        if cid not in self._pending and cid in self._mirror:
-            return _copy(self._mirror[cid])
+        seen = self._seen(cid)
+        if seen is not None:
+            return _copy(seen)
         return await self.local.load(cid)
 
     async def append(
@@ -676,8 +689,8 @@ class HistoryStore:
             if self._using_redis() and await self._append_redis(cid, turn, replace_last):
                 return
             base = None
-            if self.redis is not None and cid not in self._pending and cid in self._mirror:
-                base = self._mirror[cid]
+            if self.redis is not None:
+                base = self._seen(cid)
             # (A regenerated answer written here replaces the local pair; if the copy-back
             # later finds the old pair in Redis, both versions stay there.)
             await self.local.append(cid, turn, base=base, replace_last=replace_last)
