@@ -11,7 +11,7 @@ import pytest
 from textual import on
 from textual.app import App, ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Markdown, Static
 
 from tui.screens import (
     ConfirmScreen,
@@ -316,3 +316,21 @@ async def test_conversations_click_resumes():
         await pilot.click(DataTable, offset=(10, 2))
         await wait_until(pilot, lambda: app.results)
         assert app.results == [("resume", "c2")]
+
+
+async def test_source_detail_links_in_the_section_are_not_followed():
+    clicked: list[str] = []
+
+    class LinkHost(Host):
+        @on(Markdown.LinkClicked)
+        def link(self, event: Markdown.LinkClicked) -> None:
+            clicked.append(event.href)
+
+    detail = dict(DETAIL, section_body="[evil](https://example.com/x)")
+    app = LinkHost(lambda: SourceDetailScreen(detail))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.click("#sd-section", offset=(1, 0))
+        await pilot.pause()
+        assert clicked == []
+        assert isinstance(app.screen, SourceDetailScreen)

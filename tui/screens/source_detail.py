@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -193,6 +193,12 @@ class SourceDetailScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         # Arrow keys and Page Up/Down scroll the section text.
         self.query_one("#sd-body").focus()
+
+    @on(Markdown.LinkClicked)
+    def _link_clicked(self, event: Markdown.LinkClicked) -> None:
+        # Links in knowledge-base text are never followed, nor mistaken by the App
+        # for a citation link of the chat view.
+        event.stop()
 
     # -- actions ---------------------------------------------------------------
 
