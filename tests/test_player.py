@@ -148,7 +148,13 @@ def test_resolve_media_file_stays_inside_media_dir(tmp_path, media):
     (tmp_path / "secret.mp4").write_bytes(b"\x00")
     assert resolve_media_file("ada-v1.mp4", media) == (media / "ada-v1.mp4").resolve()
     assert resolve_media_file("../secret.mp4", media) is None
-    assert resolve_media_file(str(tmp_path / "secret.mp4"), media) == (tmp_path / "secret.mp4").resolve()
+    assert resolve_media_file(str(tmp_path / "secret.mp4"), media) is None
+    assert resolve_media_file(str(media / "ada-v1.mp4"), media) == (media / "ada-v1.mp4").resolve()
+    (media / "link.mp4").symlink_to(tmp_path / "secret.mp4")
+    assert resolve_media_file("link.mp4", media) is None
+    (media / "sub").mkdir()
+    (media / "sub" / "b.mp4").write_bytes(b"\x00")
+    assert resolve_media_file("sub/b.mp4", media) == (media / "sub" / "b.mp4").resolve()
     assert resolve_media_file("ada-v1.mp4", None) is None
     assert resolve_media_file("", media) is None
     assert resolve_media_file("a\x00b", media) is None

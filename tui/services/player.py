@@ -5,9 +5,9 @@
 `launch(plan)` carries it out. Tests check the plan without starting anything.
 
 - A local file (`video_filename`) is looked up under the media dir (by default
-  `Settings.data_dir / "media"`; an absolute name is used as is). A relative
-  name may not climb out of the media dir. The argv always carries an absolute
-  path, so a file name starting with `-` is never read as an option.
+  `Settings.data_dir / "media"`); a name that resolves outside it (`../x`, an
+  absolute path, a symlink out) is not opened. The argv always carries an
+  absolute path, so a file name starting with `-` is never read as an option.
 - Players, in order: mpv (`mpv --start=SECONDS FILE`), then VLC
   (`vlc --start-time=SECONDS FILE`), found with `shutil.which` on PATH.
 - Else an `http(s)` URL (`video_url`) with the start time added (`?t=` for
@@ -103,22 +103,17 @@ def player_command(player: str, executable: str, file: Path, start: float | None
 
 
 def resolve_media_file(filename: str | None, media_dir: Path | None) -> Path | None:
-    """The existing local file for `filename`, or None.
+    """The existing local file for `filename` under `media_dir`, or None.
 
-    A relative name is taken under `media_dir` and must stay inside it.
+    The name comes from the knowledge base, which is data: whatever it says
+    (`../x`, an absolute path, a symlink out), only files inside the media dir open.
     """
-    if not filename or "\x00" in filename:
+    if not filename or "\x00" in filename or media_dir is None:
         return None
-    candidate = Path(filename).expanduser()
-    if not candidate.is_absolute():
-        if media_dir is None:
-            return None
-        base = Path(media_dir).expanduser().resolve()
-        candidate = (base / candidate).resolve()
-        if not candidate.is_relative_to(base):
-            return None
-    else:
-        candidate = candidate.resolve()
+    base = Path(media_dir).expanduser().resolve()
+    candidate = (base / Path(filename)).resolve()
+    if not candidate.is_relative_to(base):
+        return None
     return candidate if candidate.is_file() else None
 
 
