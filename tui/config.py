@@ -63,6 +63,8 @@ class Settings:
     theme: str | None = None
     keymap: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path = field(default_factory=default_data_dir)
+    # Where local video files named by the knowledge base live (default: data_dir/media).
+    media_dir: Path | None = None
     config_file: Path | None = None
     # Where each value came from, for error messages and `chrysopedia config`.
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -72,6 +74,8 @@ class Settings:
             object.__setattr__(
                 self, "database_url", f"sqlite+aiosqlite:///{self.data_dir / 'chrysopedia.db'}"
             )
+        if self.media_dir is None:
+            object.__setattr__(self, "media_dir", self.data_dir / "media")
 
     @property
     def model_configured(self) -> bool:
@@ -130,6 +134,7 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "redis_key_prefix": (("CHRYSOPEDIA_REDIS_KEY_PREFIX",), "str"),
     "theme": (("CHRYSOPEDIA_THEME",), "str"),
     "data_dir": (("CHRYSOPEDIA_DATA_DIR",), "path"),
+    "media_dir": (("CHRYSOPEDIA_MEDIA_DIR",), "path"),
 }
 _FILE_KEYS = set(_ENV) | {"keymap"}
 

@@ -42,8 +42,9 @@ YOUTUBE_HOSTS = ("youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be")
 
 
 def default_media_dir(settings: Any) -> Path:
-    """Where local video files live unless told otherwise: `<data_dir>/media`."""
-    return Path(settings.data_dir) / "media"
+    """Where local video files live: `settings.media_dir` (default `<data_dir>/media`)."""
+    media = getattr(settings, "media_dir", None)
+    return Path(media) if media else Path(settings.data_dir) / "media"
 
 
 @dataclass(frozen=True)
