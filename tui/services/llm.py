@@ -49,7 +49,8 @@ OFFLINE_MODEL = "offline-digest"
 
 # C0 controls except TAB and LF, DEL, and C1 controls.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SECRET_LIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+# Key-shaped text a server may echo back ("Incorrect API key provided: sk-…").
+_SECRET_LIKE = re.compile(r"\b(?:sk-[A-Za-z0-9_\-*]{8,}|Bearer\s+[A-Za-z0-9._\-*]{8,})")
 
 
 def clean_text(text: str) -> str:
