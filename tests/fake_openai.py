@@ -21,7 +21,8 @@ Modes (`set_mode(mode, **options)`):
 
 Options: `tokens` (the script, a list of strings), `count` (cycle the script to
 this many tokens), `after` (for stall_after/cut/drop/malformed, default 3),
-`rate` (tokens/s for slow), `usage` (dict overriding the reported usage).
+`rate` (tokens/s for slow), `usage` (dict overriding the reported usage), `bad` (the
+data line malformed mode sends; default: truncated JSON).
 
 Use it
   * in-process, from sync or async tests: `with FakeOpenAI() as srv:` or
@@ -395,7 +396,7 @@ class FakeOpenAI:
                     writer.transport.abort()
                     return
                 if mode == "malformed":
-                    await send('{"choices": [{"delta": {"content": "oops"')
+                    await send(options.get("bad", '{"choices": [{"delta": {"content": "oops"'))
             await send(chunk({"content": tok}))
             rec.tokens_sent += 1
             if mode == "slow" and rate > 0:

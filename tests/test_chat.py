@@ -569,3 +569,28 @@ def test_excerpt_cuts_an_overlong_first_sentence_at_a_word():
 )
 def test_find_citations(text, cited, invalid):
     assert find_citations(text, 10) == (cited, invalid)
+
+
+async def test_concurrent_conversations_stream_side_by_side(service, kb, fake_llm, capsys):
+    """20 conversations at once: every stream has begun before any ends (nothing serialises them)."""
+    n, per_stream = 20, 50
+    fake_llm.set_mode("slow", tokens=["tok "], count=per_stream, rate=50)  # ~1 s per answer
+    log: list[tuple[int, str]] = []
+
+    async def one(i: int):
+        async for event in service.stream_response(f"parallel compression {i}"):
+            log.append((i, event.event))
+        return event
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - started
+    assert all(isinstance(r, Done) and not r.fallback_used for r in results)
+    first_done = next(k for k, (_, name) in enumerate(log) if name == "done")
+    started_before = {i for i, name in log[:first_done] if name == "token"}
+    assert started_before == set(range(n))
+    assert len({r.conversation_id for r in results}) == n
+    assert len(await usage_rows(kb)) == n
+    with capsys.disabled():
+        print(f"\n[chat concurrency] {kb.dialect}: {n} conversations × {per_stream} tokens at 50 tok/s "
+              f"in {elapsed:.2f} s (one answer alone ≈ {per_stream / 50:.1f} s)")

@@ -307,3 +307,62 @@ def test_offline_digest_cites_each_sentence():
 
 def test_offline_digest_without_sources():
     assert "nothing on this question" in offline_digest("anything", [])
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("[1, 2]", "not an object"),
+        ('{"choices": "nope"}', "choices is not a list"),
+        ('{"choices": ["x"]}', "a choice is not an object"),
+        ('{"choices": [{"delta": "text"}]}', "delta is not an object"),
+        ('{"choices": [{"delta": {"content": 5}}]}', "content is not text"),
+        ('{"error": {"message": "overloaded"}}', "the server reported an error mid-stream: overloaded"),
+        ("not json at all", "not JSON"),
+    ],
+)
+async def test_malformed_chunks_are_a_failure_of_that_model(llm_settings, fake_llm, fake_llm_fallback, bad, words):
+    fake_llm.set_mode("malformed", tokens=SCRIPT, after=1, bad=bad)
+    fake_llm_fallback.set_mode("normal", tokens=FALLBACK_SCRIPT)
+    router = ModelRouter(llm_settings)
+    events, run = await collect(router)
+    assert words in run.failures[0]
+    assert sum(isinstance(e, Reset) for e in events) == 1
+    assert run.text == "".join(FALLBACK_SCRIPT)
+    await router.aclose()
+
+
+async def test_harmless_chunk_shapes_are_accepted(llm_settings, fake_llm):
+    # A chunk without choices, a choice without delta, null content: nothing to show, no failure.
+    fake_llm.set_mode("malformed", tokens=SCRIPT, after=1, bad='{"choices": [{"delta": {"content": null}}]}')
+    router = ModelRouter(llm_settings)
+    events, run = await collect(router)
+    assert run.text == "".join(SCRIPT) and not run.fallback_used
+    await router.aclose()
+
+
+async def test_an_empty_answer_falls_back(llm_settings, fake_llm, fake_llm_fallback):
+    fake_llm.set_mode("normal", tokens=[""])
+    fake_llm_fallback.set_mode("normal", tokens=FALLBACK_SCRIPT)
+    router = ModelRouter(llm_settings)
+    events, run = await collect(router)
+    assert run.fallback_used and "empty answer" in run.failures[0]
+    assert not any(isinstance(e, Reset) for e in events)
+    await router.aclose()
+
+
+async def test_cancelling_while_waiting_for_the_first_token_closes_the_connection(llm_settings, fake_llm):
+    fake_llm.set_mode("stall")
+    router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=30.0))
+
+    async def consume():
+        async for _ in router.stream(MESSAGES, temperature=0.3, completion=Completion()):
+            pass
+
+    task = asyncio.create_task(consume())
+    assert await fake_llm.await_for(lambda: bool(fake_llm.chat_requests))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await fake_llm.await_for(lambda: fake_llm.chat_requests[-1].client_closed)
+    await router.aclose()

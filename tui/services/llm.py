@@ -15,7 +15,8 @@ Failure handling:
 * a model that sends no content within `settings.llm_first_token_timeout`
   (request, headers and first token together) has failed;
 * fall back on connection errors, timeouts, HTTP 5xx and 429, a malformed chunk,
-  an error object inside the stream, and a stream that ends without `[DONE]`;
+  an error object inside the stream, a stream that ends without `[DONE]`, and an
+  empty answer;
   any other HTTP status (400, 401, 404 …) is a configuration problem and is
   reported without trying the fallback;
 * the answer is capped at `MAX_ANSWER_CHARS`: past it the stream is closed and
@@ -220,7 +221,8 @@ class ModelRouter:
                 completion.reached_model = completion.reached_model or failure.reached
                 raise failure from None
             if first is None:
-                return
+                # [DONE] without a word: as useless as a failure, and the fallback may do better.
+                raise ModelFailure("the model returned an empty answer")
             async with contextlib.aclosing(pieces):
                 piece: str | None = first
                 while piece is not None:
