@@ -9,9 +9,12 @@ title, section heading, page tags, page summary, section body.
 
 - SQLite: `search_fts`, a contentless FTS5 table (`porter unicode61`), rowid =
   section id; ranked with `bm25()` and the weights in `SQLITE_BM25_WEIGHTS`.
+  `search_head` indexes title, heading and tags alone (short posting lists for
+  queries whose every word is very common).
 - PostgreSQL: `search_docs`, one `tsvector` per section built with `setweight`
   (title and heading A, tags B, summary C, body D) under a GIN index; ranked by
-  `ts_rank_cd` weighted by each term's IDF (the search service does that).
+  `ts_rank_cd` weighted by each term's IDF (the search service does that);
+  `head` is the title, heading and tags part alone, under its own GIN index.
 
 Both backends also keep the vocabulary for the fuzzy tier: `search_vocab`
 (every word of the indexed text, folded to lower-case ASCII where possible,
@@ -39,7 +42,7 @@ PG_RANK_WEIGHTS = "{0.1, 0.25, 0.5, 1.0}"
 PG_TS_CONFIG = "english"
 
 # Bump when the index's shape or contents change: `ensure_index` then rebuilds it.
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 META_INDEX_VERSION = "search_index_version"
 META_DOC_COUNT = "search_doc_count"
 
@@ -71,6 +74,8 @@ _SQLITE_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5("
     "title, heading, tags, summary, body, content='', "
     "tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS search_head USING fts5("
+    "title, heading, tags, content='', tokenize='porter unicode61 remove_diacritics 2')",
     "CREATE TABLE IF NOT EXISTS search_vocab (term TEXT PRIMARY KEY, df INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS search_trigrams ("
     "tri TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (tri, term)) WITHOUT ROWID",
@@ -170,6 +175,14 @@ SELECT s.id, p.title, s.heading,
 FROM sections s JOIN technique_pages p ON p.id = s.page_id
 """
 
+_SQLITE_FILL_HEAD = """
+INSERT INTO search_head(rowid, title, heading, tags)
+SELECT s.id, p.title, s.heading,
+       coalesce((SELECT group_concat(j.value, ' ') FROM json_each(p.tags) j
+                 WHERE json_type(p.tags) = 'array'), '')
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
 _PG_TAGS = (
     "coalesce((SELECT string_agg(t, ' ') FROM json_array_elements_text("
     "CASE WHEN json_typeof(p.tags) = 'array' THEN p.tags ELSE '[]'::json END) AS t), '')"
@@ -227,6 +240,8 @@ async def rebuild_index(conn: AsyncConnection) -> None:
     if sqlite:
         await conn.execute(text("INSERT INTO search_fts(search_fts) VALUES('delete-all')"))
         await conn.execute(text(_SQLITE_FILL))
+        await conn.execute(text("INSERT INTO search_head(search_head) VALUES('delete-all')"))
+        await conn.execute(text(_SQLITE_FILL_HEAD))
     else:
         await conn.execute(text("DELETE FROM search_docs"))
         await conn.execute(text(_PG_FILL))

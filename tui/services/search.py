@@ -32,14 +32,19 @@ tsvector (A title+heading, B tags, C summary, D body), summed per word and
 weighted by the word's IDF. Ties fall to the section id. One page contributes
 at most MAX_PER_PAGE sections.
 
-Work is bounded: ranking reads at most the matches of the query's words, and a
-query whose words are all very common (each in more than COMMON_FRACTION of the
-sections) is first answered from the title, heading and tag fields only.
+Work is bounded: one ranking statement scores about SCORE_CAP sections at most.
+"Any word" ranks the rarest words whose matches add up to SCORE_CAP and leaves
+the commoner (least informative) ones out; "all words" is bounded by its
+rarest word; when even the rarest word is that common, the words are looked
+for in the title, heading and tags alone (a separate, much smaller index), and
+only the first SCORE_CAP such sections (by id) are ranked. On the bundled
+knowledge base (a few hundred sections) none of this applies.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +63,8 @@ MAX_QUERY_CHARS = 2000
 MAX_WORD_CHARS = 40  # longer "words" are noise (pasted hashes, key mashing)
 # a word's section frequency is counted up to this many (bounded work)
 DF_COUNT_CAP = 1000
-COMMON_FRACTION = 0.2
+# Most sections one ranking statement may score (see _Run._rank).
+SCORE_CAP = 2000
 # candidates fetched per wanted item, before the per-page cap
 CANDIDATE_FACTOR = 4
 
@@ -134,80 +140,122 @@ class Group:
 
 # ------------------------------------------------------------------ backends
 
+# A ranking `r(id, score)` (best first) joined to everything an item shows, in one statement.
+_WITH_DETAILS = (
+    "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
+    "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url, "
+    "r.score FROM r JOIN sections s ON s.id = r.id JOIN technique_pages p ON p.id = s.page_id "
+    "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
+    "ORDER BY r.pos"
+)
 
-class _Backend:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
-    async def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        return (await self.session.execute(text(sql), params or {})).scalar()
+class _Exec:
+    """Runs one statement and returns its rows. A list parameter `:name` written as
+    `IN :name` is expanded to one bound value per element."""
 
-    async def doc_count(self) -> int:
-        raw = await self.scalar(
-            "SELECT value FROM chrysopedia_meta WHERE key = :k",
-            {"k": search_index.META_DOC_COUNT},
-        )
-        return int(raw) if raw and str(raw).isdigit() else 0
-
-    async def dfs(self, terms: Sequence[str], cap: int) -> dict[str, int]:
-        """Section frequency of each word: the vocabulary's count for the word as written,
-        else the index's count for its stem, counted up to `cap` (bounded work)."""
-        if not terms:
-            return {}
-        stmt = text("SELECT term, df FROM search_vocab WHERE term IN :terms").bindparams(
-            bindparam("terms", expanding=True)
-        )
-        found = {r[0]: int(r[1]) for r in await self.session.execute(stmt, {"terms": list(terms)})}
-        rest = [t for t in terms if t not in found]
-        if rest:
-            found.update(await self.counts(rest, cap))
-        return {t: found.get(t, 0) for t in terms}
-
-    async def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:  # pragma: no cover
+    def rows(self, sql: str, params: dict[str, Any]) -> list[Any]:  # pragma: no cover
         raise NotImplementedError
 
-    async def neighbours(self, word: str) -> list[tuple[str, int]]:
+    def savepoint(self) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class _SessionExec(_Exec):
+    """Through a SQLAlchemy Session (inside `AsyncSession.run_sync`)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        stmt = text(sql)
+        lists = [k for k, v in params.items() if isinstance(v, list)]
+        if lists:
+            stmt = stmt.bindparams(*(bindparam(k, expanding=True) for k in lists))
+        return list(self.session.execute(stmt, params).all())
+
+    def savepoint(self) -> Any:
+        return self.session.begin_nested()
+
+
+class _SQLiteExec(_Exec):
+    """Straight on the driver's sqlite3 connection, in the driver's own thread: one
+    hop from the event loop per search instead of several per statement."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        flat: dict[str, Any] = {}
+        for key, value in params.items():
+            if isinstance(value, list):
+                names = [f"{key}_{i}" for i in range(len(value))]
+                sql = re.sub(rf":{key}\b", "(" + ", ".join(":" + n for n in names) + ")", sql)
+                flat.update(zip(names, value, strict=True))
+            else:
+                flat[key] = value
+        return self.conn.execute(sql, flat).fetchall()
+
+
+class _Backend:
+    def __init__(self, x: _Exec) -> None:
+        self.x = x
+
+    def dfs(self, terms: Sequence[str], cap: int) -> tuple[int, dict[str, int]]:
+        """The number of indexed sections, and each word's section frequency: the
+        vocabulary's count for the word as written, else the index's count for its
+        stem, counted up to `cap` (bounded work)."""
+        rows = self.x.rows(
+            "SELECT '', CAST(value AS INTEGER) FROM chrysopedia_meta WHERE key = :k "
+            "UNION ALL SELECT term, df FROM search_vocab WHERE term IN :terms",
+            {"k": search_index.META_DOC_COUNT, "terms": list(terms) or [""]},
+        )
+        found = {r[0]: int(r[1]) for r in rows}
+        n_docs = found.pop("", 0)
+        rest = [t for t in terms if t not in found]
+        if rest:  # counted far enough to tell a word too common to score everywhere
+            found.update(self.counts(rest, max(cap, SCORE_CAP + 1)))
+        return n_docs, {t: found.get(t, 0) for t in terms}
+
+    def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:  # pragma: no cover
+        raise NotImplementedError
+
+    def neighbours(self, word: str) -> list[tuple[str, int]]:
         """Vocabulary words sharing trigrams with `word`: (term, df), best first."""
         tris = sorted(trigrams(word))
-        stmt = text(
+        rows = self.x.rows(
             "SELECT t.term, v.df, count(*) AS shared FROM search_trigrams t "
             "JOIN search_vocab v ON v.term = t.term WHERE t.tri IN :tris "
-            "GROUP BY t.term, v.df ORDER BY shared DESC, v.df DESC, t.term LIMIT 40"
-        ).bindparams(bindparam("tris", expanding=True))
-        rows = (await self.session.execute(stmt, {"tris": tris})).all()
+            "GROUP BY t.term, v.df ORDER BY shared DESC, v.df DESC, t.term LIMIT 40",
+            {"tris": tris},
+        )
         return [(r[0], int(r[1])) for r in rows]
 
-    async def completions(self, word: str) -> list[tuple[str, int]]:
-        rows = (
-            await self.session.execute(
-                text(
-                    "SELECT term, df FROM search_vocab WHERE term > :lo AND term < :hi "
-                    "ORDER BY df DESC, term LIMIT 3"
-                ),
-                {"lo": word, "hi": word + "\uffff"},
-            )
-        ).all()
+    def completions(self, word: str) -> list[tuple[str, int]]:
+        rows = self.x.rows(
+            "SELECT term, df FROM search_vocab WHERE term > :lo AND term < :hi "
+            "ORDER BY df DESC, term LIMIT 3",
+            {"lo": word, "hi": word + "\uffff"},
+        )
         return [(r[0], int(r[1])) for r in rows]
 
 
 class _SQLite(_Backend):
     WEIGHTS = ", ".join(str(w) for w in search_index.SQLITE_BM25_WEIGHTS)
+    HEAD_WEIGHTS = ", ".join(str(w) for w in search_index.SQLITE_BM25_WEIGHTS[:3])
 
     @staticmethod
     def _phrase(word: str) -> str:
         return '"' + word.replace('"', '""') + '"'
 
-    def expression(self, groups: Sequence[Group], mode: str, head_only: bool = False) -> str:
+    def expression(self, groups: Sequence[Group], mode: str) -> str:
         parts = []
         for g in groups:
             alts = [self._phrase(w) for w in g.all]
             parts.append("(" + " OR ".join(alts) + ")" if len(alts) > 1 else alts[0])
-        expr = (" AND " if mode == "and" else " OR ").join(parts)
-        if head_only:
-            expr = "{title heading tags} : (" + expr + ")"
-        return expr
+        return (" AND " if mode == "and" else " OR ").join(parts)
 
-    async def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:
+    def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:
         cols = ", ".join(
             f"(SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH :t{i} "
             f"LIMIT :cap))"
@@ -215,41 +263,51 @@ class _SQLite(_Backend):
         )
         params: dict[str, Any] = {f"t{i}": self._phrase(t) for i, t in enumerate(terms)}
         params["cap"] = cap
-        row = (await self.session.execute(text(f"SELECT {cols}"), params)).one()
+        row = self.x.rows(f"SELECT {cols}", params)[0]
         return {t: int(row[i]) for i, t in enumerate(terms)}
 
-    async def rank(
+    def rank(
         self, groups: Sequence[Group], mode: str, n: int, creator_id: int | None,
         head_only: bool = False,
-    ) -> list[tuple[int, float]]:
-        params: dict[str, Any] = {"q": self.expression(groups, mode, head_only), "n": n}
-        where = "search_fts MATCH :q"
+    ) -> list[Any]:
+        params: dict[str, Any] = {"q": self.expression(groups, mode), "n": n}
+        # search_head holds title, heading and tags only: much shorter posting lists.
+        table, weights = ("search_head", self.HEAD_WEIGHTS) if head_only else ("search_fts", self.WEIGHTS)
+        where = f"{table} MATCH :q"
+        if head_only:  # the first SCORE_CAP matches (by section id) are ranked
+            where += (
+                f" AND {table}.rowid <= coalesce((SELECT rowid FROM {table} WHERE {table} MATCH :q "
+                "ORDER BY rowid LIMIT 1 OFFSET :cap), 9223372036854775807)"
+            )
+            params["cap"] = SCORE_CAP
         if creator_id is not None:
             where += (
-                " AND search_fts.rowid IN (SELECT s.id FROM sections s JOIN technique_pages p "
+                # `+`: filter the matches; probing the index once per section is far slower
+                f" AND +{table}.rowid IN (SELECT s.id FROM sections s JOIN technique_pages p "
                 "ON p.id = s.page_id WHERE p.creator_id = :cid)"
             )
             params["cid"] = creator_id
         sql = (
-            f"SELECT search_fts.rowid, bm25(search_fts, {self.WEIGHTS}) AS r FROM search_fts "
-            f"WHERE {where} ORDER BY r, search_fts.rowid LIMIT :n"
+            "WITH r AS (SELECT id, -score AS score, row_number() OVER (ORDER BY score, id) AS pos "
+            f"FROM (SELECT {table}.rowid AS id, bm25({table}, {weights}) AS score "
+            f"FROM {table} WHERE {where} ORDER BY score, {table}.rowid LIMIT :n)) "
+            + _WITH_DETAILS
         )
-        rows = (await self.session.execute(text(sql), params)).all()
-        return [(int(r[0]), -float(r[1])) for r in rows]
+        return self.x.rows(sql, params)
 
-    async def containing(self, word: str, ids: Sequence[int]) -> set[int]:
-        stmt = text(
-            "SELECT rowid FROM search_fts WHERE search_fts MATCH :q AND rowid IN :ids"
-        ).bindparams(bindparam("ids", expanding=True))
-        rows = await self.session.execute(stmt, {"q": self._phrase(word), "ids": list(ids)})
+    def containing(self, word: str, ids: Sequence[int]) -> set[int]:
+        rows = self.x.rows(
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH :q AND rowid IN :ids",
+            {"q": self._phrase(word), "ids": list(ids)},
+        )
         return {int(r[0]) for r in rows}
 
 
 class _Postgres(_Backend):
     CONFIG = search_index.PG_TS_CONFIG
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(session)
+    def __init__(self, x: _Exec) -> None:
+        super().__init__(x)
         self._trgm_schema: str | None | bool = False  # False: not looked up yet
 
     def _group_query(self, g: Group, i: int, params: dict[str, Any]) -> str:
@@ -259,7 +317,7 @@ class _Postgres(_Backend):
             parts.append(f"plainto_tsquery('{self.CONFIG}', :w{i}_{j})")
         return "(" + " || ".join(parts) + ")"
 
-    async def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:
+    def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:
         params: dict[str, Any] = {"cap": cap}
         cols = []
         for i, t in enumerate(terms):
@@ -268,78 +326,76 @@ class _Postgres(_Backend):
                 f"(SELECT count(*) FROM (SELECT 1 FROM search_docs WHERE tsv @@ "
                 f"plainto_tsquery('{self.CONFIG}', :t{i}) LIMIT :cap) x{i})"
             )
-        row = (await self.session.execute(text("SELECT " + ", ".join(cols)), params)).one()
+        row = self.x.rows("SELECT " + ", ".join(cols), params)[0]
         return {t: int(row[i]) for i, t in enumerate(terms)}
 
-    async def rank(
+    def rank(
         self, groups: Sequence[Group], mode: str, n: int, creator_id: int | None,
         head_only: bool = False, idf: dict[str, float] | None = None,
-    ) -> list[tuple[int, float]]:
+    ) -> list[Any]:
         params: dict[str, Any] = {"n": n}
         queries = [self._group_query(g, i, params) for i, g in enumerate(groups)]
         weights = search_index.PG_RANK_WEIGHTS
+        # `head` holds title, heading and tags only: much shorter posting lists.
+        vector = "d.head" if head_only else "d.tsv"
         terms = []
         for i, (g, q) in enumerate(zip(groups, queries, strict=True)):
             params[f"idf{i}"] = (idf or {}).get(g.word, 1.0)
-            terms.append(f":idf{i} * ts_rank_cd('{weights}', d.tsv, {q}, 1)")
+            terms.append(f":idf{i} * ts_rank_cd('{weights}', {vector}, {q}, 1)")
         match = "(" + (" && " if mode == "and" else " || ").join(queries) + ")"
-        # `head` holds title, heading and tags only: a much smaller posting list.
-        where = f"d.head @@ {match}" if head_only else f"d.tsv @@ {match}"
+        where = f"{vector} @@ {match}"
+        if head_only:  # the first SCORE_CAP matches (by section id) are ranked
+            where += (
+                " AND d.section_id <= coalesce((SELECT section_id FROM search_docs "
+                f"WHERE head @@ {match} ORDER BY section_id OFFSET :cap LIMIT 1), 2147483647)"
+            )
+            params["cap"] = SCORE_CAP
         if creator_id is not None:
             where += " AND d.creator_id = :cid"
             params["cid"] = creator_id
         sql = (
-            f"SELECT d.section_id, ({' + '.join(terms)}) AS r FROM search_docs d "
-            f"WHERE {where} ORDER BY r DESC, d.section_id LIMIT :n"
+            "WITH r AS (SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS pos "
+            f"FROM (SELECT d.section_id AS id, ({' + '.join(terms)}) AS score FROM search_docs d "
+            f"WHERE {where} ORDER BY score DESC, d.section_id LIMIT :n) top) "
+            + _WITH_DETAILS
         )
-        rows = (await self.session.execute(text(sql), params)).all()
-        return [(int(r[0]), float(r[1])) for r in rows]
+        return self.x.rows(sql, params)
 
-    async def containing(self, word: str, ids: Sequence[int]) -> set[int]:
-        stmt = text(
+    def containing(self, word: str, ids: Sequence[int]) -> set[int]:
+        rows = self.x.rows(
             f"SELECT section_id FROM search_docs WHERE section_id IN :ids AND "
-            f"tsv @@ plainto_tsquery('{self.CONFIG}', :w)"
-        ).bindparams(bindparam("ids", expanding=True))
-        rows = await self.session.execute(stmt, {"w": word, "ids": list(ids)})
+            f"tsv @@ plainto_tsquery('{self.CONFIG}', :w)",
+            {"w": word, "ids": list(ids)},
+        )
         return {int(r[0]) for r in rows}
 
-    async def neighbours(self, word: str) -> list[tuple[str, int]]:
+    def neighbours(self, word: str) -> list[tuple[str, int]]:
         if self._trgm_schema is False:
-            conn = await self.session.connection()
-            schema = await search_index.pg_trgm_schema(conn)
-            has_index = await self.scalar(
-                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_search_vocab_trgm' "
-                "AND schemaname = current_schema()"
+            found = self.x.rows(
+                "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                "ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm' AND EXISTS ("
+                "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_search_vocab_trgm' "
+                "AND schemaname = current_schema())",
+                {},
             )
-            self._trgm_schema = schema if has_index else None
+            self._trgm_schema = found[0][0] if found else None
         if self._trgm_schema:
             s = '"' + str(self._trgm_schema).replace('"', '""') + '"'
             try:
-                async with self.session.begin_nested():
-                    rows = (
-                        await self.session.execute(
-                            text(
-                                f"SELECT term, df FROM search_vocab WHERE term OPERATOR({s}.%) :w "
-                                f"ORDER BY {s}.similarity(term, :w) DESC, df DESC, term LIMIT 40"
-                            ),
-                            {"w": word},
-                        )
-                    ).all()
+                with self.x.savepoint():
+                    rows = self.x.rows(
+                        f"SELECT term, df FROM search_vocab WHERE term OPERATOR({s}.%) :w "
+                        f"ORDER BY {s}.similarity(term, :w) DESC, df DESC, term LIMIT 40",
+                        {"w": word},
+                    )
                 return [(r[0], int(r[1])) for r in rows]
             except Exception:  # the extension went away: the trigram table serves
                 self._trgm_schema = None
-        return await super().neighbours(word)
+        return super().neighbours(word)
 
 
 # ------------------------------------------------------------------- service
 
-_DETAILS = text(
-    "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
-    "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url "
-    "FROM sections s JOIN technique_pages p ON p.id = s.page_id "
-    "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
-    "WHERE s.id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
 
 
 class SearchService:
@@ -361,38 +417,51 @@ class SearchService:
         if db is None:
             raise ValueError("search needs a database (db=)")
         limit = max(1, min(int(limit), 100))
+        creator = str(creator).strip() if creator is not None else None
         if isinstance(db, AsyncSession):
-            return await _Run(db, limit).search(query, creator)
+            return await _run(db, query, limit, creator)
         async with db.session() as session:
-            return await _Run(session, limit).search(query, creator)
+            return await _run(session, query, limit, creator)
+
+
+async def _run(session: AsyncSession, query: str, limit: int, creator: str | None) -> dict:
+    """The cascade is synchronous code; on SQLite it runs in the driver's thread."""
+    if session.get_bind().dialect.name == "sqlite":
+        conn = await session.connection()
+        driver = (await conn.get_raw_connection()).driver_connection
+        # aiosqlite runs every call on its connection in one worker thread; `_execute`
+        # queues a function there. Without it (another driver), the session serves.
+        submit = getattr(driver, "_execute", None)
+        sqlite_conn = getattr(driver, "_conn", None)
+        if submit is not None and sqlite_conn is not None:
+            run = _Run(_SQLiteExec(sqlite_conn), "sqlite", limit)
+            return await submit(lambda: run.search(query, creator))
+    dialect = session.get_bind().dialect.name
+    return await session.run_sync(
+        lambda sync: _Run(_SessionExec(sync), dialect, limit).search(query, creator)
+    )
 
 
 class _Run:
-    """One search call: the session, the backend and what was learned so far."""
+    """One search call: the statements' runner, the backend and what was learned so far."""
 
-    def __init__(self, session: AsyncSession, limit: int) -> None:
-        self.session = session
+    def __init__(self, x: _Exec, dialect: str, limit: int) -> None:
         self.limit = limit
         self.enough = min(ENOUGH_HITS, limit)
-        dialect = session.get_bind().dialect.name
-        self.backend: _SQLite | _Postgres = (
-            _SQLite(session) if dialect == "sqlite" else _Postgres(session)
-        )
+        self.backend: _SQLite | _Postgres = _SQLite(x) if dialect == "sqlite" else _Postgres(x)
         self.idf: dict[str, float] = {}
+        self.df: dict[str, int] = {}
 
-    async def search(self, query: str, creator: str | None) -> dict[str, Any]:
+    def search(self, query: str, creator: str | None) -> dict[str, Any]:
         terms = query_terms(query)
         if not terms:
             return {"items": [], "cascade_tier": "none"}
-        n_docs = await self.backend.doc_count()
-        dfs = await self.backend.dfs(terms, DF_COUNT_CAP)
+        n_docs, dfs = self.backend.dfs(terms, DF_COUNT_CAP)
         for t in terms:
             self.idf[t] = _idf(n_docs, dfs[t])
         known = [t for t in terms if dfs[t] > 0]
         unknown = [t for t in terms if dfs[t] == 0]
-        common = bool(known) and n_docs >= 1000 and all(
-            dfs[t] > COMMON_FRACTION * n_docs for t in known
-        )
+        self.df.update(dfs)
 
         fallback: tuple[str, list[dict[str, Any]]] | None = None
 
@@ -403,25 +472,25 @@ class _Run:
             return len(items) >= (CREATOR_ENOUGH_HITS if tier == "creator" else self.enough)
 
         # creator
-        if creator is not None and str(creator).strip():
-            cid = await self._creator_id(str(creator).strip())
+        if creator:
+            cid = self._creator_id(creator)
             if cid is not None and known:
-                items = await self._creator_tier(terms, known, cid, common)
+                items = self._creator_tier(terms, known, cid)
                 if take("creator", items):
                     return _result("creator", items)
 
         groups_known = [Group(t) for t in known]
         # global: every word must be there (an unknown word matches nothing)
         if known and not unknown:
-            items = await self._ranked(groups_known, "and", None, common)
+            items = self._ranked(groups_known, "and", None)
             if take("global", items):
                 return _result("global", items)
 
-        corrections = {t: await self._corrections(t) for t in unknown}
+        corrections = {t: self._corrections(t) for t in unknown}
         correctable = any(corrections.values())
         # relaxed: any word, as typed (skipped when a typo can be corrected instead)
         if known and not correctable and (len(known) > 1 or unknown):
-            items = await self._ranked(groups_known, "or", None, common)
+            items = self._ranked(groups_known, "or", None)
             if take("relaxed", items):
                 return _result("relaxed", items)
 
@@ -432,14 +501,15 @@ class _Run:
                 if corrections.get(t):
                     alts = corrections[t]
                     groups.append(Group(alts[0], alts[1:]))
-            new = [g.word for g in groups if g.word not in self.idf]
-            for w, df in (await self.backend.dfs(new, DF_COUNT_CAP)).items():
+            new = sorted({w for g in groups for w in g.all if w not in self.df})
+            for w, df in (self.backend.dfs(new, DF_COUNT_CAP))[1].items():
                 self.idf[w] = _idf(n_docs, df)
-            items = await self._ranked(groups, "and", None, False)
+                self.df[w] = df
+            items = self._ranked(groups, "and", None)
             if take("fuzzy", items):
                 return _result("fuzzy", items)
             if len(groups) > 1:
-                items = await self._ranked(groups, "or", None, False)
+                items = self._ranked(groups, "or", None)
                 if take("fuzzy", items):
                     return _result("fuzzy", items)
 
@@ -449,102 +519,105 @@ class _Run:
 
     # ------------------------------------------------------------ tiers
 
-    async def _creator_tier(
-        self, terms: list[str], known: list[str], cid: int, common: bool
+    def _creator_tier(
+        self, terms: list[str], known: list[str], cid: int
     ) -> list[dict[str, Any]]:
         groups = [Group(t) for t in known]
         if len(known) == len(terms):
-            items = await self._ranked(groups, "and", cid, common)
+            items = self._ranked(groups, "and", cid)
             if len(items) >= self.enough or len(terms) == 1:
                 return items
         need = math.ceil(len(terms) / 2)
         if len(known) < need:
             return []
-        candidates = await self._rank(groups, "or", cid, common, self._fetch_n())
+        candidates = self._rank(groups, "or", cid, self._fetch_n())
         if not candidates:
             return []
-        ids = [sid for sid, _ in candidates]
+        ids = [row[0] for row in candidates]
         counts = dict.fromkeys(ids, 0)
         for t in known:
-            for sid in await self.backend.containing(t, ids):
+            for sid in self.backend.containing(t, ids):
                 counts[sid] += 1
-        kept = [(sid, score) for sid, score in candidates if counts[sid] >= need]
-        return await self._items(kept)
+        return self._items([row for row in candidates if counts[row[0]] >= need])
 
-    async def _ranked(
-        self, groups: list[Group], mode: str, cid: int | None, common: bool
+    def _ranked(
+        self, groups: list[Group], mode: str, cid: int | None
     ) -> list[dict[str, Any]]:
         n = self._fetch_n()
-        ranked = await self._rank(groups, mode, cid, common, n)
-        items = await self._items(ranked)
+        ranked = self._rank(groups, mode, cid, n)
+        items = self._items(ranked)
         if len(items) < self.limit and len(ranked) >= n:  # the per-page cap ate the candidates
-            ranked = await self._rank(groups, mode, cid, common, n * 8)
-            items = await self._items(ranked)
+            ranked = self._rank(groups, mode, cid, n * 8)
+            items = self._items(ranked)
         return items
 
-    async def _rank(
-        self, groups: list[Group], mode: str, cid: int | None, common: bool, n: int
-    ) -> list[tuple[int, float]]:
+    def _rank(
+        self, groups: list[Group], mode: str, cid: int | None, n: int
+    ) -> list[Any]:
         kwargs: dict[str, Any] = {}
         if isinstance(self.backend, _Postgres):
             kwargs["idf"] = self.idf
-        if common:
-            # Every word is very common: ranking all their matches would score most of
-            # the index for little information. Title, heading and tags answer first.
-            ranked = await self.backend.rank(groups, mode, n, cid, head_only=True, **kwargs)
-            if len(ranked) >= min(n, self.limit):
-                return ranked
-        return await self.backend.rank(groups, mode, n, cid, **kwargs)
+        # Bounded work: one statement scores at most about SCORE_CAP sections (on a
+        # large index). Any word: the rarest words whose matches add up to SCORE_CAP are
+        # ranked, the commoner ones (least informative) left out. All words: the rarest
+        # word bounds the work. When even that is too common, the words are looked for
+        # in the title, heading and tags only.
+        dfs = [sum(self.df.get(w, 0) for w in g.all) for g in groups]
+        if mode == "or" and sum(dfs) > SCORE_CAP:
+            order = sorted(range(len(groups)), key=lambda i: (dfs[i], i))
+            keep, total = [], 0
+            for i in order:
+                if keep and total + dfs[i] > SCORE_CAP:
+                    break
+                keep.append(i)
+                total += dfs[i]
+            if dfs[order[0]] <= SCORE_CAP:
+                groups = [groups[i] for i in sorted(keep)]
+            else:
+                return self.backend.rank(groups, mode, n, cid, head_only=True, **kwargs)
+        elif mode == "and" and min(dfs) > SCORE_CAP:
+            return self.backend.rank(groups, mode, n, cid, head_only=True, **kwargs)
+        return self.backend.rank(groups, mode, n, cid, **kwargs)
 
     def _fetch_n(self) -> int:
         return max(20, self.limit * CANDIDATE_FACTOR)
 
-    async def _corrections(self, word: str) -> list[str]:
+    def _corrections(self, word: str) -> list[str]:
         """Spelling neighbours then prefix completions of a word the index lacks."""
         if not word.isalpha():
             return []
         bound = allowed_distance(word)
         found: list[tuple[int, int, str]] = []
         if bound:
-            for term, df in await self.backend.neighbours(word):
+            for term, df in self.backend.neighbours(word):
                 d = edit_distance(word, term, bound)
                 if d <= bound:
                     found.append((d, -df, term))
         found.sort()
         best = [t for _, _, t in found[:2]]
         if len(word) >= 4:
-            for term, _df in await self.backend.completions(word):
+            for term, _df in self.backend.completions(word):
                 if term not in best and len(best) < 4:
                     best.append(term)
         return best
 
-    async def _creator_id(self, creator: str) -> int | None:
-        row = (
-            await self.session.execute(
-                text(
-                    "SELECT id FROM creators WHERE slug = :c OR lower(name) = :lc "
-                    "OR lower(slug) = :lc ORDER BY id LIMIT 1"
-                ),
-                {"c": creator, "lc": fold(creator)},
-            )
-        ).first()
-        return int(row[0]) if row else None
+    def _creator_id(self, creator: str) -> int | None:
+        rows = self.backend.x.rows(
+            "SELECT id FROM creators WHERE slug = :c OR lower(name) = :lc "
+            "OR lower(slug) = :lc ORDER BY id LIMIT 1",
+            {"c": creator, "lc": fold(creator)},
+        )
+        return int(rows[0][0]) if rows else None
 
-    async def _items(self, ranked: list[tuple[int, float]]) -> list[dict[str, Any]]:
-        if not ranked:
-            return []
-        rows = (await self.session.execute(_DETAILS, {"ids": [sid for sid, _ in ranked]})).all()
-        by_id = {r[0]: r for r in rows}
+    def _items(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Items in rank order, at most MAX_PER_PAGE per page and `limit` in all."""
         per_page: dict[int, int] = {}
         items = []
-        for sid, score in ranked:
-            r = by_id.get(sid)
-            if r is None:
-                continue
+        for r in rows:
             if per_page.get(r[1], 0) >= MAX_PER_PAGE:
                 continue
             per_page[r[1]] = per_page.get(r[1], 0) + 1
-            items.append(_item(r, score))
+            items.append(_item(r))
             if len(items) >= self.limit:
                 break
         return items
@@ -555,7 +628,7 @@ def _idf(n_docs: int, df: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
-def _item(r: Sequence[Any], score: float) -> dict[str, Any]:
+def _item(r: Sequence[Any]) -> dict[str, Any]:
     return {
         "title": r[9],
         "technique_page_slug": r[8],
@@ -572,7 +645,7 @@ def _item(r: Sequence[Any], score: float) -> dict[str, Any]:
         "video_url": r[16],
         "start_time": r[6],
         "end_time": r[7],
-        "score": round(score, 6),
+        "score": round(float(r[17]), 6),
     }
 
 
