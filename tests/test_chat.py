@@ -426,6 +426,8 @@ async def test_offline_digest_with_no_model(settings, kb, memory):
     assert done.cited and not done.invalid_citations
     assert sum(isinstance(e, Token) for e in events) > 5  # streamed, not one lump
     assert await count(kb, ChatUsageLog) == 0  # no model was reached
+    assert done.usage == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+                          "estimated": False}
     saved = await transcripts.load_conversation(kb, done.conversation_id)
     assert saved[1]["model"] == "offline-digest" and saved[1]["content"] == text
 

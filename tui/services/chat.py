@@ -478,7 +478,10 @@ class ChatService:
         latency_ms = (time.monotonic() - st.start) * 1000
         model = run.model or ""
         secrets = (getattr(self.settings, "llm_api_key", None),)
-        tokens, estimated = normalise_usage(run.usage, st.prompt_chars, len(run.text))
+        if run.model == OFFLINE_MODEL:
+            tokens, estimated = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, False
+        else:
+            tokens, estimated = normalise_usage(run.usage, st.prompt_chars, len(run.text))
         usage = {**tokens, "estimated": estimated}
         cited, invalid = find_citations(run.text, len(st.sources))
 
