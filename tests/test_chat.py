@@ -596,3 +596,21 @@ async def test_concurrent_conversations_stream_side_by_side(service, kb, fake_ll
     with capsys.disabled():
         print(f"\n[chat concurrency] {kb.dialect}: {n} conversations × {per_stream} tokens at 50 tok/s "
               f"in {elapsed:.2f} s (one answer alone ≈ {per_stream / 50:.1f} s)")
+
+
+async def test_a_database_that_cannot_open_is_an_error_event_not_an_exception(llm_settings, tmp_path, fake_llm):
+    from tui.db.engine import Database
+    from tui.services.history import HistoryStore, LocalHistory
+
+    unusable = tmp_path / "a-directory.db"
+    unusable.mkdir()  # SQLite cannot open a directory: every query fails
+    broken = Database(f"sqlite+aiosqlite:///{unusable}")
+    svc = ChatService(llm_settings, broken, HistoryStore(LocalHistory(broken)),
+                      search=SearchService(llm_settings))
+    events = await ask(svc, creator="test-ada")
+    assert len(events) == 1 and isinstance(events[0], Error)
+    assert "knowledge base is not available" in events[0].message
+    events = await ask(svc)
+    assert len(events) == 1 and "Search failed" in events[-1].message
+    assert fake_llm.chat_requests == []
+    await broken.dispose()

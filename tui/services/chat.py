@@ -341,6 +341,10 @@ class ChatService:
         except ValueError as exc:
             yield Error(f"Cannot ask: {exc}")
             return
+        except Exception:  # noqa: BLE001 - the creator lookup needs the database
+            logger.exception("chat_creator_lookup_error creator=%r", creator)
+            yield Error("Cannot ask: the knowledge base is not available")
+            return
         creator_slug = creator_info["slug"] if creator_info else None
 
         # 2. The transcript: the question now, the answer when it ends.
