@@ -614,3 +614,36 @@ async def test_a_database_that_cannot_open_is_an_error_event_not_an_exception(ll
     assert len(events) == 1 and "Search failed" in events[-1].message
     assert fake_llm.chat_requests == []
     await broken.dispose()
+
+
+async def test_cancelled_while_the_consumer_handles_an_event(service, fake_llm, kb, memory):
+    """The TUI's pattern: cancel lands in the consumer's own await (not in the generator);
+    the abandoned generator is finalised by the event loop, which still closes everything."""
+    fake_llm.set_mode("slow", tokens=["tick "], count=100_000, rate=100)
+    busy = asyncio.Event()
+
+    async def consume():
+        async for event in service.stream_response(QUESTION):
+            if isinstance(event, Token):
+                busy.set()
+                await asyncio.sleep(3600)  # e.g. a widget update in progress
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(busy.wait(), 20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await fake_llm.await_for(lambda: fake_llm.chat_requests[-1].client_closed)
+
+    async def settled() -> bool:
+        rows = await usage_rows(kb)
+        return bool(rows) and rows[0].status == "cancelled"
+
+    for _ in range(500):
+        if await settled():
+            break
+        await asyncio.sleep(0.01)
+    assert await settled()
+    [conv] = await transcripts.list_conversations(kb)
+    assert (await transcripts.load_conversation(kb, conv.id))[1]["status"] == "cancelled"
+    assert await memory.load(conv.id) == []
