@@ -5,7 +5,9 @@ a token's raw text, JSON-ready data for the rest) and `.to_sse()`, which writes
 `event: NAME\\ndata: PAYLOAD\\n\\n` as the original service did — except that a
 payload containing line breaks is written as one `data:` line per line, as the
 SSE standard requires, so a standard client reassembles the exact text
-(a token such as "\\n\\n- " survives the round trip).
+(a token such as "\\n\\n- " survives the round trip). SSE reads CR as a line break
+too; the chat service strips CR (and every other C0/C1 control but LF and TAB) from
+tokens, so the text a client reassembles is exactly the answer that was stored.
 """
 
 from __future__ import annotations
