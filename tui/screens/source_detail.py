@@ -42,6 +42,10 @@ from tui.services.player import launch, plan_open
 from tui.services.sources import reference_text, time_range
 from tui.widgets.safe_text import clean, one_line
 
+# Section text shown at most (a knowledge base written by other tools may hold a
+# multi-megabyte single line; Markdown layout of that would freeze the screen).
+MAX_BODY_CHARS = 20_000
+
 
 class SourceDetailScreen(ModalScreen[None]):
     """One source in full: page, creator, topic, tags, summary, section text, video."""
@@ -174,6 +178,9 @@ class SourceDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         d = self.detail
         body = clean(d.get("section_body"))
+        if len(body) > MAX_BODY_CHARS:
+            body = (f"*(section cut for display: the first {MAX_BODY_CHARS:,} of {len(body):,}"
+                    f" characters)*\n\n{body[:MAX_BODY_CHARS]}…")
         with Vertical(id="source-detail") as box:
             number = d.get("number")
             box.border_title = f"Source [{number}]" if isinstance(number, int) else "Source"

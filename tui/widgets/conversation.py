@@ -75,6 +75,9 @@ def format_meta(done: dict[str, Any]) -> str:
     latency = done.get("latency_ms")
     if latency is not None:
         parts.append(f"{float(latency) / 1000:.1f} s")
+    if done.get("truncated"):
+        # The model ran past the stored-answer cap: generation was stopped there.
+        parts.insert(0, "⚠ answer cut at the size limit")
     return " · ".join(clean(p) for p in parts)
 
 
