@@ -63,6 +63,8 @@ MAX_QUERY_CHARS = 2000
 MAX_WORD_CHARS = 40  # longer "words" are noise (pasted hashes, key mashing)
 # a word's section frequency is counted up to this many (bounded work)
 DF_COUNT_CAP = 1000
+# PostgreSQL: how one word's ts_rank_cd becomes its share of the score (times its IDF).
+PG_TERM_SCORE = "({rank} / ({rank} + 0.1))"  # saturates, as BM25 does
 # Most sections one ranking statement may score (see _Run._rank).
 SCORE_CAP = 2000
 # candidates fetched per wanted item, before the per-page cap
@@ -99,6 +101,25 @@ def query_terms(query: str) -> list[str]:
             seen.append(word)
     informative = [w for w in seen if w not in STOPWORDS]
     return (informative or seen)[:MAX_TERMS]
+
+
+def variants(word: str) -> list[str]:
+    """Plainer forms of adjectives the stemmers leave alone: producers ask for punchy,
+    muddy, punchier, louder sounds; pages explain punch, mud and loudness."""
+    if not word.isalpha() or len(word) < 5:
+        return []
+    out: list[str] = []
+    if word.endswith("iest") and len(word) >= 7:
+        out.append(word[:-4])  # punchiest -> punch
+    elif word.endswith("ier") and len(word) >= 6:
+        out.append(word[:-3])  # punchier -> punch
+    elif word.endswith("er") and len(word) >= 6 and word[-3] not in "aeiouy":
+        out.append(word[:-2])  # louder -> loud, fatter -> fatt (-> fat below)
+    elif word.endswith("y") and word[-2] not in "aeiouy":
+        out.append(word[:-1])  # plucky -> pluck, warbly -> warbl (as "warble" stems)
+    if out and len(out[0]) >= 3 and out[0][-1] == out[0][-2] and out[0][-1] not in "ls":
+        out.append(out[0][:-1])  # muddy -> mudd -> mud, fatter -> fat
+    return out
 
 
 def edit_distance(a: str, b: str, bound: int) -> int:
@@ -295,10 +316,10 @@ class _SQLite(_Backend):
         )
         return self.x.rows(sql, params)
 
-    def containing(self, word: str, ids: Sequence[int]) -> set[int]:
+    def containing(self, forms: Sequence[str], ids: Sequence[int]) -> set[int]:
         rows = self.x.rows(
             "SELECT rowid FROM search_fts WHERE search_fts MATCH :q AND rowid IN :ids",
-            {"q": self._phrase(word), "ids": list(ids)},
+            {"q": " OR ".join(self._phrase(w) for w in forms), "ids": list(ids)},
         )
         return {int(r[0]) for r in rows}
 
@@ -331,7 +352,7 @@ class _Postgres(_Backend):
 
     def rank(
         self, groups: Sequence[Group], mode: str, n: int, creator_id: int | None,
-        head_only: bool = False, idf: dict[str, float] | None = None,
+        head_only: bool = False, idf: Sequence[float] | None = None,
     ) -> list[Any]:
         params: dict[str, Any] = {"n": n}
         queries = [self._group_query(g, i, params) for i, g in enumerate(groups)]
@@ -339,9 +360,10 @@ class _Postgres(_Backend):
         # `head` holds title, heading and tags only: much shorter posting lists.
         vector = "d.head" if head_only else "d.tsv"
         terms = []
-        for i, (g, q) in enumerate(zip(groups, queries, strict=True)):
-            params[f"idf{i}"] = (idf or {}).get(g.word, 1.0)
-            terms.append(f":idf{i} * ts_rank_cd('{weights}', {vector}, {q}, 1)")
+        for i, q in enumerate(queries):
+            params[f"idf{i}"] = idf[i] if idf else 1.0
+            rank = f"ts_rank_cd('{weights}', {vector}, {q}, 1)"
+            terms.append(f":idf{i} * " + PG_TERM_SCORE.format(rank=rank))
         match = "(" + (" && " if mode == "and" else " || ").join(queries) + ")"
         where = f"{vector} @@ {match}"
         if head_only:  # the first SCORE_CAP matches (by section id) are ranked
@@ -361,11 +383,12 @@ class _Postgres(_Backend):
         )
         return self.x.rows(sql, params)
 
-    def containing(self, word: str, ids: Sequence[int]) -> set[int]:
+    def containing(self, forms: Sequence[str], ids: Sequence[int]) -> set[int]:
+        params: dict[str, Any] = {"ids": list(ids)}
+        query = self._group_query(Group(forms[0], list(forms[1:])), 0, params)
         rows = self.x.rows(
-            f"SELECT section_id FROM search_docs WHERE section_id IN :ids AND "
-            f"tsv @@ plainto_tsquery('{self.CONFIG}', :w)",
-            {"w": word, "ids": list(ids)},
+            f"SELECT section_id FROM search_docs WHERE section_id IN :ids AND tsv @@ {query}",
+            params,
         )
         return {int(r[0]) for r in rows}
 
@@ -449,19 +472,20 @@ class _Run:
         self.limit = limit
         self.enough = min(ENOUGH_HITS, limit)
         self.backend: _SQLite | _Postgres = _SQLite(x) if dialect == "sqlite" else _Postgres(x)
-        self.idf: dict[str, float] = {}
+        self.n_docs = 0
         self.df: dict[str, int] = {}
 
     def search(self, query: str, creator: str | None) -> dict[str, Any]:
         terms = query_terms(query)
         if not terms:
             return {"items": [], "cascade_tier": "none"}
-        n_docs, dfs = self.backend.dfs(terms, DF_COUNT_CAP)
-        for t in terms:
-            self.idf[t] = _idf(n_docs, dfs[t])
-        known = [t for t in terms if dfs[t] > 0]
-        unknown = [t for t in terms if dfs[t] == 0]
+        typed = {t: Group(t, variants(t)) for t in terms}
+        forms = sorted({w for g in typed.values() for w in g.all})
+        self.n_docs, dfs = self.backend.dfs(forms, DF_COUNT_CAP)
         self.df.update(dfs)
+        known = [t for t in terms if self._group_df(typed[t]) > 0]
+        unknown = [t for t in terms if t not in known]
+        groups_known = [typed[t] for t in known]
 
         fallback: tuple[str, list[dict[str, Any]]] | None = None
 
@@ -475,11 +499,10 @@ class _Run:
         if creator:
             cid = self._creator_id(creator)
             if cid is not None and known:
-                items = self._creator_tier(terms, known, cid)
+                items = self._creator_tier(len(terms), groups_known, cid)
                 if take("creator", items):
                     return _result("creator", items)
 
-        groups_known = [Group(t) for t in known]
         # global: every word must be there (an unknown word matches nothing)
         if known and not unknown:
             items = self._ranked(groups_known, "and", None)
@@ -496,15 +519,13 @@ class _Run:
 
         # fuzzy: unknown words replaced by their spelling neighbours
         if correctable:
-            groups = [Group(t) for t in known]
+            groups = list(groups_known)
             for t in terms:
                 if corrections.get(t):
                     alts = corrections[t]
                     groups.append(Group(alts[0], alts[1:]))
             new = sorted({w for g in groups for w in g.all if w not in self.df})
-            for w, df in (self.backend.dfs(new, DF_COUNT_CAP))[1].items():
-                self.idf[w] = _idf(n_docs, df)
-                self.df[w] = df
+            self.df.update(self.backend.dfs(new, DF_COUNT_CAP)[1])
             items = self._ranked(groups, "and", None)
             if take("fuzzy", items):
                 return _result("fuzzy", items)
@@ -517,26 +538,26 @@ class _Run:
             return _result(*fallback)
         return {"items": [], "cascade_tier": "none"}
 
+    def _group_df(self, g: Group) -> int:
+        return sum(self.df.get(w, 0) for w in g.all)
+
     # ------------------------------------------------------------ tiers
 
-    def _creator_tier(
-        self, terms: list[str], known: list[str], cid: int
-    ) -> list[dict[str, Any]]:
-        groups = [Group(t) for t in known]
-        if len(known) == len(terms):
+    def _creator_tier(self, n_terms: int, groups: list[Group], cid: int) -> list[dict[str, Any]]:
+        if len(groups) == n_terms:
             items = self._ranked(groups, "and", cid)
-            if len(items) >= self.enough or len(terms) == 1:
+            if len(items) >= self.enough or n_terms == 1:
                 return items
-        need = math.ceil(len(terms) / 2)
-        if len(known) < need:
+        need = math.ceil(n_terms / 2)
+        if len(groups) < need:
             return []
         candidates = self._rank(groups, "or", cid, self._fetch_n())
         if not candidates:
             return []
         ids = [row[0] for row in candidates]
         counts = dict.fromkeys(ids, 0)
-        for t in known:
-            for sid in self.backend.containing(t, ids):
+        for g in groups:
+            for sid in self.backend.containing(g.all, ids):
                 counts[sid] += 1
         return self._items([row for row in candidates if counts[row[0]] >= need])
 
@@ -551,33 +572,33 @@ class _Run:
             items = self._items(ranked)
         return items
 
-    def _rank(
-        self, groups: list[Group], mode: str, cid: int | None, n: int
-    ) -> list[Any]:
-        kwargs: dict[str, Any] = {}
-        if isinstance(self.backend, _Postgres):
-            kwargs["idf"] = self.idf
+    def _rank(self, groups: list[Group], mode: str, cid: int | None, n: int) -> list[Any]:
+        def rank(groups: list[Group], head_only: bool = False) -> list[Any]:
+            if isinstance(self.backend, _Postgres):
+                idf = [_idf(self.n_docs, self._group_df(g)) for g in groups]
+                return self.backend.rank(groups, mode, n, cid, head_only=head_only, idf=idf)
+            return self.backend.rank(groups, mode, n, cid, head_only=head_only)
+
         # Bounded work: one statement scores at most about SCORE_CAP sections (on a
         # large index). Any word: the rarest words whose matches add up to SCORE_CAP are
         # ranked, the commoner ones (least informative) left out. All words: the rarest
         # word bounds the work. When even that is too common, the words are looked for
         # in the title, heading and tags only.
-        dfs = [sum(self.df.get(w, 0) for w in g.all) for g in groups]
+        dfs = [self._group_df(g) for g in groups]
         if mode == "or" and sum(dfs) > SCORE_CAP:
             order = sorted(range(len(groups)), key=lambda i: (dfs[i], i))
+            if dfs[order[0]] > SCORE_CAP:
+                return rank(groups, head_only=True)
             keep, total = [], 0
             for i in order:
                 if keep and total + dfs[i] > SCORE_CAP:
                     break
                 keep.append(i)
                 total += dfs[i]
-            if dfs[order[0]] <= SCORE_CAP:
-                groups = [groups[i] for i in sorted(keep)]
-            else:
-                return self.backend.rank(groups, mode, n, cid, head_only=True, **kwargs)
-        elif mode == "and" and min(dfs) > SCORE_CAP:
-            return self.backend.rank(groups, mode, n, cid, head_only=True, **kwargs)
-        return self.backend.rank(groups, mode, n, cid, **kwargs)
+            return rank([groups[i] for i in sorted(keep)])
+        if mode == "and" and min(dfs) > SCORE_CAP:
+            return rank(groups, head_only=True)
+        return rank(groups)
 
     def _fetch_n(self) -> int:
         return max(20, self.limit * CANDIDATE_FACTOR)
@@ -594,7 +615,8 @@ class _Run:
                 if d <= bound:
                     found.append((d, -df, term))
         found.sort()
-        best = [t for _, _, t in found[:2]]
+        # the nearest spellings only: a word one edit away beats any two edits away
+        best = [t for d, _, t in found if d == found[0][0]][:2] if found else []
         if len(word) >= 4:
             for term, _df in self.backend.completions(word):
                 if term not in best and len(best) < 4:
