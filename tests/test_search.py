@@ -349,3 +349,43 @@ def test_cli_human_and_json(db_target, tmp_path, capsys):
 def test_cli_empty_query_exits_2(db_target, capsys):
     assert _cli(db_target.url, "  ") == 2
     assert "empty" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- bounded work
+
+
+async def test_bounded_any_word_keeps_the_rarest(kb_db, service, monkeypatch):
+    import tui.services.search as search_mod
+
+    # Every word counts as too common to score everywhere: the cap paths run.
+    monkeypatch.setattr(search_mod, "SCORE_CAP", 1)
+    result = await service.search("granular pads wow", db=kb_db)
+    assert result["items"]
+    assert slugs(result)[0] in {"granular-pads", "tape-saturation"}
+    # all words very common: matched in title, heading and tags only
+    result = await service.search("compression", db=kb_db)
+    assert result["items"]
+    for item in result["items"]:
+        assert "compression" in (item["title"] + " " + item["section_heading"]).lower() or (
+            item["technique_page_slug"] in {"sidechain-pump", "parallel-drums"}
+        )
+
+
+async def test_pg_fuzzy_without_trigram_index(kb_db, db_target, service):
+    """Without pg_trgm's index the trigram table finds the spelling neighbours."""
+    if db_target.backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from sqlalchemy import text
+
+    async with kb_db.engine.begin() as conn:
+        await conn.execute(text("DROP INDEX IF EXISTS ix_search_vocab_trgm"))
+    result = await service.search("sidechian compresion", db=kb_db)
+    assert result["cascade_tier"] == "fuzzy"
+    assert slugs(result)[0] == "sidechain-pump"
+
+
+async def test_word_variants_match_plainer_forms(kb_db, service):
+    # "punchier"/"grainy" are not in the KB; "grain" is.
+    result = await service.search("grainy", db=kb_db)
+    assert slugs(result)[0] == "granular-pads"
+    assert result["cascade_tier"] in {"global", "relaxed"}
