@@ -359,6 +359,7 @@ async def test_bounded_any_word_keeps_the_rarest(kb_db, service, monkeypatch):
 
     # Every word counts as too common to score everywhere: the cap paths run.
     monkeypatch.setattr(search_mod, "SCORE_CAP", 1)
+    monkeypatch.setattr(search_mod, "PG_SCORE_CAP", 1)
     result = await service.search("granular pads wow", db=kb_db)
     assert result["items"]
     assert slugs(result)[0] in {"granular-pads", "tape-saturation"}

@@ -32,7 +32,8 @@ tsvector (A title+heading, B tags, C summary, D body), summed per word and
 weighted by the word's IDF. Ties fall to the section id. One page contributes
 at most MAX_PER_PAGE sections.
 
-Work is bounded: one ranking statement scores about SCORE_CAP sections at most.
+Work is bounded: one ranking statement scores about SCORE_CAP sections at most
+(PG_SCORE_CAP on PostgreSQL, where scoring a section costs more).
 "Any word" ranks the rarest words whose matches add up to SCORE_CAP and leaves
 the commoner (least informative) ones out; "all words" is bounded by its
 rarest word; when even the rarest word is that common, the words are looked
@@ -67,6 +68,8 @@ DF_COUNT_CAP = 1000
 PG_TERM_SCORE = "({rank} / ({rank} + 0.1))"  # saturates, as BM25 does
 # Most sections one ranking statement may score (see _Run._rank).
 SCORE_CAP = 2000
+# ts_rank_cd reads each matching section's whole tsvector: PostgreSQL scores fewer.
+PG_SCORE_CAP = 500
 # candidates fetched per wanted item, before the per-page cap
 CANDIDATE_FACTOR = 4
 
@@ -222,6 +225,10 @@ class _Backend:
     def __init__(self, x: _Exec) -> None:
         self.x = x
 
+    def score_cap(self) -> int:
+        # read at call time, so a test can lower the module's constants
+        return PG_SCORE_CAP if isinstance(self, _Postgres) else SCORE_CAP
+
     def dfs(self, terms: Sequence[str], cap: int) -> tuple[int, dict[str, int]]:
         """The number of indexed sections, and each word's section frequency: the
         vocabulary's count for the word as written, else the index's count for its
@@ -235,7 +242,7 @@ class _Backend:
         n_docs = found.pop("", 0)
         rest = [t for t in terms if t not in found]
         if rest:  # counted far enough to tell a word too common to score everywhere
-            found.update(self.counts(rest, max(cap, SCORE_CAP + 1)))
+            found.update(self.counts(rest, max(cap, self.score_cap() + 1)))
         return n_docs, {t: found.get(t, 0) for t in terms}
 
     def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:  # pragma: no cover
@@ -300,7 +307,7 @@ class _SQLite(_Backend):
                 f" AND {table}.rowid <= coalesce((SELECT rowid FROM {table} WHERE {table} MATCH :q "
                 "ORDER BY rowid LIMIT 1 OFFSET :cap), 9223372036854775807)"
             )
-            params["cap"] = SCORE_CAP
+            params["cap"] = self.score_cap()
         if creator_id is not None:
             where += (
                 # `+`: filter the matches; probing the index once per section is far slower
@@ -371,7 +378,7 @@ class _Postgres(_Backend):
                 " AND d.section_id <= coalesce((SELECT section_id FROM search_docs "
                 f"WHERE head @@ {match} ORDER BY section_id OFFSET :cap LIMIT 1), 2147483647)"
             )
-            params["cap"] = SCORE_CAP
+            params["cap"] = self.score_cap()
         if creator_id is not None:
             where += " AND d.creator_id = :cid"
             params["cid"] = creator_id
@@ -584,19 +591,20 @@ class _Run:
         # ranked, the commoner ones (least informative) left out. All words: the rarest
         # word bounds the work. When even that is too common, the words are looked for
         # in the title, heading and tags only.
+        cap = self.backend.score_cap()
         dfs = [self._group_df(g) for g in groups]
-        if mode == "or" and sum(dfs) > SCORE_CAP:
+        if mode == "or" and sum(dfs) > cap:
             order = sorted(range(len(groups)), key=lambda i: (dfs[i], i))
-            if dfs[order[0]] > SCORE_CAP:
+            if dfs[order[0]] > cap:
                 return rank(groups, head_only=True)
             keep, total = [], 0
             for i in order:
-                if keep and total + dfs[i] > SCORE_CAP:
+                if keep and total + dfs[i] > cap:
                     break
                 keep.append(i)
                 total += dfs[i]
             return rank([groups[i] for i in sorted(keep)])
-        if mode == "and" and min(dfs) > SCORE_CAP:
+        if mode == "and" and min(dfs) > cap:
             return rank(groups, head_only=True)
         return rank(groups)
 
