@@ -507,10 +507,14 @@ class ChatService:
                 )
             except Exception:  # noqa: BLE001
                 logger.warning("chat_transcript_save_error cid=%s", st.cid, exc_info=True)
-        if run.reached_model:
+        if run.reached_model or run.failures:
+            # A model that could not even be connected to still gets a "failed" row (zero
+            # tokens: nothing was processed), so every attempt to use a model is counted.
+            reported = run.usage if run.reached_model else {
+                "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
             await log_usage(
                 self.db, query=st.query, creator_slug=st.creator_slug, conversation_id=st.cid,
-                usage=run.usage, prompt_chars=st.prompt_chars, completion_chars=len(run.text),
+                usage=reported, prompt_chars=st.prompt_chars, completion_chars=len(run.text),
                 cascade_tier=st.cascade_tier, model=model, fallback_used=run.fallback_used,
                 latency_ms=latency_ms, status=st.status, secrets=secrets,
             )
