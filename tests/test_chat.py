@@ -451,6 +451,9 @@ async def test_regenerate_adds_a_version_and_replaces_the_memory_turn(service, f
     answers = [m for m in saved if m["role"] == "assistant"]
     assert [a["content"] for a in answers] == ["".join(ANSWER), "Second take [2]."]
     assert [a["current"] for a in answers] == [False, True]
+    # Each version records the voice it was generated with.
+    assert [(a["creator_slug"], a["personality_weight"]) for a in answers] == [
+        (None, 0.0), ("test-ada", pytest.approx(0.7))]
     assert await memory.load(first.conversation_id) == [
         {"role": "user", "content": QUESTION}, {"role": "assistant", "content": "Second take [2]."}]
 

@@ -351,7 +351,9 @@ class ChatService:
         handle = None
         if regenerate:
             try:
-                handle = await transcripts.start_regeneration(self.db, cid)
+                handle = await transcripts.start_regeneration(
+                    self.db, cid, creator_slug=creator_slug, personality_weight=weight
+                )
             except LookupError:
                 yield Error("Nothing to regenerate: this conversation has no question yet")
                 return

@@ -132,11 +132,19 @@ async def _start_turn(db, cid, question, creator_slug, weight) -> TurnHandle:
         return TurnHandle(cid, turn, question, user.id, assistant.id)
 
 
-async def start_regeneration(db, conversation_id: str, turn: int | None = None) -> TurnHandle:
+_UNSET: Any = object()
+
+
+async def start_regeneration(
+    db, conversation_id: str, turn: int | None = None, *,
+    creator_slug: str | None = _UNSET, personality_weight: float | None = _UNSET,
+) -> TurnHandle:
     """A new "incomplete" assistant message in `turn` (default: the latest turn).
 
     The earlier answers stay as previous versions. `handle.question` is the
-    turn's question, to ask again. LookupError when there is no such turn.
+    turn's question, to ask again. The new answer records the creator and
+    weight it is generated with (default: the question's). LookupError when
+    there is no such turn.
     """
     cid = validate_conversation_id(conversation_id)
     now = utcnow()
@@ -160,7 +168,10 @@ async def start_regeneration(db, conversation_id: str, turn: int | None = None) 
             raise LookupError(f"conversation {cid} has no turn {turn}")
         assistant = Message(
             conversation_id=cid, turn=turn, role="assistant", content="", status=INCOMPLETE,
-            creator_slug=user.creator_slug, personality_weight=user.personality_weight,
+            creator_slug=user.creator_slug if creator_slug is _UNSET else creator_slug,
+            personality_weight=(
+                user.personality_weight if personality_weight is _UNSET else personality_weight
+            ),
             created_at=now,
         )
         session.add(assistant)
