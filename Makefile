@@ -24,6 +24,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/stream_render.py
+	$(BIN)/python bench/chat_fallback.py
+	$(BIN)/python bench/bench_history.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
