@@ -272,6 +272,14 @@ class ChrysopediaApp(App[int]):
             self.notify("An answer is still streaming: press Escape to stop it, then send.",
                         severity="warning")
             return
+        from tui.services.chat import MAX_QUERY_CHARS
+
+        if len(text) > MAX_QUERY_CHARS:
+            # Refused here, not by the service: the text stays in the prompt to be shortened.
+            self.notify(f"The question is {len(text):,} characters long; the limit is "
+                        f"{MAX_QUERY_CHARS:,} characters. Shorten it and send again.",
+                        title="Question too long", severity="warning")
+            return
         self.prompt.remember(text)
         self.ask(text)
 
