@@ -1,0 +1,190 @@
+"""Faults seen through the TUI (Textual pilot, the real ChatService, real sockets).
+
+Model-server faults: the answer shows a clear error inline with Retry, the question
+stays (in the conversation and in the prompt's recall), the usage log has a "failed"
+row, Retry and the next question work. An enormous answer is capped and the screen
+says so. A question over the limit is refused with a message and stays in the prompt.
+Redis killed mid-conversation: the next turn is answered and stored locally, the
+status bar says so; Redis back: new turns use it again, the local turns copied back.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_openai import FakeOpenAI
+from redis_proc import REDIS_SERVER, RedisProcess
+from sqlalchemy import select
+from test_app_support import app_settings, load_mini_kb, make_test_app, wait_until
+
+from tui.db.models import ChatUsageLog
+from tui.services.chat import MAX_QUERY_CHARS
+from tui.services.llm import MAX_ANSWER_CHARS
+from tui.widgets.conversation import AssistantMessage, UserMessage
+
+SIZE = (120, 40)
+QUESTION = "parallel compression on drums"
+
+FAULTS = {
+    "refused": ("refused", {}, "could not connect"),
+    "http 500": ("error500", {}, "HTTP 500"),
+    "http 429": ("error429", {}, "rate limited"),
+    "stall before the first byte": ("stall", {}, "first-token timeout"),
+    "dies mid-stream": ("drop", {"after": 3}, "connection dropped"),
+    "malformed chunk": ("malformed", {"after": 2}, "malformed chunk"),
+}
+
+
+@pytest.fixture
+async def one_model(tmp_path, fake_llm, settings):
+    """The app's settings: one model (no fallback) on the fake server, short deadlines."""
+    s = app_settings(
+        tmp_path, settings, llm_api_url=fake_llm.url, llm_api_key="sk-test-faults-0123456789",
+        llm_model="primary-model", llm_first_token_timeout=0.5, llm_read_timeout=0.5,
+    )
+    await load_mini_kb(s)
+    return s
+
+
+def settled(answer: AssistantMessage | None) -> bool:
+    return answer is not None and answer.status not in ("working", "streaming")
+
+
+async def start(app, pilot) -> None:
+    await wait_until(pilot, app.ready.is_set, what="services loaded")
+    assert app.boot_error is None
+
+
+async def ask(app, pilot, question: str) -> AssistantMessage:
+    count = len(app.conversation.answers)
+    app.prompt.load_text(question)
+    app.prompt.focus()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(app.conversation.answers) > count, what="answer mounted")
+    answer = app.conversation.answers[-1]
+    await wait_until(pilot, lambda: settled(answer), what="answer settled")
+    await pilot.pause()
+    return answer
+
+
+async def usage_statuses(app) -> list[str]:
+    async with app.services.db.session() as s:
+        rows = (await s.execute(select(ChatUsageLog).order_by(ChatUsageLog.id))).scalars()
+        return [r.status for r in rows]
+
+
+def shown(widget) -> str:
+    return str(widget.render())
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_model_fault_in_the_tui(fault, one_model, fake_llm):
+    mode, options, words = FAULTS[fault]
+    fake_llm.set_mode(mode, **options)
+    app = make_test_app(one_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, QUESTION)
+        # A clear error, inline, with Retry; the app is not stuck streaming.
+        assert answer.status == "failed" and not app.streaming
+        error_text = shown(answer.query_one(".error-text"))
+        assert words in error_text and "Traceback" not in error_text
+        assert answer.query_one(".retry").display
+        # The question is kept: shown, in the recall list, in the archive.
+        assert QUESTION in shown(app.conversation.query(UserMessage).last())
+        assert app.prompt.recall[-1] == QUESTION
+        messages = await app.services.transcripts.load_conversation(
+            app.services.db, app.conversation_id)
+        assert messages[0]["content"] == QUESTION and messages[1]["status"] == "failed"
+        assert await usage_statuses(app) == ["failed"]
+
+        # Retry works once the server is back.
+        fake_llm.set_mode("normal")
+        await pilot.click(answer.query_one(".retry"))
+        await wait_until(pilot, lambda: len(app.conversation.answers) == 2)
+        await wait_until(pilot, lambda: settled(app.conversation.last_answer))
+        assert app.conversation.last_answer.status == "answered"
+        # And so does the next question.
+        nxt = await ask(app, pilot, "sidechain ducking the bass")
+        assert nxt.status == "answered"
+        assert await usage_statuses(app) == ["failed", "answered", "answered"]
+
+
+async def test_enormous_answer_is_capped_and_said_on_screen(one_model, fake_llm):
+    fake_llm.set_mode("normal", tokens=["lorem "], count=200_000)
+    app = make_test_app(one_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, QUESTION)
+        assert answer.status == "answered"
+        assert len(answer.raw) == MAX_ANSWER_CHARS
+        assert "answer cut at the size limit" in shown(answer.query_one(".meta"))
+        # The server was told to stop (the connection closed), not read to the end.
+        assert await fake_llm.await_for(lambda: fake_llm.chat_requests[-1].client_closed)
+        assert fake_llm.chat_requests[-1].tokens_sent < 200_000
+        messages = await app.services.transcripts.load_conversation(
+            app.services.db, app.conversation_id)
+        assert len(messages[1]["content"]) == MAX_ANSWER_CHARS
+        fake_llm.set_mode("normal")
+        assert (await ask(app, pilot, "sidechain ducking")).status == "answered"
+
+
+async def test_question_over_the_limit_is_refused_and_kept(one_model, fake_llm):
+    app = make_test_app(one_model)
+    too_long = "compression " * (8001 // 12 + 1)
+    assert len(too_long.strip()) > 8000 > MAX_QUERY_CHARS
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.prompt.load_text(too_long)
+        app.prompt.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        # Refused before anything is sent or stored; the text stays in the prompt to edit.
+        assert app.conversation.answers == [] and not app.streaming
+        assert app.prompt.text == too_long
+        notes = [n.message for n in app._notifications]
+        assert any(f"{MAX_QUERY_CHARS:,}" in m and "characters" in m for m in notes), notes
+        assert fake_llm.chat_requests == []
+        # The app is responsive: a question of normal length works.
+        assert (await ask(app, pilot, QUESTION)).status == "answered"
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+async def test_redis_killed_mid_conversation_in_the_tui(tmp_path, settings):
+    server = RedisProcess(tmp_path / "redis").start()
+    with FakeOpenAI(model="m") as llm:
+        s = app_settings(tmp_path, settings, llm_api_url=llm.url, llm_model="m",
+                         redis_url=server.url, redis_key_prefix="chrysopedia:faults:")
+        await load_mini_kb(s)
+        app = make_test_app(s)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await start(app, pilot)
+                assert app.status_bar.fields["memory"] == "Redis"
+                assert (await ask(app, pilot, "q1 parallel compression")).status == "answered"
+
+                server.kill()
+                second = await ask(app, pilot, "q2 sidechain ducking")
+                # Answered and stored locally; the status bar says so; nothing raised.
+                assert second.status == "answered"
+                assert app.status_bar.fields["memory"] == "local"
+                assert "Redis" in app.status_bar.fields["memory_warning"]
+                assert "Redis" in shown(app.status_bar)
+                history = app.services.history
+                assert [m["content"] for m in await history.local.load(app.conversation_id)][::2] \
+                    == ["q1 parallel compression", "q2 sidechain ducking"]
+
+                server.start()  # back, empty (it keeps nothing on disk)
+                await history.probe(force=True)  # what the 5 s retry timer would do
+                await pilot.pause()
+                assert app.status_bar.fields["memory"] == "Redis"
+                assert not app.status_bar.fields["memory_warning"]
+                third = await ask(app, pilot, "q3 bus compression")
+                assert third.status == "answered"
+                # The local turns were copied back: the model saw the whole conversation.
+                sent = [m["content"] for m in llm.last_body["messages"][1:]]
+                assert sent[0::2] == ["q1 parallel compression", "q2 sidechain ducking",
+                                      "q3 bus compression"]
+                stored = await history.redis.load(app.conversation_id)
+                assert len(stored) == 6 and await history.local.load(app.conversation_id) == []
+        finally:
+            server.kill()
