@@ -67,7 +67,7 @@ DF_COUNT_CAP = 1000
 # PostgreSQL: how one word's ts_rank_cd becomes its share of the score (times its IDF).
 PG_TERM_SCORE = "({rank} / ({rank} + 0.1))"  # saturates, as BM25 does
 # Most sections one ranking statement may score (see _Run._rank).
-SCORE_CAP = 2000
+SCORE_CAP = 1000
 # ts_rank_cd reads each matching section's whole tsvector: PostgreSQL scores fewer.
 PG_SCORE_CAP = 500
 # candidates fetched per wanted item, before the per-page cap
@@ -593,7 +593,7 @@ class _Run:
         # in the title, heading and tags only.
         cap = self.backend.score_cap()
         dfs = [self._group_df(g) for g in groups]
-        if mode == "or" and sum(dfs) > cap:
+        if mode == "or" and min(sum(dfs), self.n_docs) > cap:
             order = sorted(range(len(groups)), key=lambda i: (dfs[i], i))
             if dfs[order[0]] > cap:
                 return rank(groups, head_only=True)
