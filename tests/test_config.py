@@ -153,3 +153,15 @@ def test_cli_version():
 def test_settings_default_database_follows_data_dir(tmp_path):
     s = Settings(data_dir=tmp_path)
     assert s.database_url == f"sqlite+aiosqlite:///{tmp_path / 'chrysopedia.db'}"
+
+
+def test_cli_output_into_a_closed_pipe_is_quiet(tmp_path):
+    import os
+
+    env = dict(os.environ, CHRYSOPEDIA_DATABASE_URL=f"sqlite:///{tmp_path / 'p.db'}")
+    p = subprocess.Popen([sys.executable, "-m", "tui", "config"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # the reader is gone before anything is written
+    err = p.stderr.read().decode()
+    p.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -366,3 +366,24 @@ async def test_cancelling_while_waiting_for_the_first_token_closes_the_connectio
         await task
     assert await fake_llm.await_for(lambda: fake_llm.chat_requests[-1].client_closed)
     await router.aclose()
+
+
+def test_offline_digest_prefers_statements_on_the_rarer_terms():
+    items = [
+        {"title": "Club Mastering", "section_heading": "Top end",
+         "section_body": "Do vocals or leads vanish on harsh systems? "
+                         "Tame harsh hats with a dynamic EQ band around 6–9 kHz."},
+        {"title": "De-essing", "section_heading": "Locating sibilance",
+         "section_body": "Vocals sit in the middle of the mix. "
+                         "Sibilance on vocals lives between 5 and 10 kHz; a de-esser tames it."},
+    ]
+    text = offline_digest("how do I tame harsh sibilance on vocals", items)
+    assert "vanish" not in text  # a question is not an answer
+    assert "- **De-essing — Locating sibilance**: Sibilance on vocals lives between 5 and 10 kHz" in text
+    assert "- **Club Mastering — Top end**: Tame harsh hats" in text
+
+
+def test_offline_digest_never_quotes_a_sentence_twice():
+    item = {"title": "T", "section_heading": "H", "section_body": "Compress the drum bus at 4:1 gently."}
+    text = offline_digest("compress drums", [item, dict(item)])
+    assert text.count("Compress the drum bus") == 1

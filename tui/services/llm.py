@@ -388,29 +388,77 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+_SUFFIXES = ("ations", "ation", "ness", "ings", "ing", "ers", "ies", "ied", "ed", "er", "es", "ly", "s")
+
+
+def _stem(word: str) -> str:
+    """A light suffix stripper: enough for "compressing" ~ "compression" ~ "compressor"."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
+    for tail in ("ion", "or", "e"):
+        if word.endswith(tail) and len(word) - len(tail) >= 4:
+            return word[: -len(tail)]
+    return word
+
+
 def _terms(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
-def offline_digest(query: str, items: Sequence[dict[str, Any]], *, max_sources: int = 4) -> str:
+_SPECIFIC = re.compile(r"\d")
+
+
+def _best_sentence(sentences: list[str], weights: dict[str, float]) -> tuple[float, str] | None:
+    """The sentence that covers the most (rarity-weighted) query terms; statements over
+    questions, specific (with numbers) over vague, earlier over later."""
+    best: tuple[float, str] | None = None
+    for index, sentence in enumerate(sentences):
+        if sentence.rstrip().endswith("?") or len(sentence) < 25:
+            continue
+        score = sum(weights.get(t, 0.0) for t in _terms(sentence))
+        if score <= 0:
+            continue
+        score += 0.3 * bool(_SPECIFIC.search(sentence)) - 0.01 * index
+        if best is None or score > best[0]:
+            best = (score, sentence)
+    return best
+
+
+def offline_digest(query: str, items: Sequence[dict[str, Any]], *, max_sources: int = 5) -> str:
     """A short answer from the top sources' most relevant sentences, each cited [N].
 
     Numbering follows `items` (the same numbering as the sources list). Each of the
-    top `max_sources` sources contributes its sentence sharing the most terms with the
-    query (its summary's first sentence when none does).
+    top `max_sources` sources offers the statement from its section that covers the
+    most query terms (rarer terms count more; questions are skipped); a source
+    with no such sentence contributes its page summary's first sentence. The same
+    sentence is never quoted twice.
     """
     wanted = _terms(query)
+    pool = items[:max_sources]
+    # Terms that few of the sources share say more about the question.
+    doc_terms = [_terms(f"{i.get('section_body') or ''} {i.get('summary') or ''}") for i in pool]
+    weights = {t: 1.0 / (1 + sum(t in d for d in doc_terms)) for t in wanted}
     lines: list[str] = []
-    for number, item in enumerate(items[:max_sources], start=1):
-        body = f"{item.get('section_body') or ''}\n{item.get('summary') or ''}"
-        sentences = [s for s in split_sentences(body) if len(s) >= 20] or split_sentences(body)
-        if not sentences:
+    seen: set[str] = set()
+    for number, item in enumerate(pool, start=1):
+        found = _best_sentence(split_sentences(item.get("section_body") or ""), weights)
+        if found is None:
+            summary = split_sentences(item.get("summary") or "")
+            if not summary:
+                continue
+            found = (0.0, summary[0])
+        best = found[1]
+        if best in seen:
             continue
-        best = max(sentences, key=lambda s: (len(wanted & _terms(s)), -sentences.index(s)))
+        seen.add(best)
         if len(best) > 400:
             best = best[:400].rsplit(" ", 1)[0] + " …"
         title = clean_text(str(item.get("title") or "Untitled")).replace("\n", " ")
-        lines.append(f"- **{title}**: {clean_text(best)} [{number}]")
+        heading = clean_text(str(item.get("section_heading") or "")).replace("\n", " ")
+        label = f"{title} — {heading}" if heading else title
+        lines.append(f"- **{label}**: {clean_text(best)} [{number}]")
     header = "*No model is configured — here are the most relevant passages from the knowledge base.*"
     if not lines:
         return header + "\n\nThe knowledge base has nothing on this question yet."
