@@ -71,7 +71,7 @@ async def test_ask_streams_from_loopback_server(kb_settings, fake_llm):
         assert answer.status == "answered"
         assert answer.raw.startswith("Parallel compression adds sustain [1]")
         # Citations in range became links; the sidebar shows this answer's sources.
-        assert "[\\[1\\]](cite:1)" in answer.body.source
+        assert "[\\[1\\]](cite:1)" in answer.markdown_source
         assert len(app.sidebar.sources) == len(answer.sources) >= 2
         assert "primary-model" in answer._meta_text and "tokens" in answer._meta_text
         assert app.status_bar.fields["model"] == "primary-model"
@@ -185,7 +185,7 @@ async def test_citation_link_selects_its_source(offline_settings):
         await pilot.click(block, offset=(column + 1, 0))
         await wait_until(pilot, lambda: app.sidebar.highlighted_number == 3)
         # [7] is out of range: plain text, never a link.
-        assert "[7]" in answer.body.source and "cite:7" not in answer.body.source
+        assert "[7]" in answer.markdown_source and "cite:7" not in answer.markdown_source
 
 
 async def test_digit_jumps_outside_the_prompt(offline_settings):
@@ -369,7 +369,7 @@ async def test_resume_a_conversation(kb_settings, fake_llm):
         restored = app.conversation.last_answer
         assert restored.sources == sources
         assert app.sidebar.sources == sources
-        assert "cite:1" in restored.body.source
+        assert "cite:1" in restored.markdown_source
         assert app.prompt.recall[-1] == "parallel compression"
 
 
@@ -424,7 +424,7 @@ async def test_hostile_text_is_shown_as_text(offline_settings):
         await pilot.press("enter")
         await wait_until(pilot, lambda: settled(app.conversation.last_answer))
         answer = app.conversation.last_answer
-        assert "\x1b" not in answer.body.source and "\u202e" not in answer.body.source
+        assert "\x1b" not in answer.markdown_source and "\u202e" not in answer.markdown_source
         assert "[bold red]x[/]" in answer.raw
         prompt_text = str(app.sidebar.option_list.get_option_at_index(0).prompt)
         assert "[bold]T" in prompt_text and "\x1b" not in prompt_text and "\x9b" not in prompt_text
@@ -444,3 +444,37 @@ def test_safe_text_strips_escapes_and_escapes_markup():
     assert clean("a\x1b[31mb\x1b]0;t\x07c\u202ed\x00e\r\n") == "abcde\n"
     assert plain("[bold]x") == "\\[bold]x"
     assert isinstance(Markdown, type)
+
+
+async def test_long_answer_streams_in_segments_and_freezes(offline_settings):
+    from test_app_support import ANSWER_TOKENS
+
+    from tui.widgets.conversation import FrozenSegment
+
+    tokens = (ANSWER_TOKENS + ["\n\n```\ncode [1] stays\n```\n\n"]) * 12
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        await wait_until(pilot, lambda: answer.query(FrozenSegment), what="a frozen segment")
+        assert len(answer.segments) > 2
+
+        def squash(text: str) -> str:
+            return "\n".join(line for line in text.splitlines() if line.strip())
+
+        expected = link_citations(answer.raw, 3)
+        assert squash(answer.markdown_source) == squash(expected).replace(
+            "code [\\[1\\]](cite:1) stays", "code [1] stays")
+        assert "code [1] stays" in answer.markdown_source  # no links inside code
+        # A citation in a frozen segment still selects its source.
+        frozen = answer.query(FrozenSegment).first()
+        app.conversation.scroll_to_widget(frozen, animate=False, top=True)
+        await pilot.pause()
+        row = next(i for i, line in enumerate(frozen._lines) if "[3]" in line.text)
+        column = frozen._lines[row].text.index("[3]")
+        await pilot.click(frozen, offset=(column + 1, row))
+        await wait_until(pilot, lambda: app.sidebar.highlighted_number == 3)
+        # A new width turns frozen segments back into Markdown.
+        await pilot.resize_terminal(100, 40)
+        await wait_until(pilot, lambda: not answer.query(FrozenSegment))
+        assert squash(answer.markdown_source).count("cite:3") == expected.count("cite:3")

@@ -11,6 +11,7 @@ reports which answer is in view so the sidebar can show its sources.
 from __future__ import annotations
 
 import re
+from time import monotonic
 from typing import Any
 
 from rich.text import Text
@@ -18,9 +19,21 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.strip import Strip
+from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Button, Markdown, Static
+from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
 from tui.widgets.safe_text import clean
+
+# Hand streamed text to the Markdown at most this often (seconds): a few appends per second.
+FLUSH_INTERVAL = 0.05
+# Split a streamed answer into a new segment after this many characters, at a block edge.
+SEGMENT_CHARS = 1200
+# After a blank line, these continue the block before it (list items, quotes, indented
+# continuation, tables): never split there.
+_CONTINUES_BLOCK = re.compile(r"[ \t]|[-*+][ \t]|\d{1,9}[.)][ \t]|>|\|")
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
 # A possible citation cut at the end of a fragment: hold it until the next one.
@@ -35,6 +48,77 @@ def link_citations(text: str, count: int) -> str:
         return f"[\\[{n}\\]](cite:{n})" if 1 <= n <= count else match.group(0)
 
     return _CITE.sub(repl, text)
+
+
+_PARSER = None
+
+
+def _renders_as_parsed(markdown: Markdown, text: str) -> bool:
+    """Whether the streamed blocks of `markdown` are those a fresh parse of `text` gives."""
+    global _PARSER
+    if _PARSER is None:
+        from markdown_it import MarkdownIt
+
+        _PARSER = MarkdownIt("gfm-like")
+    tokens = _PARSER.parse(text)
+    expected = [tuple(t.map) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
+    shown = [tuple(block.source_range) for block in markdown.query_children(MarkdownBlock)]
+    return expected == shown
+
+
+class FrozenSegment(Widget):
+    """A finished Markdown segment as its rendered lines: one widget instead of dozens.
+
+    Made from a laid-out Markdown segment with a compositor of its own; clicks on
+    citation links still post `Markdown.LinkClicked`. A new width or theme turns it
+    back into a Markdown widget.
+    """
+
+    DEFAULT_CSS = "FrozenSegment { height: auto; }"
+
+    def __init__(self, lines: list[Strip], source: str, width: int) -> None:
+        super().__init__(classes="body-frozen")
+        self._lines = lines
+        self.source = source
+        self._width = width
+
+    @classmethod
+    def from_markdown(cls, markdown: Markdown) -> FrozenSegment | None:
+        from textual._compositor import Compositor
+
+        size = markdown.outer_size
+        if not size.width or not size.height:
+            return None
+        compositor = Compositor()
+        compositor.reflow(markdown, size)
+        lines = compositor.render_strips(size)
+        if len(lines) != size.height:
+            return None
+        return cls(lines, markdown.source, size.width)
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._thaw())
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lines)
+
+    def render_line(self, y: int) -> Strip:
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(self.size.width)
+
+    def on_resize(self, event) -> None:
+        if event.size.width != self._width:
+            self._thaw()
+
+    def _thaw(self) -> None:
+        if self.parent is not None and self.is_mounted:
+            markdown = Markdown(self.source, open_links=False, classes="body-more")
+            self.parent.mount(markdown, before=self)
+            self.remove()
+
+    async def action_link(self, href: str) -> None:
+        self.post_message(Markdown.LinkClicked(self, href))
 
 
 class CitationLinker:
@@ -114,20 +198,51 @@ class AssistantMessage(Vertical):
         self.raw = ""  # the answer as the model wrote it (cleaned), before linking
         self.meta: dict[str, Any] = {}
         self.got_sources = False  # the service accepted the question (and archived it)
-        self._stream = None
+        self._stream: MarkdownStream | None = None
+        self._streaming = False
         self._linker: CitationLinker | None = None
+        self._segment: Markdown | None = None  # the segment being streamed into
+        self._segment_text = ""  # linked Markdown written to that segment
+        self._line = ""  # the current, unfinished line (for fence tracking)
+        self._in_fence = False
+        self._split_pending = False  # a blank line closed a long segment: split at the next block
+        self._held = ""  # newlines held while deciding whether to split
+        self._unsent = ""  # text for the segment not yet handed to its stream
+        self._last_flush = 0.0
+        self._flush_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Searching the knowledge base…", classes="working")
         yield Markdown(open_links=False, classes="body")
-        yield Static("", classes="meta", markup=False)
+        meta = Static("", classes="meta", markup=False)
+        meta.display = False
+        yield meta
         with Horizontal(classes="error-row"):
             yield Static("", classes="error-text", markup=False)
             yield Button("Retry", classes="retry", variant="warning", compact=True)
 
     @property
     def body(self) -> Markdown:
+        """The first Markdown segment."""
         return self.query_one(".body", Markdown)
+
+    async def _fresh_body(self) -> Markdown:
+        """One empty Markdown segment in place of whatever the answer shows."""
+        segments = self.segments
+        body = Markdown(open_links=False, classes="body")
+        await self.mount(body, after=self.query_one(".working"))
+        for segment in segments:
+            await segment.remove()
+        return body
+
+    @property
+    def segments(self) -> list[Markdown | FrozenSegment]:
+        return [w for w in self.children if isinstance(w, Markdown | FrozenSegment)]
+
+    @property
+    def markdown_source(self) -> str:
+        """The Markdown shown (citations as links), all segments."""
+        return "".join(segment.source for segment in self.segments)
 
     def set_sources(self, sources: list[dict[str, Any]]) -> None:
         self.sources = list(sources)
@@ -137,38 +252,153 @@ class AssistantMessage(Vertical):
                 f"Thinking… ({len(sources)} sources found)" if sources else "Thinking…"
             )
 
+    # -- streaming ---------------------------------------------------------------
+    # A long answer is streamed into several Markdown segments, split at block
+    # boundaries outside code fences, lists and quotes. Each append then re-lays-out
+    # one bounded segment instead of the whole answer, so the cost of a token does not
+    # grow with the length of the answer.
+
     async def write(self, delta: str) -> None:
         """Append a streamed fragment."""
         delta = clean(delta)
         if not delta:
             return
-        if self._stream is None:
+        if not self._streaming:
+            self._streaming = True
             self.status = "streaming"
             self.query_one(".working").display = False
             self._linker = CitationLinker(len(self.sources))
-            self._stream = Markdown.get_stream(self.body)
+            self._segment = self.body
+            self._segment_text = ""
+            self._stream = Markdown.get_stream(self._segment)
         self.raw += delta
-        linked = self._linker.feed(delta)
-        if linked:
-            await self._stream.write(linked)
+        await self._feed(delta)
 
-    async def _stop_stream(self) -> None:
+    async def _feed(self, text: str) -> None:
+        out: list[str] = []
+        i = 0
+        while i < len(text):
+            if self._split_pending:
+                j = i
+                while j < len(text) and text[j] == "\n":
+                    j += 1
+                self._held += text[i:j]
+                if j == len(text):
+                    break
+                self._split_pending = False
+                if _CONTINUES_BLOCK.match(text, j):
+                    out.append(self._link(self._held))
+                else:
+                    await self._write_segment("".join(out))
+                    out.clear()
+                    await self._new_segment()
+                self._held = ""
+                i = j
+                continue
+            newline = text.find("\n", i)
+            if newline == -1:
+                out.append(self._link(text[i:]))
+                self._line += text[i:]
+                break
+            out.append(self._link(text[i : newline + 1]))
+            line, self._line = self._line + text[i:newline], ""
+            stripped = line.lstrip()
+            if stripped.startswith(("```", "~~~")):
+                self._in_fence = not self._in_fence
+            elif (
+                not self._in_fence
+                and not stripped
+                and len(self._segment_text) + sum(map(len, out)) >= SEGMENT_CHARS
+            ):
+                self._split_pending = True
+            i = newline + 1
+        await self._write_segment("".join(out))
+
+    def _link(self, text: str) -> str:
+        if self._in_fence:
+            return self._linker.flush() + text
+        return self._linker.feed(text)
+
+    async def _write_segment(self, text: str) -> None:
+        """Queue text for the segment; hand it to the MarkdownStream at most every
+        FLUSH_INTERVAL seconds (a timer sends what is left), so a flood of tokens
+        becomes a few appends and a few layouts."""
+        if text:
+            self._segment_text += text
+            self._unsent += text
+        if not self._unsent:
+            return
+        if monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            await self._flush()
+        elif self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_INTERVAL, self._flush)
+
+    async def _flush(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        text, self._unsent = self._unsent, ""
+        self._last_flush = monotonic()
+        if text and self._stream is not None:
+            await self._stream.write(text)
+
+    async def _new_segment(self) -> None:
+        """Close the current segment (verified) and stream into a new one after it."""
+        await self._close_segment()
+        segment = Markdown(open_links=False, classes="body-more")
+        await self.mount(segment, after=self._segment)
+        self._segment = segment
+        self._segment_text = ""
+        self._stream = Markdown.get_stream(segment)
+
+    async def _close_segment(self, *, freeze: bool = True) -> None:
+        await self._flush()
         if self._stream is not None:
-            tail = self._linker.flush() if self._linker else ""
-            if tail:
-                await self._stream.write(tail)
             await self._stream.stop()
             self._stream = None
-        # One whole render repairs blocks cut mid-stream (code fences, lists).
-        await self.body.update(link_citations(self.raw, len(self.sources)))
+        segment = self._segment
+        if segment is not None and not _renders_as_parsed(segment, self._segment_text):
+            # A block cut mid-stream (a code fence, a list) came out wrong: render it whole.
+            await segment.update(self._segment_text)
+        if freeze and segment is not None:
+            # Once laid out, a closed segment becomes one widget of rendered lines, so the
+            # layout of the next appends does not walk its blocks again.
+            segment.call_after_refresh(self._freeze, segment)
+
+    async def _freeze(self, segment: Markdown) -> None:
+        if not segment.is_mounted or segment is self._segment and self._streaming:
+            return
+        frozen = FrozenSegment.from_markdown(segment)
+        if frozen is None:
+            return
+        await self.mount(frozen, before=segment)
+        await segment.remove()
+
+    async def _stop_stream(self) -> None:
+        if not self._streaming:
+            return
+        tail = (self._linker.flush() if self._linker else "") + self._held
+        self._held = ""
+        self._split_pending = False
+        await self._write_segment(tail)
+        self._streaming = False
+        await self._close_segment(freeze=False)
 
     async def reset(self, reason: str = "") -> None:
         """The model restarted the answer (fallback): clear the partial text."""
+        self._unsent = ""
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+        self._streaming = False
+        self._split_pending, self._held, self._line, self._in_fence = False, "", "", False
         self.raw = ""
-        await self.body.update("")
+        for segment in self.segments[1:]:
+            await segment.remove()
+        await self._fresh_body()
         self.status = "working"
         working = self.query_one(".working", Static)
         working.display = True
@@ -193,6 +423,8 @@ class AssistantMessage(Vertical):
         await self._stop_stream()
         self.status = "failed"
         self.query_one(".working").display = False
+        if not self.raw:
+            self.body.display = False
         self.add_class("-failed")
         self.query_one(".error-text", Static).update(Text("⚠ " + clean(message)))
 
@@ -206,7 +438,7 @@ class AssistantMessage(Vertical):
         self.raw = clean(content)
         self.meta = dict(meta)
         self.query_one(".working").display = False
-        await self.body.update(link_citations(self.raw, len(self.sources)))
+        await (await self._fresh_body()).update(link_citations(self.raw, len(self.sources)))
         if status == "failed":
             self.status = "failed"
             self.add_class("-failed")
@@ -223,7 +455,9 @@ class AssistantMessage(Vertical):
 
     def _show_meta(self, text: str) -> None:
         self._meta_text = text.strip(" ·")
-        self.query_one(".meta", Static).update(Text(self._meta_text))
+        meta = self.query_one(".meta", Static)
+        meta.update(Text(self._meta_text))
+        meta.display = bool(self._meta_text)
 
     @on(Button.Pressed, ".retry")
     def _retry(self, event: Button.Pressed) -> None:

@@ -38,16 +38,16 @@ def default_tier_name(weight: float) -> str:
 
 class VoiceSlider(Widget, can_focus=True):
     BINDINGS = [
-        Binding("left", "step(-1)", "Less voice", show=False, id="slider.down"),
-        Binding("right", "step(1)", "More voice", show=False, id="slider.up"),
-        Binding("shift+left", "step(-4)", "-0.20", show=False, id="slider.down_big"),
-        Binding("shift+right", "step(4)", "+0.20", show=False, id="slider.up_big"),
-        Binding("home", "set_steps(0)", "Voice off", show=False, id="slider.home"),
-        Binding("end", "set_steps(20)", "Full voice", show=False, id="slider.end"),
+        Binding("left", "step(-1)", "Less voice (−0.05)", show=False, id="slider.down"),
+        Binding("right", "step(1)", "More voice (+0.05)", show=False, id="slider.up"),
+        Binding("shift+left", "step(-4)", "Less voice (−0.20)", show=False, id="slider.down_big"),
+        Binding("shift+right", "step(4)", "More voice (+0.20)", show=False, id="slider.up_big"),
+        Binding("home", "set_steps(0)", "Voice off (0.00)", show=False, id="slider.home"),
+        Binding("end", "set_steps(20)", "Full voice (1.00)", show=False, id="slider.end"),
     ]
 
     steps: reactive[int] = reactive(0)
-    hint: reactive[str] = reactive("choose a creator to tune the voice")
+    hint: reactive[str] = reactive("pick a creator to tune the voice")
 
     class Changed(Message):
         def __init__(self, slider: VoiceSlider, value: float) -> None:

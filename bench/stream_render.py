@@ -1,0 +1,388 @@
+"""Stream rendering benchmark: the real conversation pane against a per-token Markdown.append.
+
+    .venv/bin/python bench/stream_render.py [--json] [--tokens 2000] [--rate 2000]
+
+In one run:
+1. view: a 2,000-token Markdown answer (paragraphs, lists, bold, a code block,
+   citations) streamed by the loopback fake model server as fast as it can
+   send, through the real ChatService, into the real app's conversation pane
+   (headless, 120x40). Timed from Enter to the answer settled (final render done).
+2. baseline: the same answer from the same server through the same ChatService,
+   but each token goes into a plain `Markdown` widget with `await Markdown.append(token)`.
+3. lag: the same answer sent at `--rate` tokens/s; how long after the server
+   wrote its last token the pane had it on screen (the pane's Markdown holding it
+   and the next screen refresh run; sampled every millisecond).
+4. startup: the `chrysopedia` command to first paint, in a pseudo-terminal,
+   against a bare Textual app (one Static) the same way; medians of 5 runs.
+
+Prints a summary, or with --json one JSON object:
+tokens, view_s, baseline_s, speedup, lag_ms_at_2000_tps, startup_s, startup_ratio
+(plus details). Targets: speedup >= 15, lag <= 100 ms, startup_ratio <= 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pty
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_openai import FakeOpenAI  # noqa: E402
+from test_app_support import app_settings, load_mini_kb  # noqa: E402
+
+QUESTION = "How do I set up parallel compression on drums?"
+SIZE = (120, 40)
+
+
+def answer_tokens(count: int) -> list[str]:
+    """A Markdown answer cut into `count` word-sized tokens, as a model streams it."""
+    section = [
+        "## Parallel compression\n\n",
+        "**Parallel compression** blends a heavily compressed copy of the drums under the dry",
+        " signal, so the transients stay intact while the body and room come up [1]. ",
+        "Start with the *send* at unity and bring the return up slowly [2].\n\n",
+        "- Send the drum bus to an aux with a fast compressor at **10:1** [1]\n",
+        "- Attack 1 ms, release 100 ms, and push 15 dB of gain reduction [1]\n",
+        "- Blend the return 6 to 10 dB under the dry bus [2]\n",
+        "- High-pass the return around 80 Hz so the kick stays clean [3]\n\n",
+        "1. Check the phase between the two paths\n2. Level-match before judging [3]\n\n",
+        "```\ndrum bus -> aux send -> comp (10:1, 1 ms, 100 ms) -> return -6 dB\n```\n\n",
+        "> Trust the meter, then trust your ears [2].\n\n",
+    ]
+    words: list[str] = []
+    for piece in section:
+        # Keep spaces with the following word, as model tokenizers do.
+        parts = piece.split(" ")
+        words.extend([parts[0]] + [" " + p for p in parts[1:]])
+    tokens: list[str] = []
+    while len(tokens) < count:
+        tokens.extend(words)
+    return [t for t in tokens[:count]]
+
+
+class ShownClock:
+    """Samples, every millisecond, how much of the answer the pane holds, and notes when
+    the screen refresh after each change has run: (time.monotonic(), chars shown)."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+        self.events: list[tuple[float, int]] = []
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        last = -1
+        while True:
+            length = len(self.answer.markdown_source)
+            if length != last:
+                last = length
+                self.answer.call_after_refresh(
+                    lambda n=length: self.events.append((time.monotonic(), n))
+                )
+            await asyncio.sleep(0.001)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def serve() -> int:
+    """`--serve`: the fake model server in a process of its own (a server thread in the
+    benchmark's process would share its GIL and be starved by the UI). Prints its URL,
+    then `LAST <time.monotonic()>` whenever an answer's last token has been written."""
+    sys.setswitchinterval(0.0005)
+    server = FakeOpenAI(model="bench-model").start()
+    print(f"URL {server.url}", flush=True)
+    reported: set[int] = set()
+    options_id, target = None, 0
+    while True:
+        if id(server.options) != options_id:
+            options_id, target = id(server.options), len(server._tokens(server.options))
+        requests = server.requests
+        if requests and requests[-1].path.endswith("/chat/completions"):
+            rec = requests[-1]
+            if id(rec) not in reported and rec.tokens_sent >= target:
+                print(f"LAST {time.monotonic()!r}", flush=True)
+                reported.add(id(rec))
+        time.sleep(0.0002)
+
+
+class ServerProcess:
+    """The `--serve` process: control over HTTP (`/_control`), last-token times on stdout."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+        )
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "URL":
+            raise RuntimeError("the fake model server did not start")
+        self.url = line[1]
+        self.last_tokens: list[float] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            parts = line.split()
+            if parts and parts[0] == "LAST":
+                self.last_tokens.append(float(parts[1]))
+
+    def control(self, body: dict | None = None) -> dict:
+        import urllib.request
+
+        base = self.url.rsplit("/v1", 1)[0] + "/_control"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(base, data=data, method="POST" if data else "GET",
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def set_mode(self, mode: str, **options) -> None:
+        self.control({"mode": mode, **options})
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+async def run_view(settings, server: ServerProcess, tokens: list[str], rate: float | None) -> dict:
+    from tui.app import make_app
+
+    if rate:
+        server.set_mode("slow", tokens=tokens, rate=rate)
+    else:
+        server.set_mode("normal", tokens=tokens)
+    app = make_app(settings, theme="textual-dark", remember_theme=False, cursor_blink=False,
+                   load_bundled_kb=False)
+    marks: dict = {}
+    if True:
+        async with app.run_test(size=SIZE) as pilot:
+            await asyncio.wait_for(app.ready.wait(), 60)
+            await pilot.pause()
+            app.prompt.load_text(QUESTION)
+            seen_last = len(server.last_tokens)
+            start = time.perf_counter()
+            start_mono = time.monotonic()
+            await pilot.press("enter")
+            while not app.conversation.answers:
+                await asyncio.sleep(0.001)
+            answer = app.conversation.answers[-1]
+            clock = ShownClock(answer)
+            while answer.status in ("working", "streaming"):
+                await asyncio.sleep(0.001)
+            end = time.perf_counter()
+            end_mono = time.monotonic()
+            await pilot.pause()
+            for _ in range(1000):
+                if len(server.last_tokens) > seen_last:
+                    marks["server_last_token"] = server.last_tokens[seen_last]
+                    break
+                await asyncio.sleep(0.001)
+            if answer.status != "answered":
+                raise RuntimeError(f"the answer did not complete: {answer.status}")
+            final_length = len(answer.markdown_source)
+            await pilot.pause()
+            clock.stop()
+    shown = next((t for t, length in clock.events if length >= final_length), None)
+    result = {
+        "seconds": end - start,
+        "updates_seen": len(clock.events),
+        "chars": len(answer.raw),
+    }
+    if "server_last_token" in marks and shown is not None:
+        last = marks["server_last_token"]
+        result["lag_ms"] = (shown - last) * 1000
+        result["settled_after_last_token_ms"] = (end_mono - last) * 1000
+        result["achieved_tps"] = len(tokens) / max(1e-9, last - start_mono)
+    return result
+
+
+async def run_baseline(settings, server: ServerProcess, tokens: list[str]) -> dict:
+    """Same server, same ChatService; each token appended to a plain Markdown widget."""
+    from textual.app import App, ComposeResult
+    from textual.containers import VerticalScroll
+    from textual.widgets import Markdown
+
+    from tui.commands._common import open_database
+    from tui.services.chat import ChatService
+    from tui.services.history import open_history
+
+    server.set_mode("normal", tokens=tokens)
+
+    class Baseline(App):
+        def compose(self) -> ComposeResult:
+            with VerticalScroll():
+                yield Markdown()
+
+    db = await open_database(settings, load_bundled=False)
+    history = await open_history(settings, db)
+    chat = ChatService(settings, db, history)
+    app = Baseline()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            markdown = app.query_one(Markdown)
+            app.query_one(VerticalScroll).anchor()
+            start = time.perf_counter()
+            count = 0
+            async for event in chat.stream_response(QUESTION):
+                if event.event == "token":
+                    await markdown.append(event.text)
+                    count += 1
+            end = time.perf_counter()
+            await pilot.pause()
+    finally:
+        await chat.aclose()
+        await history.close()
+        await db.dispose()
+    return {"seconds": end - start, "appends": count}
+
+
+# -- startup -------------------------------------------------------------------------------
+
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Static
+class Bare(App):
+    def compose(self):
+        yield Static("bare app ready")
+Bare().run()
+"""
+
+
+def first_paint(argv: list[str], marker: bytes, env: dict) -> float:
+    """Seconds from spawning `argv` in a 120x40 pseudo-terminal to `marker` on screen."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    seen = b""
+    elapsed = None
+    try:
+        deadline = start + 30
+        while time.perf_counter() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                seen += chunk
+                if marker in seen:
+                    elapsed = time.perf_counter() - start
+                    break
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    if elapsed is None:
+        raise RuntimeError(f"{argv[-1]!r} never painted {marker!r}")
+    return elapsed
+
+
+def measure_startup(db_url: str, data_dir: Path, runs: int = 5) -> dict:
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(SIZE[0]), LINES=str(SIZE[1]),
+               CHRYSOPEDIA_DATA_DIR=str(data_dir), CHRYSOPEDIA_THEME="textual-dark")
+    for var in ("CHRYSOPEDIA_LLM_API_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        env.pop(var, None)
+    python = sys.executable
+    app_cmd = [python, "-m", "tui.cli", "--db", db_url]
+    bare_cmd = [python, "-c", BARE_APP]
+    # One warm-up each (file caches), then alternate.
+    first_paint(app_cmd, b"No sources yet", env)
+    first_paint(bare_cmd, b"bare app ready", env)
+    app_times, bare_times = [], []
+    for _ in range(runs):
+        app_times.append(first_paint(app_cmd, b"No sources yet", env))
+        bare_times.append(first_paint(bare_cmd, b"bare app ready", env))
+    app_s, bare_s = statistics.median(app_times), statistics.median(bare_times)
+    return {"startup_s": app_s, "bare_startup_s": bare_s, "startup_ratio": app_s / bare_s}
+
+
+async def main_async(args) -> dict:
+    tokens = answer_tokens(args.tokens)
+    with tempfile.TemporaryDirectory(prefix="chrysopedia-bench-") as tmp:
+        tmp_path = Path(tmp)
+        server = await asyncio.to_thread(ServerProcess)
+        try:
+            settings = app_settings(tmp_path, llm_api_url=server.url, llm_api_key="sk-bench",
+                                    llm_model="bench-model", llm_read_timeout=30.0)
+            await load_mini_kb(settings)
+            view = await run_view(settings, server, tokens, None)
+            baseline = await run_baseline(settings, server, tokens)
+            paced = await run_view(settings, server, tokens, args.rate)
+        finally:
+            server.close()
+        offline = app_settings(tmp_path / "startup")
+        await load_mini_kb(offline)
+        startup = await asyncio.to_thread(
+            measure_startup, offline.database_url, offline.data_dir, args.runs
+        )
+    result = {
+        "tokens": len(tokens),
+        "view_s": round(view["seconds"], 3),
+        "baseline_s": round(baseline["seconds"], 3),
+        "speedup": round(baseline["seconds"] / view["seconds"], 1),
+        "lag_ms_at_2000_tps": round(paced.get("lag_ms", float("nan")), 1),
+        "startup_s": round(startup["startup_s"], 3),
+        "startup_ratio": round(startup["startup_ratio"], 2),
+        "details": {
+            "view_updates_seen": view["updates_seen"],
+            "baseline_appends": baseline["appends"],
+            "answer_chars": view["chars"],
+            "paced_rate_requested_tps": args.rate,
+            "paced_rate_achieved_tps": round(paced.get("achieved_tps", 0.0)),
+            "paced_settled_after_last_token_ms": round(paced.get("settled_after_last_token_ms", 0.0), 1),
+            "bare_startup_s": round(startup["bare_startup_s"], 3),
+            "python": sys.version.split()[0],
+        },
+    }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=2000.0, help="tokens/s for the lag run")
+    parser.add_argument("--runs", type=int, default=5, help="start-up runs per app")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve()
+    result = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    targets = {"speedup": ">= 15", "lag_ms_at_2000_tps": "<= 100", "startup_ratio": "<= 2"}
+    for key, value in result.items():
+        if key != "details":
+            print(f"{key:<20} {value}" + (f"   (target {targets[key]})" if key in targets else ""))
+    for key, value in result["details"].items():
+        print(f"  {key:<34} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
