@@ -81,6 +81,8 @@ class ChrysopediaApp(App[int]):
         Binding("ctrl+b", "toggle_sidebar", "Show/hide sources", id="app.toggle_sidebar", show=False),
         Binding("ctrl+t", "toggle_voice_preview", "Voice preview", id="app.voice_preview", show=False),
         Binding("f2", "focus_prompt", "Back to the prompt", id="app.focus_prompt", show=False),
+        Binding("f3", "focus_creator", "Choose the creator", id="app.focus_creator", show=False),
+        Binding("f8", "focus_voice", "Tune the voice", id="app.focus_voice", show=False),
         *[
             Binding(str(n % 10), f"jump_source({n})", f"Source {n}", show=False, id=f"app.source_{n}")
             for n in range(1, 11)
@@ -410,7 +412,7 @@ class ChrysopediaApp(App[int]):
     MAIN_ACTIONS = frozenset({
         "stop", "focus_sources", "regenerate", "new_conversation", "conversations",
         "copy_answer", "export", "usage", "help", "toggle_sidebar", "toggle_voice_preview",
-        "focus_prompt", "jump_source",
+        "focus_prompt", "jump_source", "focus_creator", "focus_voice",
     })
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -470,6 +472,15 @@ class ChrysopediaApp(App[int]):
 
     def action_focus_prompt(self) -> None:
         self.prompt.focus()
+
+    def action_focus_creator(self) -> None:
+        self.picker.focus()
+
+    def action_focus_voice(self) -> None:
+        if self.slider.disabled:
+            self.notify("Choose a creator first (F3): the voice is that creator's.")
+        else:
+            self.slider.focus()
 
     def action_toggle_sidebar(self) -> None:
         self.sidebar.display = not self.sidebar.display
@@ -743,6 +754,8 @@ class ChrysopediaApp(App[int]):
             ("Toggle the sources sidebar", "Show or hide the sidebar", self.action_toggle_sidebar),
             ("Toggle the voice preview", "Show the voice instructions for this creator and weight", self.action_toggle_voice_preview),
             ("Focus the prompt", "Back to typing a question", self.action_focus_prompt),
+            ("Choose the creator", "Scope search and voice to one creator", self.action_focus_creator),
+            ("Tune the voice", "Focus the voice slider (Left/Right, Shift for 0.20)", self.action_focus_voice),
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)

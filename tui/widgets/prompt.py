@@ -7,6 +7,7 @@ may be sent now is the app's decision.
 
 from __future__ import annotations
 
+from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
@@ -14,8 +15,10 @@ from textual.widgets import TextArea
 
 class PromptInput(TextArea):
     BINDINGS = [
-        # Priority: TextArea would otherwise insert a newline for Enter.
-        Binding("enter", "submit", "Send", priority=True, id="prompt.send"),
+        # Handled in `_on_key` (in this widget's own queue, after the characters typed
+        # before it; a priority binding could run before they are inserted), listed here
+        # for the footer, the help screen and the keymap.
+        Binding("enter", "submit", "Send", id="prompt.send"),
         Binding("ctrl+j,shift+enter", "newline", "New line", id="prompt.newline"),
     ]
 
@@ -37,6 +40,25 @@ class PromptInput(TextArea):
         self.recall: list[str] = []
         self._recall_index: int | None = None  # None: editing a new question
         self._draft = ""
+
+    def _keys_for(self, action: str) -> set[str]:
+        """The keys bound to `action` here, as remapped by the app's keymap."""
+        keymap = getattr(self.app, "_keymap", None) or {}
+        keys: set[str] = set()
+        for key, binding in self._bindings:
+            if binding.action == action:
+                spec = keymap.get(binding.id, key) if binding.id else key
+                keys.update(k.strip() for k in spec.split(","))
+        return keys
+
+    async def _on_key(self, event: events.Key) -> None:
+        for action, run in (("submit", self.action_submit), ("newline", self.action_newline)):
+            if event.key in self._keys_for(action):
+                event.stop()
+                event.prevent_default()
+                run()
+                return
+        await super()._on_key(event)
 
     def action_submit(self) -> None:
         text = self.text.strip()

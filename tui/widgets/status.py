@@ -44,7 +44,7 @@ class StatusBar(Static):
         if f["tier"]:
             text.append("  tier ", style="dim")
             text.append(one_line(str(f["tier"])))
-        if f["tokens"] is not None:
+        if f["tokens"]:
             text.append("  tokens ", style="dim")
             text.append(str(f["tokens"]))
         if f["latency_ms"] is not None:
