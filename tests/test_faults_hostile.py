@@ -144,6 +144,12 @@ def test_hostile_question_typed_by_the_user(tmp_path, tmp_path_factory):
         screen = app.text()
         # Shown as text on screen: the markup literally, the escapes as inert characters.
         assert "sidechain [bold red]x[/]" in screen and RICH_LINK in screen, screen
+        # The conversation list shows the question as its title: literally too.
+        app.send("\x0f")  # Ctrl+O
+        app.wait_text("Conversations")
+        app.wait_text("sidechain [bold red]x[/]")
+        app.send("\x1b")
+        app.wait_text("⏎ Send")
         raw = app.raw_bytes()
         assert app.quit() == 0
     _assert_inert(raw)

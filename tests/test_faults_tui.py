@@ -188,3 +188,40 @@ async def test_redis_killed_mid_conversation_in_the_tui(tmp_path, settings):
                 assert len(stored) == 6 and await history.local.load(app.conversation_id) == []
         finally:
             server.kill()
+
+
+async def test_primary_dies_mid_answer_the_view_restarts_with_the_fallback(
+    tmp_path, settings, fake_llm, fake_llm_fallback
+):
+    s = app_settings(tmp_path, settings, llm_api_url=fake_llm.url, llm_model="primary-model",
+                     llm_fallback_url=fake_llm_fallback.url, llm_fallback_model="fallback-model")
+    await load_mini_kb(s)
+    fake_llm.set_mode("drop", after=4)
+    fake_llm_fallback.set_mode("normal", tokens=["Fallback", " answer", " [1]."])
+    app = make_test_app(s)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, QUESTION)
+        # The primary's partial text was cleared: only the fallback's answer is shown.
+        assert answer.status == "answered" and answer.raw == "Fallback answer [1]."
+        assert "fallback-model" in shown(answer.query_one(".meta"))
+        assert "fallback" in shown(answer.query_one(".meta"))
+        async with app.services.db.session() as session:
+            [row] = (await session.execute(select(ChatUsageLog))).scalars()
+        assert row.status == "answered" and row.model == "fallback-model" and row.fallback_used
+
+
+async def test_redis_unreachable_at_start_the_status_says_so(tmp_path, settings):
+    from fake_openai import unused_port
+
+    s = app_settings(tmp_path, settings, redis_url=f"redis://127.0.0.1:{unused_port()}/0")
+    await load_mini_kb(s)
+    app = make_test_app(s)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        assert app.status_bar.fields["memory"] == "local"
+        assert "Redis unavailable" in app.status_bar.fields["memory_warning"]
+        assert "Redis unavailable" in shown(app.status_bar)
+        answer = await ask(app, pilot, QUESTION)  # the offline digest, memory kept locally
+        assert answer.status == "answered"
+        assert len(await app.services.history.load(app.conversation_id)) == 2
