@@ -206,8 +206,8 @@ async def bench_memory() -> None:
                     t0 = time.perf_counter()
                     app.prompt.load_text("parallel compression")
                     await pilot.press("enter")
-                    await wait_until(pilot, lambda: app.conversation.answers and
-                                     app.conversation.answers[-1].status == "answered",
+                    await wait_until(pilot, lambda a=app: a.conversation.answers and
+                                     a.conversation.answers[-1].status == "answered",
                                      timeout=300)
                     if traced:
                         row["peak"] = tracemalloc.get_traced_memory()[1]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from faults_support import AppInPty, app_env, prepare_kb_file, sqlite_path, sqlite_rows
 from fake_openai import FakeOpenAI
+from faults_support import AppInPty, app_env, prepare_kb_file, sqlite_path, sqlite_rows
 
 QUESTION = "parallel compression on drums"
 

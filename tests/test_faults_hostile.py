@@ -15,6 +15,7 @@ responsive (a 10 MB line is cut for display, saying so on screen).
 from __future__ import annotations
 
 import pytest
+from fake_openai import FakeOpenAI
 from faults_support import (
     BIDI,
     HOSTILE_BITS,
@@ -27,7 +28,6 @@ from faults_support import (
     sqlite_path,
     sqlite_rows,
 )
-from fake_openai import FakeOpenAI
 
 # Hostile sequences as they would reach the terminal if they got through.
 FORBIDDEN = {

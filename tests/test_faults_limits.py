@@ -10,8 +10,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from faults_support import ROOT, app_env, prepare_kb_file, sqlite_path, sqlite_rows
 from fake_openai import FakeOpenAI
+from faults_support import ROOT, app_env, prepare_kb_file, sqlite_path, sqlite_rows
 
 from tui.services.chat import MAX_QUERY_CHARS
 

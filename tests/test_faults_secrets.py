@@ -17,8 +17,8 @@ import sqlite3
 import subprocess
 import sys
 
-from faults_support import ROOT, AppInPty, app_env, prepare_kb_file
 from fake_openai import FakeOpenAI, unused_port
+from faults_support import ROOT, AppInPty, app_env, prepare_kb_file
 from test_app_support import make_test_app, wait_until
 
 from tui.config import Settings
