@@ -390,3 +390,10 @@ async def test_word_variants_match_plainer_forms(kb_db, service):
     result = await service.search("grainy", db=kb_db)
     assert slugs(result)[0] == "granular-pads"
     assert result["cascade_tier"] in {"global", "relaxed"}
+
+
+@pytest.mark.parametrize("creator", ["\x00", "ana\x00", "x" * 5000, "'; DROP TABLE creators; --", "", "  "])
+async def test_any_creator_is_safe(kb_db, service, creator):
+    result = await service.search("granular", db=kb_db, creator=creator)
+    assert result["cascade_tier"] == "global"
+    assert slugs(result)[0] == "granular-pads"

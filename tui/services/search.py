@@ -429,7 +429,11 @@ class _Postgres(_Backend):
 
 
 class SearchService:
-    """Cascade search over sections. Construction is cheap; state lives per call."""
+    """Cascade search over sections. Construction is cheap; state lives per call.
+
+    `scope` is kept for the seed's call signature; "all" (sections of every page) is the
+    only scope there is. `db` is a `tui.db.engine.Database` or an `AsyncSession`.
+    """
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -447,7 +451,10 @@ class SearchService:
         if db is None:
             raise ValueError("search needs a database (db=)")
         limit = max(1, min(int(limit), 100))
-        creator = str(creator).strip() if creator is not None else None
+        # a creator is a slug or a name: anything else (control characters, NUL, which
+        # PostgreSQL text cannot hold, a paragraph) simply matches no creator
+        if creator is not None:
+            creator = "".join(ch for ch in str(creator) if ch.isprintable()).strip()[:200]
         if isinstance(db, AsyncSession):
             return await _run(db, query, limit, creator)
         async with db.session() as session:
