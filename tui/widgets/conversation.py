@@ -338,9 +338,11 @@ class AssistantMessage(Vertical):
             self._flush_timer.stop()
             self._flush_timer = None
         text, self._unsent = self._unsent, ""
-        self._last_flush = monotonic()
         if text and self._stream is not None:
             await self._stream.write(text)
+        # Counted from when the loop gave control back: after a long render, the tokens
+        # that piled up meanwhile are taken in one go instead of one per render.
+        self._last_flush = monotonic()
 
     async def _new_segment(self) -> None:
         """Close the current segment (verified) and stream into a new one after it."""
