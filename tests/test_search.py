@@ -83,8 +83,7 @@ def _kb() -> dict:
             },
             {
                 "slug": "tape-saturation", "title": "Tape Saturation on the Mix Bus",
-                "creator": "cai", "topic_category": "Audio Processing",
-                "tags": ["saturation", "tape"],
+                "creator": "cai", "topic_category": "Audio Processing",  # no tags
                 "summary": "Gentle tape drive glues the mix and rounds transients.",
                 "sections": [
                     _section("drive", "Input drive",
@@ -397,3 +396,38 @@ async def test_any_creator_is_safe(kb_db, service, creator):
     result = await service.search("granular", db=kb_db, creator=creator)
     assert result["cascade_tier"] == "global"
     assert slugs(result)[0] == "granular-pads"
+
+
+async def test_the_sqlalchemy_path_ranks_as_the_driver_path(kb_db):
+    """Without aiosqlite's worker-thread hook the cascade runs through run_sync: same answer."""
+    from tui.services.search import _Run, _SessionExec
+
+    service = SearchService(None)
+    for query, creator in [("sidechian compresion", None), ("release groove", "ana"),
+                           ("granular automation xqzvjk", None), ("compression drums", None)]:
+        fast = await service.search(query, db=kb_db, creator=creator)
+        async with kb_db.session() as session:
+            slow = await session.run_sync(
+                lambda s, q=query, c=creator: _Run(_SessionExec(s), kb_db.dialect, 10).search(q, c)
+            )
+        assert slow == fast
+
+
+async def test_a_database_without_an_index_gets_one(db_target, mini_kb_path, service):
+    from sqlalchemy import text
+
+    db = db_target.database()
+    await db.init()
+    await import_path(db, mini_kb_path)
+    table = "search_fts" if db.dialect == "sqlite" else "search_docs"
+    async with db.engine.begin() as conn:  # as if made by a version without search
+        await conn.execute(text(f"DROP TABLE {table}"))
+        await conn.execute(text("DELETE FROM chrysopedia_meta WHERE key = 'search_index_version'"))
+    await db.dispose()
+    db = db_target.database()
+    try:
+        await db.init()
+        result = await service.search("parallel compression", db=db)
+        assert slugs(result)[0] == "parallel-compression"
+    finally:
+        await db.dispose()
