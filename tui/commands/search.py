@@ -53,9 +53,11 @@ def cmd_search(args, settings) -> int:
     noun = "section" if len(items) == 1 else "sections"
     print(f"{len(items)} {noun} (tier: {result['cascade_tier']})")
     for n, item in enumerate(items, start=1):
-        span = f"{clock(item['start_time'])}–{clock(item['end_time'])}"
-        print(
+        line = (
             f"{n:>2}. {_plain(item['title'])} — {_plain(item['creator_name'])} — "
-            f"{_plain(item['section_heading'])} — {span}"
+            f"{_plain(item['section_heading'])}"
         )
+        if item["start_time"] is not None:  # sections without a video have no times
+            line += f" — {clock(item['start_time'])}–{clock(item['end_time'])}"
+        print(line)
     return 0
