@@ -193,14 +193,21 @@ async def run_view(settings, server: ServerProcess, tokens: list[str], rate: flo
             await pilot.pause()
             app.prompt.load_text(QUESTION)
             seen_last = len(server.last_tokens)
+            conversation = app.conversation
+
+            def shown_length() -> int:
+                answers = conversation.answers
+                return len(answers[-1].markdown_source) if answers else 0
+
+            clock = ShownClock(conversation, shown_length)
             start = time.perf_counter()
             start_mono = time.monotonic()
             start_cpu = time.process_time()
-            await pilot.press("enter")
-            while not app.conversation.answers:
+            # What Enter does; `pilot.press` would wait for the app to be idle (the end).
+            app.prompt.action_submit()
+            while not conversation.answers:
                 await asyncio.sleep(0.001)
-            answer = app.conversation.answers[-1]
-            clock = ShownClock(answer, lambda: len(answer.markdown_source))
+            answer = conversation.answers[-1]
             while answer.status in ("working", "streaming"):
                 await asyncio.sleep(0.001)
             end = time.perf_counter()
@@ -261,6 +268,7 @@ async def run_baseline(settings, server: ServerProcess, tokens: list[str]) -> di
             markdown = app.query_one(Markdown)
             app.query_one(VerticalScroll).anchor()
             clock = ShownClock(markdown, lambda: len(markdown.source))
+            await asyncio.sleep(0.01)
             start = time.monotonic()
             count = 0
             async for event in chat.stream_response(QUESTION):
