@@ -43,8 +43,10 @@ from tui.services.sources import reference_text, time_range
 from tui.widgets.safe_text import clean, one_line
 
 # Section text shown at most (a knowledge base written by other tools may hold a
-# multi-megabyte single line; Markdown layout of that would freeze the screen).
+# multi-megabyte single line, or thousands of one-line list items at ~10 ms of
+# Markdown layout each; either would freeze the screen).
 MAX_BODY_CHARS = 20_000
+MAX_BODY_LINES = 200
 
 
 class SourceDetailScreen(ModalScreen[None]):
@@ -178,9 +180,12 @@ class SourceDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         d = self.detail
         body = clean(d.get("section_body"))
-        if len(body) > MAX_BODY_CHARS:
-            body = (f"*(section cut for display: the first {MAX_BODY_CHARS:,} of {len(body):,}"
-                    f" characters)*\n\n{body[:MAX_BODY_CHARS]}…")
+        lines = body.count("\n") + 1
+        if len(body) > MAX_BODY_CHARS or lines > MAX_BODY_LINES:
+            shown = "\n".join(body[:MAX_BODY_CHARS].split("\n")[:MAX_BODY_LINES])
+            body = (f"*(section cut for display: the first {len(shown):,} of {len(body):,}"
+                    f" characters, {shown.count(chr(10)) + 1:,} of {lines:,} lines)*"
+                    f"\n\n{shown}…")
         with Vertical(id="source-detail") as box:
             number = d.get("number")
             box.border_title = f"Source [{number}]" if isinstance(number, int) else "Source"
