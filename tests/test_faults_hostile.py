@@ -153,3 +153,23 @@ def test_hostile_question_typed_by_the_user(tmp_path, tmp_path_factory):
         raw = app.raw_bytes()
         assert app.quit() == 0
     _assert_inert(raw)
+
+
+async def test_source_detail_of_a_section_with_thousands_of_lines_is_cut():
+    """A KB section of 5,000 one-line list items (another tool's database): the detail
+    screen shows the first lines only and says so, instead of laying out 5,000 blocks."""
+    from textual.app import App
+    from textual.widgets import Markdown
+
+    from tui.screens.source_detail import MAX_BODY_LINES, SourceDetailScreen
+
+    body = "".join(f"- item {i} {RICH}\n" for i in range(5000))
+    app = App()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(SourceDetailScreen({"title": "T", "number": 1,
+                                                  "section_body": body}))
+        await pilot.pause()
+        section = app.screen.query_one("#sd-section", Markdown)
+        assert section.source.count("\n- item") <= MAX_BODY_LINES
+        assert "section cut for display" in section.source and "5,001 lines" in section.source
+        assert RICH in section.source  # shown as text, Markdown does not parse Rich markup
