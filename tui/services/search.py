@@ -66,6 +66,9 @@ MAX_WORD_CHARS = 40  # longer "words" are noise (pasted hashes, key mashing)
 DF_COUNT_CAP = 1000
 # PostgreSQL: how one word's ts_rank_cd becomes its share of the score (times its IDF).
 PG_TERM_SCORE = "({rank} / ({rank} + 0.1))"  # saturates, as BM25 does
+# SQLite: weight of the bm25 of the query's words in title, heading and tags alone,
+# added to the best matches' bm25 (see _SQLite.rank).
+HEAD_BONUS = 0.25
 # Most sections one ranking statement may score (see _Run._rank).
 SCORE_CAP = 1000
 # ts_rank_cd reads each matching section's whole tsvector: PostgreSQL scores fewer.
@@ -315,10 +318,28 @@ class _SQLite(_Backend):
                 "ON p.id = s.page_id WHERE p.creator_id = :cid)"
             )
             params["cid"] = creator_id
+        if head_only:
+            sql = (
+                "WITH r AS (SELECT id, -score AS score, row_number() OVER (ORDER BY score, id) "
+                f"AS pos FROM (SELECT {table}.rowid AS id, bm25({table}, {weights}) AS score "
+                f"FROM {table} WHERE {where} ORDER BY score, {table}.rowid LIMIT :n)) "
+                + _WITH_DETAILS
+            )
+            return self.x.rows(sql, params)
+        # bm25 saturates a word's weighted count, so a word in the title adds little more
+        # than the same word a few times in the body. The best matches get a small bonus
+        # for the query's words in their title, heading and tags (HEAD_BONUS).
+        params.update(qh=self.expression(groups, "or"), bonus=HEAD_BONUS)
         sql = (
-            "WITH r AS (SELECT id, -score AS score, row_number() OVER (ORDER BY score, id) AS pos "
-            f"FROM (SELECT {table}.rowid AS id, bm25({table}, {weights}) AS score "
-            f"FROM {table} WHERE {where} ORDER BY score, {table}.rowid LIMIT :n)) "
+            f"WITH f AS MATERIALIZED (SELECT search_fts.rowid AS id, bm25(search_fts, {weights}) "
+            f"AS score FROM search_fts WHERE {where} ORDER BY score, search_fts.rowid LIMIT :n), "
+            "h AS (SELECT search_head.rowid AS id, bm25(search_head, 1.0, 1.0, 1.0) AS score "
+            "FROM search_head WHERE search_head MATCH :qh "
+            # `+`: filter the matches; probing the index once per section is far slower
+            "AND +search_head.rowid IN (SELECT id FROM f)), "
+            "r AS (SELECT f.id, -(f.score + :bonus * coalesce(h.score, 0)) AS score, "
+            "row_number() OVER (ORDER BY f.score + :bonus * coalesce(h.score, 0), f.id) AS pos "
+            "FROM f LEFT JOIN h ON h.id = f.id) "
             + _WITH_DETAILS
         )
         return self.x.rows(sql, params)
