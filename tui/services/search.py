@@ -27,10 +27,13 @@ many, the first tier with any hit wins, and `none` means nothing matched:
 - `none`: nothing matched; `items` is empty.
 
 Ranking: SQLite FTS5 `bm25()` with field weights title 10, heading 8, tags 5,
-summary 2, body 1 (porter stemming). PostgreSQL: `ts_rank_cd` over a weighted
-tsvector (A title+heading, B tags, C summary, D body), summed per word and
-weighted by the word's IDF. Ties fall to the section id. One page contributes
-at most MAX_PER_PAGE sections.
+summary 2, body 1 (porter stemming), plus HEAD_BONUS times the bm25 of the
+words in title, heading and tags alone for the best matches. PostgreSQL:
+`ts_rank_cd` over a weighted tsvector (A title+heading, B tags, C summary, D
+body), per word, saturated as BM25's term frequency is (r/(r+0.1)) and weighted
+by the word's IDF. Each query word also matches its plainer form (punchy ->
+punch, louder -> loud). Ties fall to the section id. One page contributes at
+most MAX_PER_PAGE sections.
 
 Work is bounded: one ranking statement scores about SCORE_CAP sections at most
 (PG_SCORE_CAP on PostgreSQL, where scoring a section costs more).
