@@ -22,7 +22,6 @@ No Textual here.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tui.services.sources import format_timestamp
+from tui.services.sources import format_timestamp, start_seconds
 
 PLAYERS = ("mpv", "vlc")
 URL_OPENERS = ("xdg-open", "open")
@@ -64,19 +63,6 @@ class OpenPlan:
     @property
     def ok(self) -> bool:
         return self.kind != "none"
-
-
-def start_seconds(value: Any) -> float | None:
-    """A usable start time in seconds, or None."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
 
 
 def _seconds_arg(seconds: float) -> str:

@@ -70,7 +70,8 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
         }
 
 
-def _seconds(value: Any) -> float | None:
+def start_seconds(value: Any) -> float | None:
+    """A usable time in seconds (finite, not negative), or None."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -84,7 +85,7 @@ def _seconds(value: Any) -> float | None:
 
 def format_timestamp(seconds: Any) -> str:
     """`mm:ss` under an hour, `h:mm:ss` from an hour on; "" when unknown or invalid."""
-    value = _seconds(seconds)
+    value = start_seconds(seconds)
     if value is None:
         return ""
     total = int(value)  # a timestamp points at the second it falls in
@@ -101,7 +102,7 @@ def time_range(start: Any, end: Any) -> str:
     if not first:
         return ""
     last = format_timestamp(end)
-    if not last or _seconds(end) <= _seconds(start):  # type: ignore[operator]
+    if not last or start_seconds(end) <= start_seconds(start):  # type: ignore[operator]
         return first
     return f"{first}{EN_DASH}{last}"
 
