@@ -13,6 +13,7 @@ call for four kinds of query:
 - rare: one word from the vocabulary's tail
 - multi: three or four mid-frequency words taken from one section
 - typo: a mid-frequency word with one letter changed, plus a second word
+- creator: a "multi" query scoped to one of the synthetic creators
 
 Every query runs once after a warm-up pass over a few of them. Results go in
 docs/BENCHMARKS.md by hand.
@@ -150,6 +151,7 @@ def make_queries(vocab: list[str], n: int, seed: int) -> dict[str, list[str]]:
         "rare": [rng.choice(tail) for _ in range(n)],
         "multi": [" ".join(rng.sample(mid, rng.randint(3, 4))) for _ in range(n)],
         "typo": [f"{typo(rng.choice(long_mid), rng)} {rng.choice(mid)}" for _ in range(n)],
+        "creator": [" ".join(rng.sample(mid, rng.randint(3, 4))) for _ in range(n)],
     }
 
 
@@ -217,13 +219,17 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
         for qs in queries.values():  # warm-up: page cache, statement cache
             for q in qs[:5]:
                 await service.search(q, db=db)
+
+        def scoped(kind: str, i: int) -> str | None:
+            return f"creator-{i % CREATORS}" if kind == "creator" else None
+
         out["queries"] = {}
         for kind, qs in queries.items():
             times = []
             tiers: dict[str, int] = {}
-            for q in qs:
+            for i, q in enumerate(qs):
                 t0 = time.perf_counter()
-                result = await service.search(q, db=db)
+                result = await service.search(q, db=db, creator=scoped(kind, i))
                 times.append((time.perf_counter() - t0) * 1000)
                 tiers[result["cascade_tier"]] = tiers.get(result["cascade_tier"], 0) + 1
             times.sort()
