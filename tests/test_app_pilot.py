@@ -318,7 +318,8 @@ async def test_error_inline_with_retry(kb_settings, fake_llm, fake_llm_fallback)
         await pilot.click(retry)
         await wait_until(pilot, lambda: len(app.conversation.answers) == 2)
         await wait_until(pilot, lambda: settled(app.conversation.last_answer))
-        assert app.conversation.last_answer.status == "answered"
+        retried = app.conversation.last_answer
+        assert retried.status == "answered", retried.query_one(".error-text").render()
         assert answer.has_class("-previous")
         # The question was not lost: one question, two versions of its answer.
         messages = await app.services.transcripts.load_conversation(

@@ -74,13 +74,12 @@ class FrozenSegment(Widget):
     back into a Markdown widget.
     """
 
-    DEFAULT_CSS = "FrozenSegment { height: auto; }"
-
     def __init__(self, lines: list[Strip], source: str, width: int) -> None:
         super().__init__(classes="body-frozen")
         self._lines = lines
         self.source = source
         self._width = width
+        self.retired = False
 
     @classmethod
     def from_markdown(cls, markdown: Markdown) -> FrozenSegment | None:
@@ -112,7 +111,8 @@ class FrozenSegment(Widget):
             self._thaw()
 
     def _thaw(self) -> None:
-        if self.parent is not None and self.is_mounted:
+        if self.parent is not None and self.is_mounted and not self.retired:
+            self.retired = True
             markdown = Markdown(self.source, open_links=False, classes="body-more")
             self.parent.mount(markdown, before=self)
             self.remove()
@@ -237,7 +237,10 @@ class AssistantMessage(Vertical):
 
     @property
     def segments(self) -> list[Markdown | FrozenSegment]:
-        return [w for w in self.children if isinstance(w, Markdown | FrozenSegment)]
+        return [
+            w for w in self.children
+            if isinstance(w, Markdown | FrozenSegment) and not getattr(w, "retired", False)
+        ]
 
     @property
     def markdown_source(self) -> str:
@@ -373,6 +376,7 @@ class AssistantMessage(Vertical):
         frozen = FrozenSegment.from_markdown(segment)
         if frozen is None:
             return
+        segment.retired = True  # replaced: no longer part of the answer's text
         await self.mount(frozen, before=segment)
         await segment.remove()
 
