@@ -14,6 +14,8 @@ responsive (a 10 MB line is cut for display, saying so on screen).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fake_openai import FakeOpenAI
 from faults_support import (
@@ -72,6 +74,20 @@ def test_importer_cannot_be_the_way_in(hostile_db):
     assert max(len(b) for (b,) in bodies) >= 10 * 1024 * 1024
 
 
+def _source_number(screen: str, time_range: str) -> int:
+    """The number of the sidebar source whose time range is `time_range`."""
+    number = None
+    for line in screen.splitlines():
+        parts = line.rstrip().split("│")
+        cell = parts[-2] if len(parts) >= 3 else ""  # the sidebar is the rightmost box
+        match = re.match(r"\s?(\d{1,2}) ", cell)
+        if match:
+            number = int(match.group(1))
+        if time_range in cell and number is not None:
+            return number
+    raise AssertionError(f"no source at {time_range} in the sidebar:\n{screen}")
+
+
 def _ask(app: AppInPty, question: str, until: str, timeout: float = 60) -> None:
     app.wait_text("⏎ Send")  # the prompt has the focus (its footer)
     app.type(question)
@@ -97,19 +113,20 @@ def test_hostile_kb_and_model_text_through_the_real_app(hostile_db, tmp_path):
             assert app.screen.title != "PWNED-TITLE"
 
             # The source detail: the 10 MB single-line body is cut for display, saying so.
-            # Source 2 is the page's last section, the one with the 10 MB line.
+            # Open the hostile page's "blend" section (01:35–02:40), the 10 MB line.
             [(body_len,)] = sqlite_rows(sqlite_path(url), (
                 "select length(cast(body as blob)) from sections where anchor = 'blend'"))
             assert body_len >= 10 * 1024 * 1024
+            number = _source_number(app.text(), "01:35–02:40")
             app.send("\x0c")  # Ctrl+L: the sources list
             app.wait_text("esc Back to prompt")  # the footer of the focused list
-            app.send("\x1b[B")  # Down: source 2
+            app.send(str(number % 10))  # jump to source N
             app.send("\r")
-            app.wait_text("Source [2]", 60)
+            app.wait_text(f"Source [{number}]", 60)
             app.wait_text("cut for display", 30)
             assert "Heading [bold red]x[/]" in app.text()
             app.send("\x1b")  # Escape: close
-            app.wait_for(lambda: "Source [2]" not in app.text(), what="detail closed")
+            app.wait_for(lambda: f"Source [{number}]" not in app.text(), what="detail closed")
             app.send("\x1b")  # back to the prompt
 
             # A 10 MB single line from the model: cut at the stored-answer cap, said on screen.
