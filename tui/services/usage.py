@@ -1,4 +1,6 @@
-"""The usage log: one `chat_usage_log` row per request that reached a model, and reports on it.
+"""The usage log: one `chat_usage_log` row per request that tried a model, and reports on it.
+
+(ChatService writes a "failed" row with zero tokens for a model it could not connect to.)
 
 A row is written for answered, failed and cancelled requests (the original
 service lost cancelled ones), with the tokens the server reported or, when it
