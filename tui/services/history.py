@@ -745,7 +745,9 @@ async def open_history(
         max_messages=max_messages,
         ttl=ttl,
         connect_timeout=max(0.05, min(0.3, budget * 0.6)),
-        timeout=0.5,
+        # Per command: long enough that a busy machine is not taken for a dead
+        # server, short enough that a hung one costs a turn about a second.
+        timeout=1.0,
     )
     error = None
     wait = max(0.05, budget - 0.05)  # a margin for the client set-up around the ping
