@@ -147,7 +147,6 @@ async def main(args) -> None:
     server, port = await silent_server()
     print(f"  silent server (accepts, no reply): {fmt(await startup(db, f'redis://127.0.0.1:{port}/0', 3))}")
     server.close()
-    print(f"  unroutable host 10.255.255.1:    {fmt(await startup(db, 'redis://10.255.255.1:6379/0', 3))}")
 
     print("the next turn (load + append) after Redis fails mid-conversation:")
     for fault, (seconds, kept, message) in (await fault_turns(db, tmp)).items():
