@@ -23,7 +23,7 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Markdown, Static
-from textual.widgets._markdown import MarkdownBlock, MarkdownStream
+from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownStream
 
 from tui.widgets.safe_text import clean
 
@@ -64,6 +64,28 @@ def _renders_as_parsed(markdown: Markdown, text: str) -> bool:
     expected = [tuple(t.map) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
     shown = [tuple(block.source_range) for block in markdown.query_children(MarkdownBlock)]
     return expected == shown
+
+
+class AnswerFence(MarkdownFence):
+    """A code block; one without a language is shown as plain text.
+
+    Textual would ask Pygments to guess the language of an unlabelled block, on every
+    append while it streams (~15 ms a guess); answers' unlabelled blocks are signal chains
+    and settings, not code, so a guess only adds stray colours.
+    """
+
+    @classmethod
+    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False):
+        return super().highlight(code, language or "text", ansi=ansi, dark=dark)
+
+
+class AnswerMarkdown(Markdown):
+    """The Markdown of an answer (links are not opened: citations are handled by the app)."""
+
+    BLOCKS = {**Markdown.BLOCKS, "fence": AnswerFence, "code_block": AnswerFence}
+
+    def __init__(self, markdown: str | None = None, **kwargs: Any) -> None:
+        super().__init__(markdown, open_links=False, **kwargs)
 
 
 class FrozenSegment(Widget):
@@ -113,7 +135,7 @@ class FrozenSegment(Widget):
     def _thaw(self) -> None:
         if self.parent is not None and self.is_mounted and not self.retired:
             self.retired = True
-            markdown = Markdown(self.source, open_links=False, classes="body-more")
+            markdown = AnswerMarkdown(self.source, classes="body-more")
             self.parent.mount(markdown, before=self)
             self.remove()
 
@@ -213,7 +235,7 @@ class AssistantMessage(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("Searching the knowledge base…", classes="working")
-        yield Markdown(open_links=False, classes="body")
+        yield AnswerMarkdown(classes="body")
         meta = Static("", classes="meta", markup=False)
         meta.display = False
         yield meta
@@ -229,7 +251,7 @@ class AssistantMessage(Vertical):
     async def _fresh_body(self) -> Markdown:
         """One empty Markdown segment in place of whatever the answer shows."""
         segments = self.segments
-        body = Markdown(open_links=False, classes="body")
+        body = AnswerMarkdown(classes="body")
         await self.mount(body, after=self.query_one(".working"))
         for segment in segments:
             await segment.remove()
@@ -350,7 +372,7 @@ class AssistantMessage(Vertical):
     async def _new_segment(self) -> None:
         """Close the current segment (verified) and stream into a new one after it."""
         await self._close_segment()
-        segment = Markdown(open_links=False, classes="body-more")
+        segment = AnswerMarkdown(classes="body-more")
         await self.mount(segment, after=self._segment)
         self._segment = segment
         self._segment_text = ""
@@ -487,6 +509,16 @@ class ConversationView(VerticalScroll):
         super().__init__(**kwargs)
         self._in_view: AssistantMessage | None = None
 
+    WELCOME = (
+        "Ask about synthesis, sound design, mixing, sampling or audio processing.\n\n"
+        "Answers cite numbered sources from the knowledge base: click a [N], or press its "
+        "digit outside the prompt, to find it in the sidebar. F3 picks a creator, F8 tunes "
+        "their voice. F1 lists the keys, Ctrl+P every command."
+    )
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.WELCOME, classes="welcome", markup=False)
+
     def on_mount(self) -> None:
         self.anchor()
 
@@ -500,6 +532,7 @@ class ConversationView(VerticalScroll):
         return answers[-1] if answers else None
 
     async def add_question(self, text: str) -> UserMessage:
+        self.query_one(".welcome").display = False
         message = UserMessage(text, classes="question")
         await self.mount(message)
         return message
@@ -512,7 +545,8 @@ class ConversationView(VerticalScroll):
         return answer
 
     async def clear(self) -> None:
-        await self.remove_children()
+        await self.remove_children(".question, .answer")
+        self.query_one(".welcome").display = True
         self._set_in_view(None)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
