@@ -392,11 +392,14 @@ class AssistantMessage(Vertical):
             # layout of the next appends does not walk its blocks again.
             segment.call_after_refresh(self._freeze, segment)
 
-    async def _freeze(self, segment: Markdown) -> None:
-        if not segment.is_mounted or segment is self._segment and self._streaming:
+    async def _freeze(self, segment: Markdown, attempt: int = 0) -> None:
+        if not segment.is_mounted or getattr(segment, "retired", False):
             return
         frozen = FrozenSegment.from_markdown(segment)
         if frozen is None:
+            # Not laid out yet: try again after the next refresh (a few times).
+            if attempt < 5:
+                segment.call_after_refresh(self._freeze, segment, attempt + 1)
             return
         segment.retired = True  # replaced: no longer part of the answer's text
         await self.mount(frozen, before=segment)
