@@ -479,3 +479,18 @@ async def test_long_answer_streams_in_segments_and_freezes(offline_settings):
         await pilot.resize_terminal(100, 40)
         await wait_until(pilot, lambda: not answer.query(FrozenSegment))
         assert squash(answer.markdown_source).count("cite:3") == expected.count("cite:3")
+
+
+async def test_status_warns_when_redis_is_unreachable(tmp_path, refused_url):
+    from urllib.parse import urlsplit
+
+    port = urlsplit(refused_url).port  # a port where nothing listens
+    settings = app_settings(tmp_path, redis_url=f"redis://127.0.0.1:{port}/0")
+    await load_mini_kb(settings)
+    app = make_test_app(settings, chat_service=ScriptedChat())
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        assert app.status_bar.fields["memory"] == "local"
+        assert "Redis unavailable" in app.status_bar.fields["memory_warning"]
+        answer = await ask(app, pilot, "parallel compression")
+        assert answer.status == "answered"  # the question is answered all the same
