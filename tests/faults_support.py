@@ -61,7 +61,10 @@ def app_env(home: Path, **values: str) -> dict[str, str]:
         HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
         XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CACHE_HOME=str(home / ".cache"),
         TERM="xterm-256color", COLORTERM="truecolor", PYTHONUNBUFFERED="1",
+        PYTHONIOENCODING="utf-8",
     )
+    if "UTF-8" not in (env.get("LC_ALL") or env.get("LANG") or "").upper():
+        env["LANG"] = "C.UTF-8"  # CI may run with no locale: the screen has box characters
     env.pop("TEXTUAL", None)
     env.update(values)
     return env

@@ -18,7 +18,7 @@ from tui.services.chat import MAX_QUERY_CHARS
 
 def _cli(env, *args, timeout=120):
     return subprocess.run([sys.executable, "-m", "tui", *args], env=env, cwd=str(ROOT),
-                          capture_output=True, text=True, timeout=timeout,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
 

@@ -37,7 +37,7 @@ def _leaks(name: str, text: str | bytes) -> list[str]:
 
 def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     done = subprocess.run([sys.executable, "-m", "tui", *args], env=env, cwd=str(ROOT),
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, encoding="utf-8", timeout=120, stdin=subprocess.DEVNULL)
     return done.returncode, done.stdout + "\n" + done.stderr
 
 
