@@ -97,7 +97,7 @@ MAX_CONTEXT_SOURCES = 10
 # at a sentence boundary; the page summary comes on top of it (≤ 300 chars each).
 CONTEXT_BUDGET = 6000
 SUMMARY_CHARS = 300
-MAX_QUERY_CHARS = 4000
+MAX_QUERY_CHARS = 8000
 PARTIAL_SAVE_INTERVAL = 2.0  # seconds between saves of the answer so far
 
 
