@@ -384,6 +384,11 @@ class AssistantMessage(Vertical):
             await self._stream.stop()
             self._stream = None
         segment = self._segment
+        if segment is not None:
+            # `MarkdownStream.stop()` can return while its last (shielded) append still
+            # runs; the append holds the document's lock, so wait for it.
+            async with segment.lock:
+                pass
         if segment is not None and not _renders_as_parsed(segment, self._segment_text):
             # A block cut mid-stream (a code fence, a list) came out wrong: render it whole.
             await segment.update(self._segment_text)
