@@ -494,3 +494,20 @@ async def test_status_warns_when_redis_is_unreachable(tmp_path, refused_url):
         assert "Redis unavailable" in app.status_bar.fields["memory_warning"]
         answer = await ask(app, pilot, "parallel compression")
         assert answer.status == "answered"  # the question is answered all the same
+
+
+async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_settings):
+    import gc
+
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(), manage_gc=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await start(app, pilot)
+            assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's way
+            await ask(app, pilot, "parallel compression")
+            assert gc.get_freeze_count() > 0
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: not app.conversation.answers)
+            assert gc.get_freeze_count() == 0  # the removed answer can be collected
+    finally:
+        gc.unfreeze()

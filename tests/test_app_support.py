@@ -91,6 +91,8 @@ def make_test_app(settings: Settings, **overrides: Any):
     overrides.setdefault("remember_theme", False)
     overrides.setdefault("cursor_blink", False)
     overrides.setdefault("load_bundled_kb", False)
+    # gc.freeze() is process-wide: keep it out of a test process shared with other suites.
+    overrides.setdefault("manage_gc", False)
     return make_app(settings, **overrides)
 
 

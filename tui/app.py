@@ -16,6 +16,7 @@ as a notification; the question is never lost.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -55,6 +56,20 @@ logger = logging.getLogger("chrysopedia.app")
 STATE_FILE = "state.json"
 
 DEFAULT_THEME = "textual-dark"
+
+
+def settle_garbage_collector() -> None:
+    """Move what exists now (modules, services, finished answers) out of the cyclic
+    collector's way (`gc.freeze`). Textual creates many objects per Markdown block; without
+    this, each full collection rescans every long-lived object and costs 0.1–0.4 s in the
+    middle of a streaming answer. Frozen objects are still freed by reference counting;
+    `thaw_garbage_collector` hands them back when a conversation's widgets are removed."""
+    gc.collect()
+    gc.freeze()
+
+
+def thaw_garbage_collector() -> None:
+    gc.unfreeze()
 
 
 class Services:
@@ -109,6 +124,7 @@ class ChrysopediaApp(App[int]):
         export_dir: Path | None = None,
         load_bundled_kb: bool = True,
         clock: Callable[[], Any] | None = None,
+        manage_gc: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -120,6 +136,9 @@ class ChrysopediaApp(App[int]):
         self.export_dir = export_dir
         self._load_bundled_kb = load_bundled_kb
         self._clock = clock  # "now" for screens that show ages (tests fix it)
+        # gc.freeze() after start-up and after each answer (process-wide: tests that share
+        # a process with other suites turn it off).
+        self._manage_gc = manage_gc
         self.ready = asyncio.Event()
         self.boot_error: str | None = None
         # The app names the conversation up front, so a retry after a failure stays in it.
@@ -193,6 +212,8 @@ class ChrysopediaApp(App[int]):
     async def _boot(self) -> None:
         try:
             await self._load_services()
+            if self._manage_gc:
+                settle_garbage_collector()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
             logger.exception("boot failed")
             self.boot_error = one_line(str(exc)) or type(exc).__name__
@@ -338,6 +359,8 @@ class ChrysopediaApp(App[int]):
         finally:
             if self._current_answer is answer:
                 self._current_answer = None
+            if self._manage_gc:
+                gc.freeze()  # the finished answer's widgets are long-lived too
 
     async def _route(self, answer: AssistantMessage, event: Any) -> None:
         """One chat event to the widgets."""
@@ -566,6 +589,8 @@ class ChrysopediaApp(App[int]):
             self.workers.cancel_group(self, "answer")
         self.conversation_id = str(uuid.uuid4())
         self.conversation_title = ""
+        if self._manage_gc:
+            thaw_garbage_collector()  # the removed widgets must be collectable
         await self.conversation.clear()
         self.sidebar.show_sources([])
         self.status_bar.set(tier="", tokens=None, latency_ms=None, activity="new conversation")
@@ -636,6 +661,8 @@ class ChrysopediaApp(App[int]):
 
     async def show_transcript(self, messages: Iterable[dict[str, Any]]) -> None:
         conversation = self.conversation
+        if self._manage_gc:
+            thaw_garbage_collector()  # the removed widgets must be collectable
         await conversation.clear()
         by_turn_answers: dict[int, list[dict[str, Any]]] = {}
         for m in messages:
@@ -657,6 +684,8 @@ class ChrysopediaApp(App[int]):
                     answer.mark_previous()
         conversation.scroll_end(animate=False)
         conversation.anchor()
+        if self._manage_gc:
+            gc.freeze()
         for text in questions.values():
             if text and (not self.prompt.recall or self.prompt.recall[-1] != text):
                 self.prompt.recall.append(text)
