@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.text import CONTROL_CHARS
+
 FORMAT = "chrysopedia.kb/1"
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # C0/C1 controls except \t and \n, DEL, and the bidi embedding/override/isolate marks.
-_FORBIDDEN_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_FORBIDDEN_RE = CONTROL_CHARS
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 32
 

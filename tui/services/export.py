@@ -30,13 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tui.services.sources import DASH, time_range, video_label
+from tui.text import clean, one_line
 
-# Terminal escape sequences and control characters (keep \n and \t), bidi overrides.
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]"
-)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Fenced code blocks and inline code spans: no citations are rewritten inside them.
 _CODE = re.compile(r"(^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*\2[ \t]*$|\Z)|`+[^`\n]*`+)", re.S | re.M)
 # [1] or [1, 2,3] (also [2][1]); not a link text `[1](...)` (link definitions: see below).
@@ -48,16 +43,6 @@ STATUS_NOTES = {
     "incomplete": "This answer is incomplete (the app stopped while it streamed)",
 }
 
-
-def clean(text: Any) -> str:
-    if text is None:
-        return ""
-    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROLS.sub("", _ESCAPES.sub("", text))
-
-
-def one_line(text: Any) -> str:
-    return " ".join(clean(text).split())
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
