@@ -193,10 +193,14 @@ class ChrysopediaApp(App[int]):
 
     @property
     def streaming(self) -> bool:
-        return any(
+        """An answer is being produced: its worker runs and its answer is not final yet
+        (a worker that has shown its error or answer and is only tidying up does not count)."""
+        running = any(
             w.group == "answer" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
             for w in self.workers
         )
+        answer = self._current_answer
+        return running and (answer is None or answer.status in ("working", "streaming"))
 
     def on_mount(self) -> None:
         self.prompt.cursor_blink = self._cursor_blink
