@@ -19,6 +19,7 @@ from tui.config import Settings
 PG_DSN = os.environ.get("CHRYSOPEDIA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CHRYSOPEDIA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 DATA = Path(__file__).parent / "data"
+TEST_CONNECT_TIMEOUT = 2.0
 
 
 def _answers(host: str, port: int) -> bool:
@@ -46,6 +47,9 @@ def isolated_user_dirs(tmp_path, monkeypatch):
     for var in list(os.environ):
         if var.startswith("CHRYSOPEDIA_") or var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             monkeypatch.delenv(var, raising=False)
+    # The product gives a model server 0.4 s to accept a connection; a loaded CI machine
+    # can starve the loopback fake server that long. Child processes inherit this too.
+    monkeypatch.setenv("CHRYSOPEDIA_LLM_CONNECT_TIMEOUT", str(TEST_CONNECT_TIMEOUT))
     return home
 
 
@@ -100,7 +104,7 @@ async def db(db_target):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+    return Settings(data_dir=tmp_path / "data", llm_connect_timeout=TEST_CONNECT_TIMEOUT)
 
 
 @pytest.fixture

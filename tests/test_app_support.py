@@ -60,7 +60,8 @@ def app_settings(tmp_path: Path, base: Settings | None = None, **overrides: Any)
     """`base` (or defaults) with a temp data dir and a SQLite file in `tmp_path`."""
     data_dir = tmp_path / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    values = dict(data_dir=data_dir, database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    values = dict(data_dir=data_dir, database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+                  llm_connect_timeout=2.0)  # a loaded machine may starve the loopback server
     values.update(overrides)
     return (base or Settings()).with_overrides(**values)
 

@@ -74,7 +74,7 @@ async def test_the_key_appears_in_no_output_of_a_whole_session(tmp_path, tmp_pat
         settings = Settings(
             database_url=url, data_dir=data_dir, llm_api_url=server.url, llm_api_key=KEY,
             llm_model="m", llm_fallback_url=refused, llm_fallback_model="fb",
-            llm_first_token_timeout=2.0,
+            llm_first_token_timeout=2.0, llm_connect_timeout=2.0,
         )
         assert KEY not in repr(settings)
         app = make_test_app(settings, export_dir=tmp_path / "exports")
