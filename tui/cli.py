@@ -14,10 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
-
-
-class UsageError(Exception):
-    """Bad input on the command line: one clear line, exit status 2."""
+from tui.errors import SchemaError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tui.commands.run import run
 
         handler = run
-    from tui.db.engine import SchemaError
-
     try:
         return int(handler(args, settings) or 0)
     except (UsageError, SchemaError) as exc:

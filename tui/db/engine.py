@@ -22,12 +22,9 @@ from sqlalchemy.ext.asyncio import (
 
 from tui.db import search_index
 from tui.db.models import Base, Meta
+from tui.errors import SchemaError
 
 SCHEMA_VERSION = 2
-
-
-class SchemaError(Exception):
-    """The database's schema cannot be used by this version of Chrysopedia."""
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
