@@ -15,6 +15,10 @@ In one run:
 3. lag (median of --repeat runs): the same answer sent at `--rate` tokens/s; how long after the server
    wrote its last token the pane had it on screen (the pane's Markdown holding it
    and the next screen refresh run; sampled every millisecond).
+5. shapes (--shapes, median of --shape-repeat runs): awkward answers streamed like (1) —
+   one endless list (2,000 one-line items), one 2,000-word paragraph, one huge code block
+   (400 lines) — each with its view time and its ratio to the tidy answer's (1) in the
+   same run. `--shapes-only` runs the warm-up, (1) and (5) alone.
 4. startup: the `chrysopedia` command to first paint, in a pseudo-terminal,
    against a bare Textual app (one Static) the same way; medians of 5 runs.
    Also the app alone (`run_app` from `python -c`, without the CLI's imports).
@@ -75,6 +79,34 @@ def answer_tokens(count: int) -> list[str]:
     while len(tokens) < count:
         tokens.extend(words)
     return [t for t in tokens[:count]]
+
+
+def split_words(text: str) -> list[str]:
+    """Word-sized tokens, spaces kept with the following word."""
+    tokens: list[str] = []
+    for line in text.splitlines(keepends=True):
+        parts = line.split(" ")
+        tokens.extend(p for p in [parts[0]] + [" " + p for p in parts[1:]] if p)
+    return tokens
+
+
+def shape_tokens(shape: str) -> list[str]:
+    """The awkward answers: one endless list, one long paragraph, one huge code block."""
+    if shape == "list":
+        return split_words("".join(f"- Step {k} [1]\n" for k in range(2000)))
+    if shape == "paragraph":
+        sentence = ("Parallel compression keeps the transients of the dry drums while the "
+                    "squashed copy brings up the body and the room [1]. ")
+        words = sentence.split(" ")
+        text = " ".join((words * (2000 // len(words) + 1))[:2000]) + "\n"
+        return split_words(text)
+    if shape == "code":
+        lines = [f"bus_{k} = compress(drums, ratio=10, attack_ms=1)\n" for k in range(400)]
+        return split_words("```python\n" + "".join(lines) + "```\n")
+    raise ValueError(shape)
+
+
+SHAPES = ("list", "paragraph", "code")
 
 
 class ShownClock:
@@ -386,6 +418,17 @@ async def main_async(args) -> dict:
             # charged to whichever run comes first.
             await run_view(settings, server, tokens[:300], None)
             views, paceds = [], []
+            shapes: dict[str, list[dict]] = {}
+            if args.shapes or args.shapes_only:
+                for _ in range(args.shape_repeat):
+                    for shape in SHAPES:
+                        run = await run_view(settings, server, shape_tokens(shape), None)
+                        shapes.setdefault(shape, []).append(run)
+            if args.shapes_only:
+                for _ in range(args.repeat):
+                    views.append(await run_view(settings, server, tokens, None))
+                view = sorted(views, key=lambda r: r["seconds"])[len(views) // 2]
+                return shapes_result(tokens, view, views, shapes)
             for _ in range(args.repeat):
                 views.append(await run_view(settings, server, tokens, None))
                 paceds.append(await run_view(settings, server, tokens, args.rate))
@@ -424,7 +467,30 @@ async def main_async(args) -> dict:
             "python": sys.version.split()[0],
         },
     }
+    if shapes:
+        result["shapes"] = shapes_result(tokens, view, views, shapes)["shapes"]
     return result
+
+
+def shapes_result(tokens, view, views, shapes) -> dict:
+    """Each awkward shape's median view time and its ratio to the tidy answer's."""
+    out = {}
+    for shape, runs in shapes.items():
+        median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+        out[shape] = {
+            "tokens": len(shape_tokens(shape)),
+            "chars": median["chars"],
+            "view_s": round(median["seconds"], 3),
+            "ratio_to_tidy": round(median["seconds"] / view["seconds"], 2),
+            "view_s_all": [round(r["seconds"], 3) for r in runs],
+        }
+    return {
+        "tokens": len(tokens),
+        "view_s": round(view["seconds"], 3),
+        "view_s_all": [round(r["seconds"], 3) for r in views],
+        "tidy_chars": view["chars"],
+        "shapes": out,
+    }
 
 
 def main() -> int:
@@ -435,6 +501,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="start-up runs per app")
     parser.add_argument("--repeat", type=int, default=5,
                         help="view and lag runs (medians reported)")
+    parser.add_argument("--shapes", action="store_true",
+                        help="also stream the awkward shapes (endless list, long paragraph, huge code block)")
+    parser.add_argument("--shapes-only", action="store_true",
+                        help="the tidy answer's view runs and the shapes only")
+    parser.add_argument("--shape-repeat", type=int, default=3, help="runs per shape (median)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -443,12 +514,20 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+    if args.shapes_only:
+        print(f"tidy                 view_s {result['view_s']}  {result['view_s_all']}")
+        for shape, r in result["shapes"].items():
+            print(f"{shape:<20} view_s {r['view_s']}  ratio {r['ratio_to_tidy']}  "
+                  f"({r['chars']} chars, {r['tokens']} tokens)  {r['view_s_all']}")
+        return 0
     targets = {"speedup": ">= 15", "lag_ms_at_2000_tps": "<= 100", "startup_ratio": "<= 2"}
     for key, value in result.items():
-        if key != "details":
+        if key not in ("details", "shapes"):
             print(f"{key:<20} {value}" + (f"   (target {targets[key]})" if key in targets else ""))
     for key, value in result["details"].items():
         print(f"  {key:<34} {value}")
+    for shape, r in result.get("shapes", {}).items():
+        print(f"{shape:<20} view_s {r['view_s']}  ratio_to_tidy {r['ratio_to_tidy']}  ({r['chars']} chars)")
     return 0
 
 

@@ -511,3 +511,23 @@ async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_sett
             assert gc.get_freeze_count() == 0  # the removed answer can be collected
     finally:
         gc.unfreeze()
+
+
+async def test_a_long_code_block_splits_into_closed_and_reopened_fences(offline_settings):
+    lines = 200
+    tokens = ["Before [1]\n\n", "```python\n"] + ["x = 1  # [1]\n"] * lines + ["```\n", "\nAfter [1]\n"]
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        await pilot.pause()
+        assert answer.raw == "".join(tokens)
+        sources = [segment.source for segment in answer.segments]
+        assert len(sources) > 2
+        code = [source for source in sources if "x = 1" in source]
+        # Each piece of the block is a whole fence with the same info string.
+        assert len(code) > 1
+        assert all(s.count("```python\n") == 1 and s.count("```") == 2 for s in code), code
+        assert sum(s.count("x = 1  # [1]\n") for s in code) == lines  # no links inside code
+        shown = "".join(sources)
+        assert "Before [\\[1\\]](cite:1)" in shown and "After [\\[1\\]](cite:1)" in shown

@@ -31,9 +31,27 @@ from tui.widgets.safe_text import clean
 FLUSH_INTERVAL = 0.05
 # Split a streamed answer into a new segment after this many characters, at a block edge.
 SEGMENT_CHARS = 1200
+# ... or after this many lines: an answer of tiny blocks (a list of one-word items) makes
+# several widgets per line, and a live segment is laid out again on every append.
+SEGMENT_LINES = 40
 # After a blank line, these continue the block before it (list items, quotes, indented
 # continuation, tables): never split there.
 _CONTINUES_BLOCK = re.compile(r"[ \t]|[-*+][ \t]|\d{1,9}[.)][ \t]|>|\|")
+# A top-level list item: a long list is split between two of them (two adjacent lists;
+# an ordered one goes on at the right number).
+_LIST_ITEM = re.compile(r"(?:[-*+]|(\d{1,9})([.)]))(?:[ \t]|$)")
+# Enough of a line to tell whether it starts a list item.
+_LINE_START_CHARS = 12
+_FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)$")
+
+# An answer is shown as Markdown up to this many non-blank lines: Textual's Markdown makes
+# widgets per block (~10 ms a list item), so an answer of thousands of tiny blocks would
+# take minutes. The rest is shown as plain text, saying so (the source detail's rule),
+# in chunks of PLAIN_CHUNK_LINES lines (one Static each).
+MARKDOWN_LINES = 400
+RESTORE_MARKDOWN_LINES = MARKDOWN_LINES
+PLAIN_CHUNK_LINES = 200
+PLAIN_NOTE = "… the rest of this long answer, as plain text:"
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
 # A possible citation cut at the end of a fragment: hold it until the next one.
@@ -187,6 +205,20 @@ def format_meta(done: dict[str, Any]) -> str:
     return " · ".join(clean(p) for p in parts)
 
 
+def _markdown_head(text: str, max_lines: int) -> tuple[str, str]:
+    """`text` cut after `max_lines` lines, outside a code fence when one ends soon after."""
+    lines = text.splitlines(keepends=True)
+    in_fence = False
+    count = 0
+    for n, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        count += bool(line.strip())
+        if count >= max_lines and not in_fence or count >= 2 * max_lines:
+            return "".join(lines[: n + 1]), "".join(lines[n + 1 :])
+    return text, ""
+
+
 class UserMessage(Static):
     """A question, shown as text (never markup)."""
 
@@ -227,8 +259,16 @@ class AssistantMessage(Vertical):
         self._segment_text = ""  # linked Markdown written to that segment
         self._line = ""  # the current, unfinished line (for fence tracking)
         self._in_fence = False
-        self._split_pending = False  # a blank line closed a long segment: split at the next block
-        self._held = ""  # newlines held while deciding whether to split
+        self._split_pending = False  # a long segment may split before the next line
+        self._held = ""  # text held while deciding whether to split
+        self._fence_open = ""  # the line that opened the current code fence
+        self._in_list = False  # the last block line was part of a top-level list
+        self._list_next: int | None = None  # the number the next ordered item renders as
+        self._segment_lines = 0
+        self._markdown_lines = 0  # non-blank lines of the answer streamed as Markdown
+        self._plain: Static | None = None  # past MARKDOWN_LINES: the plain-text chunk written to
+        self._plain_text = ""
+        self._plain_dirty = False
         self._unsent = ""  # text for the segment not yet handed to its stream
         self._last_flush = 0.0
         self._flush_timer: Timer | None = None
@@ -255,6 +295,7 @@ class AssistantMessage(Vertical):
         await self.mount(body, after=self.query_one(".working"))
         for segment in segments:
             await segment.remove()
+        await self.query_children(".body-plain").remove()
         return body
 
     @property
@@ -263,6 +304,15 @@ class AssistantMessage(Vertical):
             w for w in self.children
             if isinstance(w, Markdown | FrozenSegment) and not getattr(w, "retired", False)
         ]
+
+    @property
+    def plain_text(self) -> str:
+        """What the answer shows as plain text past MARKDOWN_LINES (without the note)."""
+        chunks = self.query_children(".body-plain").exclude(".-note")
+        if self._plain is not None:
+            self._plain.update(Text(self._plain_text))
+            self._plain_dirty = False
+        return "".join(str(chunk.render()) for chunk in chunks)
 
     @property
     def markdown_source(self) -> str:
@@ -295,31 +345,49 @@ class AssistantMessage(Vertical):
             self._linker = CitationLinker(len(self.sources))
             self._segment = self.body
             self._segment_text = ""
+            self._segment_lines = 0
+            self._in_list, self._list_next = False, None
             self._stream = Markdown.get_stream(self._segment)
         self.raw += delta
         await self._feed(delta)
 
-    async def _feed(self, text: str) -> None:
+    async def _feed(self, text: str, *, final: bool = False) -> None:
+        if self._plain is not None:
+            await self._write_plain(text)
+            return
         out: list[str] = []
         i = 0
-        while i < len(text):
+        while i < len(text) or (final and self._split_pending):
             if self._split_pending:
-                j = i
-                while j < len(text) and text[j] == "\n":
-                    j += 1
-                self._held += text[i:j]
-                if j == len(text):
-                    break
+                # A long segment ended a line: hold what follows until the start of the
+                # next block line shows whether it may open a new segment.
+                newline = text.find("\n", i)
+                self._held += text[i:] if newline == -1 else text[i : newline + 1]
+                i = len(text) if newline == -1 else newline + 1
+                start = self._held.lstrip("\n")
+                if not final and "\n" not in start and len(start) < _LINE_START_CHARS:
+                    continue
                 self._split_pending = False
-                if _CONTINUES_BLOCK.match(text, j):
-                    out.append(self._link(self._held))
-                else:
+                held, self._held = self._held, ""
+                blank = held.startswith("\n")
+                item = _LIST_ITEM.match(start)
+                if start and item and (self._in_list or blank):
                     await self._write_segment("".join(out))
                     out.clear()
                     await self._new_segment()
-                self._held = ""
-                i = j
-                continue
+                    if item.group(1) and self._list_next is not None and self._in_list:
+                        # The next list starts at the number this item renders as.
+                        start = f"{self._list_next}{item.group(2)}" + start[item.end(2) :]
+                    held = start
+                elif start and blank and not _CONTINUES_BLOCK.match(start):
+                    await self._write_segment("".join(out))
+                    out.clear()
+                    await self._new_segment()
+                    held = start
+                # Run the held text through the line logic below.
+                text, i = held + text[i:], 0
+                if not held:
+                    continue
             newline = text.find("\n", i)
             if newline == -1:
                 out.append(self._link(text[i:]))
@@ -327,17 +395,93 @@ class AssistantMessage(Vertical):
                 break
             out.append(self._link(text[i : newline + 1]))
             line, self._line = self._line + text[i:newline], ""
+            self._segment_lines += 1
+            self._markdown_lines += bool(line.strip())
             stripped = line.lstrip()
+            long = (
+                len(self._segment_text) + sum(map(len, out)) >= SEGMENT_CHARS
+                or self._segment_lines >= SEGMENT_LINES
+            )
             if stripped.startswith(("```", "~~~")):
+                if not self._in_fence:
+                    self._fence_open = line
                 self._in_fence = not self._in_fence
-            elif (
-                not self._in_fence
-                and not stripped
-                and len(self._segment_text) + sum(map(len, out)) >= SEGMENT_CHARS
-            ):
-                self._split_pending = True
+                self._in_list = False
+            elif self._in_fence:
+                opener = _FENCE_OPEN.match(self._fence_open)
+                if long and opener:
+                    # A long code block: close it here and open it again, with the same
+                    # info string, in a new segment.
+                    out.append(opener.group(1) + "\n")
+                    await self._write_segment("".join(out))
+                    out.clear()
+                    await self._new_segment()
+                    out.append(self._fence_open + "\n")
+            else:
+                self._track_list(line)
+                if long:
+                    self._split_pending = True
             i = newline + 1
+            if self._markdown_lines >= MARKDOWN_LINES and not self._held:
+                # Enough Markdown for one answer: the rest as plain text.
+                if self._in_fence:
+                    opener = _FENCE_OPEN.match(self._fence_open.lstrip())
+                    out.append((opener.group(1) if opener else "```") + "\n")
+                await self._write_segment("".join(out))
+                await self._start_plain()
+                await self._write_plain(text[i:])
+                return
         await self._write_segment("".join(out))
+
+    async def _start_plain(self) -> None:
+        self._split_pending = False
+        await self._close_segment()
+        note = Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note")
+        await self.mount(note, after=self._segment)
+        await self._new_plain_chunk()
+
+    async def _new_plain_chunk(self) -> None:
+        if self._plain is not None:
+            self._plain.update(Text(self._plain_text))
+        chunk = Static("", markup=False, classes="body-plain")
+        await self.mount(chunk, before=self.query_one(".meta"))
+        self._plain, self._plain_text, self._plain_dirty = chunk, "", False
+
+    async def _write_plain(self, text: str) -> None:
+        """Append to the plain-text part (already cleaned), a new Static every
+        PLAIN_CHUNK_LINES lines; shown at most every FLUSH_INTERVAL seconds."""
+        while text:
+            room = PLAIN_CHUNK_LINES - self._plain_text.count("\n")
+            cut = 0
+            for _ in range(room):
+                newline = text.find("\n", cut)
+                if newline == -1:
+                    cut = len(text)
+                    break
+                cut = newline + 1
+            self._plain_text += text[:cut]
+            self._plain_dirty = True
+            text = text[cut:]
+            if text or self._plain_text.count("\n") >= PLAIN_CHUNK_LINES:
+                await self._new_plain_chunk()
+        await self._write_segment("")
+
+    def _track_list(self, line: str) -> None:
+        """Whether the block lines so far end in a top-level list, and its numbering."""
+        if not line.strip():
+            return  # a blank line: the list may go on
+        item = _LIST_ITEM.match(line)
+        if item:
+            if item.group(1) is None:
+                self._list_next = None
+            elif self._in_list and self._list_next is not None:
+                self._list_next += 1
+            else:
+                self._list_next = int(item.group(1)) + 1
+            self._in_list = True
+        elif not line[:1].isspace():
+            self._in_list = False
+            self._list_next = None
 
     def _link(self, text: str) -> str:
         if self._in_fence:
@@ -351,7 +495,7 @@ class AssistantMessage(Vertical):
         if text:
             self._segment_text += text
             self._unsent += text
-        if not self._unsent:
+        if not self._unsent and not self._plain_dirty:
             return
         if monotonic() - self._last_flush >= FLUSH_INTERVAL:
             await self._flush()
@@ -365,6 +509,9 @@ class AssistantMessage(Vertical):
         text, self._unsent = self._unsent, ""
         if text and self._stream is not None:
             await self._stream.write(text)
+        if self._plain is not None and self._plain_dirty:
+            self._plain_dirty = False
+            self._plain.update(Text(self._plain_text))
         # Counted from when the loop gave control back: after a long render, the tokens
         # that piled up meanwhile are taken in one go instead of one per render.
         self._last_flush = monotonic()
@@ -376,6 +523,7 @@ class AssistantMessage(Vertical):
         await self.mount(segment, after=self._segment)
         self._segment = segment
         self._segment_text = ""
+        self._segment_lines = 0
         self._stream = Markdown.get_stream(segment)
 
     async def _close_segment(self, *, freeze: bool = True) -> None:
@@ -413,10 +561,13 @@ class AssistantMessage(Vertical):
     async def _stop_stream(self) -> None:
         if not self._streaming:
             return
-        tail = (self._linker.flush() if self._linker else "") + self._held
-        self._held = ""
-        self._split_pending = False
-        await self._write_segment(tail)
+        if self._plain is None and self._split_pending:
+            await self._feed("", final=True)
+        if self._plain is not None:
+            await self._flush()
+            self._streaming = False
+            return
+        await self._write_segment(self._linker.flush() if self._linker else "")
         self._streaming = False
         await self._close_segment(freeze=False)
 
@@ -431,6 +582,8 @@ class AssistantMessage(Vertical):
             self._stream = None
         self._streaming = False
         self._split_pending, self._held, self._line, self._in_fence = False, "", "", False
+        self._in_list, self._list_next, self._segment_lines = False, None, 0
+        self._markdown_lines, self._plain, self._plain_text, self._plain_dirty = 0, None, "", False
         self.raw = ""
         for segment in self.segments[1:]:
             await segment.remove()
@@ -474,7 +627,16 @@ class AssistantMessage(Vertical):
         self.raw = clean(content)
         self.meta = dict(meta)
         self.query_one(".working").display = False
-        await (await self._fresh_body()).update(link_citations(self.raw, len(self.sources)))
+        body = await self._fresh_body()
+        head, rest = _markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
+        await body.update(link_citations(head, len(self.sources)))
+        if rest:
+            await self.mount(Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note"), after=body)
+            lines = rest.splitlines(keepends=True)
+            for start in range(0, len(lines), PLAIN_CHUNK_LINES):
+                chunk = "".join(lines[start : start + PLAIN_CHUNK_LINES])
+                await self.mount(Static(Text(chunk), markup=False, classes="body-plain"),
+                                 before=self.query_one(".meta"))
         if status == "failed":
             self.status = "failed"
             self.add_class("-failed")
