@@ -17,7 +17,7 @@ In one run:
    and the next screen refresh run; sampled every millisecond).
 5. shapes (--shapes, median of --shape-repeat runs): awkward answers streamed like (1) —
    one endless list (2,000 one-line items), one 2,000-word paragraph, one huge code block
-   (400 lines) — each with its view time and its ratio to the tidy answer's (1) in the
+   (400 lines), a 14,000-item list (~100,000 characters, the answer cap) — each with its view time and its ratio to the tidy answer's (1) in the
    same run. `--shapes-only` runs the warm-up, (1) and (5) alone.
 4. startup: the `chrysopedia` command to first paint, in a pseudo-terminal,
    against a bare Textual app (one Static) the same way; medians of 5 runs.
@@ -94,6 +94,9 @@ def shape_tokens(shape: str) -> list[str]:
     """The awkward answers: one endless list, one long paragraph, one huge code block."""
     if shape == "list":
         return split_words("".join(f"- Step {k} [1]\n" for k in range(2000)))
+    if shape == "list14k":
+        # The worst case under the 100,000-character answer cap.
+        return split_words("".join(f"- s{k}\n" for k in range(14000)))
     if shape == "paragraph":
         sentence = ("Parallel compression keeps the transients of the dry drums while the "
                     "squashed copy brings up the body and the room [1]. ")
@@ -106,7 +109,7 @@ def shape_tokens(shape: str) -> list[str]:
     raise ValueError(shape)
 
 
-SHAPES = ("list", "paragraph", "code")
+SHAPES = ("list", "paragraph", "code", "list14k")
 
 
 class ShownClock:
