@@ -329,9 +329,12 @@ class AssistantMessage(Vertical):
 
     # -- streaming ---------------------------------------------------------------
     # A long answer is streamed into several Markdown segments, split at block
-    # boundaries outside code fences, lists and quotes. Each append then re-lays-out
-    # one bounded segment instead of the whole answer, so the cost of a token does not
-    # grow with the length of the answer.
+    # boundaries (~1,200 characters or 40 lines): between top-level list items (an
+    # ordered list goes on at its number), inside a long code fence (closed and
+    # reopened), never inside a quote. Each append then re-lays-out one bounded segment
+    # instead of the whole answer, so the cost of a token does not grow with the length
+    # of the answer. Past MARKDOWN_LINES the rest is plain text: Textual's Markdown makes
+    # widgets per block, which no segmenting avoids.
 
     async def write(self, delta: str) -> None:
         """Append a streamed fragment."""
