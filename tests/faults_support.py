@@ -53,6 +53,16 @@ FORBIDDEN_RAW = [
 ]
 
 
+def deadlines(settings, mode: str):
+    """Short deadlines only where a stall is the fault (a loaded CI machine may take
+    more than half a second to stream three tokens)."""
+    if mode == "stall":
+        return settings.with_overrides(llm_first_token_timeout=0.5)
+    if mode == "stall_after":
+        return settings.with_overrides(llm_read_timeout=0.5)
+    return settings
+
+
 def app_env(home: Path, **values: str) -> dict[str, str]:
     """A clean environment for a `chrysopedia` process: its own HOME/XDG dirs."""
     env = {k: v for k, v in os.environ.items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from faults_support import deadlines
 from fixtures_llm import TEST_API_KEY
 from sqlalchemy import select
 
@@ -47,16 +48,6 @@ async def kb(db, mini_kb_path):
 def fast_settings(llm_settings):
     # llm_settings: 5 s deadlines (the defaults are 30 s / 60 s); a stall gets 0.5 s below.
     return llm_settings
-
-
-def deadlines(settings, mode: str):
-    """Short deadlines only where a stall is the fault (a loaded CI machine may take
-    more than half a second to stream three tokens)."""
-    if mode == "stall":
-        return settings.with_overrides(llm_first_token_timeout=0.5)
-    if mode == "stall_after":
-        return settings.with_overrides(llm_read_timeout=0.5)
-    return settings
 
 
 async def ask(svc: ChatService, query: str = QUESTION, **kw) -> list:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 from fake_openai import FakeOpenAI
+from faults_support import deadlines
 from redis_proc import REDIS_SERVER, RedisProcess
 from sqlalchemy import select
 from test_app_support import app_settings, load_mini_kb, make_test_app, wait_until
@@ -43,16 +44,6 @@ async def one_model(tmp_path, fake_llm, settings):
     )
     await load_mini_kb(s)
     return s
-
-
-def deadlines(settings, mode: str):
-    """Short deadlines only where a stall is the fault (a loaded CI machine may take
-    more than half a second to stream three tokens)."""
-    if mode == "stall":
-        return settings.with_overrides(llm_first_token_timeout=0.5)
-    if mode == "stall_after":
-        return settings.with_overrides(llm_read_timeout=0.5)
-    return settings
 
 
 def settled(answer: AssistantMessage | None) -> bool:
