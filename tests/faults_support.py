@@ -54,12 +54,13 @@ FORBIDDEN_RAW = [
 
 
 def deadlines(settings, mode: str):
-    """Short deadlines only where a stall is the fault (a loaded CI machine may take
-    more than half a second to stream three tokens)."""
+    """Short deadlines only where a stall is the fault. Not too short: a loaded CI
+    machine has taken more than half a second to send a healthy first token (the
+    fallback's, or the next question's), so a stall costs 1.5 s here."""
     if mode == "stall":
-        return settings.with_overrides(llm_first_token_timeout=0.5)
+        return settings.with_overrides(llm_first_token_timeout=1.5)
     if mode == "stall_after":
-        return settings.with_overrides(llm_read_timeout=0.5)
+        return settings.with_overrides(llm_read_timeout=1.5)
     return settings
 
 

@@ -46,7 +46,7 @@ async def kb(db, mini_kb_path):
 
 @pytest.fixture
 def fast_settings(llm_settings):
-    # llm_settings: 5 s deadlines (the defaults are 30 s / 60 s); a stall gets 0.5 s below.
+    # llm_settings: 5 s deadlines (the defaults are 30 s / 60 s); a stall gets 1.5 s below (faults_support.deadlines).
     return llm_settings
 
 
@@ -87,8 +87,9 @@ async def test_fault_with_one_model(fault, fast_settings, kb, fake_llm):
         assert row.status == "failed" and row.model == "primary-model"
         assert await memory.load(conv.id) == []  # a failed turn is not context
 
-        # The next question works, in the same conversation.
+        # The next question works, in the same conversation (normal deadlines again).
         fake_llm.set_mode("normal", tokens=GOOD)
+        svc.llm.settings = fast_settings
         again = await ask(svc, conversation_id=conv.id)
         assert isinstance(again[-1], Done) and not again[-1].fallback_used
         assert "".join(e.text for e in again if isinstance(e, Token)) == "".join(GOOD)
