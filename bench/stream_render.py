@@ -17,8 +17,13 @@ In one run:
    and the next screen refresh run; sampled every millisecond).
 5. shapes (--shapes, median of --shape-repeat runs): awkward answers streamed like (1) —
    one endless list (2,000 one-line items), one 2,000-word paragraph, one huge code block
-   (400 lines), a 14,000-item list (~100,000 characters, the answer cap) — each with its view time and its ratio to the tidy answer's (1) in the
-   same run. `--shapes-only` runs the warm-up, (1) and (5) alone.
+   (400 lines), a 14,000-item list (~100,000 characters, the answer cap), one 99,000-character
+   paragraph line with no break (`oneline`), one 50,000-character list item (`longitem`) —
+   each with its view time and its ratio to the tidy answer's (1) in the same run.
+   `--shapes-only` runs the warm-up, (1) and (5) alone; `--shape NAME` picks shapes.
+   floor (details.floor_s, median of --repeat): the whole answer in one `Markdown.update`
+   in a bare app — what Textual's Markdown costs on this machine with no streaming at all;
+   details.view_to_floor is view_s over it.
 4. startup: the `chrysopedia` command to first paint, in a pseudo-terminal,
    against a bare Textual app (one Static) the same way; medians of 5 runs.
    Also the app alone (`run_app` from `python -c`, without the CLI's imports).
@@ -103,13 +108,21 @@ def shape_tokens(shape: str) -> list[str]:
         words = sentence.split(" ")
         text = " ".join((words * (2000 // len(words) + 1))[:2000]) + "\n"
         return split_words(text)
+    if shape == "oneline":
+        # One paragraph line of ~99,000 characters with no break (under the answer cap).
+        sentence = ("Parallel compression keeps the **transients** of the dry drums while "
+                    "the squashed copy brings up the body [1]. ")
+        return split_words(sentence * (99_000 // len(sentence)))
+    if shape == "longitem":
+        # One list item of ~50,000 characters: it cannot be cut, it goes on as plain text.
+        return split_words("- " + "duck the bass under the kick [2] " * 1500 + "\n")
     if shape == "code":
         lines = [f"bus_{k} = compress(drums, ratio=10, attack_ms=1)\n" for k in range(400)]
         return split_words("```python\n" + "".join(lines) + "```\n")
     raise ValueError(shape)
 
 
-SHAPES = ("list", "paragraph", "code", "list14k")
+SHAPES = ("list", "paragraph", "code", "list14k", "oneline", "longitem")
 
 
 class ShownClock:
@@ -230,9 +243,18 @@ async def run_view(settings, server: ServerProcess, tokens: list[str], rate: flo
             seen_last = len(server.last_tokens)
             conversation = app.conversation
 
+            held: list = []
+
             def shown_length() -> int:
-                answers = conversation.answers
-                return len(answers[-1].markdown_source) if answers else 0
+                # The Markdown segments and the plain-text part past the Markdown limit
+                # (the answer widget looked up once: a query every millisecond would take
+                # time from the app being measured).
+                if not held:
+                    answers = conversation.answers
+                    if not answers:
+                        return 0
+                    held.append(answers[-1])
+                return len(held[0].markdown_source) + held[0].plain_shown
 
             clock = ShownClock(conversation, shown_length)
             start = time.perf_counter()
@@ -258,7 +280,7 @@ async def run_view(settings, server: ServerProcess, tokens: list[str], rate: flo
                 raise RuntimeError(f"the answer did not complete: {answer.status}")
             await pilot.pause()
             clock.stop()
-            final_length = max(len(answer.markdown_source), clock.most)
+            final_length = max(len(answer.markdown_source) + answer.plain_shown, clock.most)
     shown = clock.shown_at(final_length)
     result = {
         # Enter to the whole answer on screen (the service's bookkeeping after the last
@@ -319,6 +341,29 @@ async def run_baseline(settings, server: ServerProcess, tokens: list[str]) -> di
         await history.close()
         await db.dispose()
     return {"seconds": end - start, "appends": count}
+
+
+async def run_floor(tokens: list[str]) -> dict:
+    """The whole answer rendered at once (one `Markdown.update`) in a bare app: what
+    Textual's Markdown costs on this machine, with no streaming at all."""
+    from textual.app import App, ComposeResult
+    from textual.containers import VerticalScroll
+    from textual.widgets import Markdown
+
+    class Floor(App):
+        def compose(self) -> ComposeResult:
+            with VerticalScroll():
+                yield Markdown()
+
+    app = Floor()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown = app.query_one(Markdown)
+        start = time.monotonic()
+        from tui.widgets.conversation import link_citations
+
+        await markdown.update(link_citations("".join(tokens), 3))
+        await pilot.pause()
+        return {"seconds": time.monotonic() - start}
 
 
 # -- startup -------------------------------------------------------------------------------
@@ -424,7 +469,7 @@ async def main_async(args) -> dict:
             shapes: dict[str, list[dict]] = {}
             if args.shapes or args.shapes_only:
                 for _ in range(args.shape_repeat):
-                    for shape in SHAPES:
+                    for shape in args.shape or SHAPES:
                         run = await run_view(settings, server, shape_tokens(shape), None)
                         shapes.setdefault(shape, []).append(run)
             if args.shapes_only:
@@ -436,6 +481,7 @@ async def main_async(args) -> dict:
                 views.append(await run_view(settings, server, tokens, None))
                 paceds.append(await run_view(settings, server, tokens, args.rate))
             baseline = await run_baseline(settings, server, tokens)
+            floors = sorted([(await run_floor(tokens))["seconds"] for _ in range(args.repeat)])
             # The run with the median time / lag, so its other figures go with it.
             view = sorted(views, key=lambda r: r["seconds"])[len(views) // 2]
             paced = sorted(paceds, key=lambda r: r.get("lag_ms", 1e9))[len(paceds) // 2]
@@ -456,6 +502,11 @@ async def main_async(args) -> dict:
         "startup_ratio": round(startup["startup_ratio"], 2),
         "details": {
             "view_updates_seen": view["updates_seen"],
+            # One Markdown.update of the whole answer in a bare app (median): the cost of
+            # Textual's Markdown itself on this machine; view_s / floor_s is what
+            # streaming adds.
+            "floor_s": round(floors[len(floors) // 2], 3),
+            "view_to_floor": round(view["seconds"] / floors[len(floors) // 2], 2),
             "baseline_appends": baseline["appends"],
             "answer_chars": view["chars"],
             "paced_rate_requested_tps": args.rate,
@@ -508,6 +559,8 @@ def main() -> int:
                         help="also stream the awkward shapes (endless list, long paragraph, huge code block)")
     parser.add_argument("--shapes-only", action="store_true",
                         help="the tidy answer's view runs and the shapes only")
+    parser.add_argument("--shape", action="append", choices=SHAPES,
+                        help="only this shape (repeatable; default: all)")
     parser.add_argument("--shape-repeat", type=int, default=3, help="runs per shape (median)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

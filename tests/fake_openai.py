@@ -380,6 +380,8 @@ class FakeOpenAI:
         after = int(options.get("after", 3))
         rate = float(options.get("rate", 0) or 0)
         await send(chunk({"role": "assistant", "content": ""}))
+        loop = asyncio.get_running_loop()
+        paced_from = loop.time()
         for i, tok in enumerate(tokens):
             if rec.closed_event.is_set():
                 return
@@ -400,7 +402,12 @@ class FakeOpenAI:
             await send(chunk({"content": tok}))
             rec.tokens_sent += 1
             if mode == "slow" and rate > 0:
-                await asyncio.sleep(1.0 / rate)
+                # Paced against a schedule, not by sleeping 1/rate after each token: a
+                # sleep is never shorter than the loop's timer resolution, which capped
+                # "2,000 tokens/s" at ~850. Ahead of the schedule it sleeps; behind it,
+                # the next token goes at once.
+                ahead = paced_from + (i + 1) / rate - loop.time()
+                await asyncio.sleep(ahead if ahead > 0 else 0)
             elif i % 64 == 63:
                 await asyncio.sleep(0)  # let the close watcher run on long scripts
         await send(chunk({}, "stop"))

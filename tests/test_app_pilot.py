@@ -531,3 +531,77 @@ async def test_a_long_code_block_splits_into_closed_and_reopened_fences(offline_
         assert sum(s.count("x = 1  # [1]\n") for s in code) == lines  # no links inside code
         shown = "".join(sources)
         assert "Before [\\[1\\]](cite:1)" in shown and "After [\\[1\\]](cite:1)" in shown
+
+
+# -- one endless line ------------------------------------------------------------------
+
+LONG_SENTENCE = ("Set the **ratio** to 4:1 and the `attack` to 10 ms [1], then - as a rule - "
+                 "blend 1. the dry bus with # the wet one at 30 % [2] ")
+
+
+def _answer_lines(answer: AssistantMessage) -> list[str]:
+    """The answer's rendered text lines, segment after segment (frozen or not)."""
+    from tui.widgets.conversation import FrozenSegment
+
+    lines: list[str] = []
+    for segment in answer.segments:
+        if isinstance(segment, FrozenSegment):
+            lines.extend(strip.text for strip in segment._lines)
+        else:  # a live Markdown segment: render it the way freezing does
+            lines.extend(strip.text for strip in FrozenSegment.from_markdown(segment)._lines)
+    return lines
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+async def test_one_long_paragraph_line_is_cut_into_run_on_segments(offline_settings, spacing):
+    from tui.widgets.conversation import _NOT_PARAGRAPH, LONG_LINE_CHARS
+
+    text = LONG_SENTENCE * 300  # ~40,000 characters, no line break
+    words = text.split(" ")
+    if spacing == "leading":
+        tokens = [words[0]] + [" " + w for w in words[1:]]
+    else:
+        tokens = [w + " " for w in words[:-1]] + [words[-1]]
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        assert answer.raw == text
+        sources = [segment.source for segment in answer.segments]
+        # Cut many times, never inside bold/code/link text, never where the rest would
+        # start a block (a list item, a heading), never far past the threshold.
+        assert len(sources) >= len(text) // (2 * LONG_LINE_CHARS)
+        assert "".join(sources) == link_citations(text, 3)
+        for source in sources[1:]:
+            assert not _NOT_PARAGRAPH.match(source), source[:40]
+        for source in sources[:-1]:
+            assert source.count("**") % 2 == 0 and source.count("`") % 2 == 0
+            assert len(source) < LONG_LINE_CHARS + 3 * len(LONG_SENTENCE)
+        # It reads as one paragraph: no blank line between the pieces.
+        await wait_until(pilot, lambda: all(s.outer_size.height for s in answer.segments))
+        lines = _answer_lines(answer)
+        assert lines and not any(not line.strip() for line in lines[:-1]), lines
+        assert all(segment.has_class("-runs-on") for segment in answer.segments[:-1])
+
+
+async def test_a_long_list_item_line_goes_on_as_plain_text(offline_settings):
+    from tui.widgets.conversation import LONG_LINE_PLAIN_CHARS
+
+    item = "- " + "ducking " * 2000  # 16,000 characters in one list item
+    tokens = ["Intro [1]\n\n"] + [item[k : k + 7] for k in range(0, len(item), 7)] + ["\n\nEnd\n"]
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        assert answer.raw == "".join(tokens)
+        shown = answer.markdown_source
+        assert shown.startswith("Intro [\\[1\\]](cite:1)\n\n- ducking")
+        assert LONG_LINE_PLAIN_CHARS - 10 <= len(shown) - len("Intro [\\[1\\]](cite:1)\n\n") \
+            <= LONG_LINE_PLAIN_CHARS
+        # Nothing lost: the Markdown part and the plain part make the whole answer,
+        # the plain part in chunks of a bounded size.
+        rest = answer.plain_text
+        assert link_citations(answer.raw, 3) == shown + rest
+        chunks = answer.query(".body-plain").exclude(".-note")
+        assert len(chunks) >= 2
+        assert answer.query(".-note")

@@ -43,6 +43,17 @@ _LIST_ITEM = re.compile(r"(?:[-*+]|(\d{1,9})([.)]))(?:[ \t]|$)")
 # Enough of a line to tell whether it starts a list item.
 _LINE_START_CHARS = 12
 _FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)$")
+# One line of a paragraph longer than this is cut at a space into a new segment that
+# runs on without a gap: Textual's Markdown wraps a paragraph whole on every append, so
+# one 100,000-character line without a break took ~12 s to stream.
+LONG_LINE_CHARS = 1500
+# A long line that cannot be cut there (a list item, a heading, a table row, code, or
+# unbalanced inline markup) goes on as plain text once it is this long.
+LONG_LINE_PLAIN_CHARS = 8000
+# A line starting like this is not a plain paragraph line: not cut; nor is a line cut
+# where the rest would start like this (it would begin a new block).
+_NOT_PARAGRAPH = re.compile(
+    r"[ \t]|[-*+](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[>|#<=]|`{3}|~{3}|-{3}|_{3}|\*{3}")
 
 # An answer is shown as Markdown up to this many non-blank lines: Textual's Markdown makes
 # widgets per block (~10 ms a list item), so an answer of thousands of tiny blocks would
@@ -51,6 +62,8 @@ _FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)$")
 MARKDOWN_LINES = 400
 RESTORE_MARKDOWN_LINES = MARKDOWN_LINES
 PLAIN_CHUNK_LINES = 200
+# ... or this many characters (cut at a space where there is one): one long line too.
+PLAIN_CHUNK_CHARS = 8000
 PLAIN_NOTE = "… the rest of this long answer, as plain text:"
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -133,7 +146,9 @@ class FrozenSegment(Widget):
         lines = compositor.render_strips(size)
         if len(lines) != size.height:
             return None
-        return cls(lines, markdown.source, size.width)
+        frozen = cls(lines, markdown.source, size.width)
+        frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
+        return frozen
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._thaw())
@@ -154,6 +169,7 @@ class FrozenSegment(Widget):
         if self.parent is not None and self.is_mounted and not self.retired:
             self.retired = True
             markdown = AnswerMarkdown(self.source, classes="body-more")
+            markdown.set_class(self.has_class("-runs-on"), "-runs-on")
             self.parent.mount(markdown, before=self)
             self.remove()
 
@@ -203,6 +219,12 @@ def format_meta(done: dict[str, Any]) -> str:
         # The model ran past the stored-answer cap: generation was stopped there.
         parts.insert(0, "⚠ answer cut at the size limit")
     return " · ".join(clean(p) for p in parts)
+
+
+def _inline_balanced(text: str) -> bool:
+    """No code span, emphasis or link text left open: a safe place to cut a paragraph."""
+    return (text.count("`") % 2 == 0 and text.count("*") % 2 == 0
+            and text.count("~~") % 2 == 0 and text.count("[") == text.count("]"))
 
 
 def _markdown_head(text: str, max_lines: int) -> tuple[str, str]:
@@ -258,6 +280,8 @@ class AssistantMessage(Vertical):
         self._segment: Markdown | None = None  # the segment being streamed into
         self._segment_text = ""  # linked Markdown written to that segment
         self._line = ""  # the current, unfinished line (for fence tracking)
+        self._after_blank = True  # the line before the current one was blank (or none)
+        self._runs_on = False  # the current line is the rest of a cut paragraph line
         self._in_fence = False
         self._split_pending = False  # a long segment may split before the next line
         self._held = ""  # text held while deciding whether to split
@@ -269,6 +293,8 @@ class AssistantMessage(Vertical):
         self._plain: Static | None = None  # past MARKDOWN_LINES: the plain-text chunk written to
         self._plain_text = ""
         self._plain_dirty = False
+        self._plain_total = 0  # characters written to the plain-text part
+        self.plain_shown = 0  # ... of which handed to its widgets (a benchmark reads it)
         self._unsent = ""  # text for the segment not yet handed to its stream
         self._last_flush = 0.0
         self._flush_timer: Timer | None = None
@@ -392,12 +418,35 @@ class AssistantMessage(Vertical):
                 if not held:
                     continue
             newline = text.find("\n", i)
+            end = len(text) if newline == -1 else newline
+            if len(self._line) + end - i >= LONG_LINE_CHARS:
+                cut = self._long_line_cut(text, i, end)
+                if cut is not None:
+                    # Cut the paragraph after a space; the rest runs on in a new segment.
+                    out.append(self._link(text[i:cut]) + self._linker.flush())
+                    await self._write_segment("".join(out))
+                    out.clear()
+                    await self._new_segment(runs_on=True)
+                    self._line, self._runs_on = "", True
+                    self._markdown_lines += 1
+                    i = cut
+                    continue
+                if len(self._line) + end - i >= LONG_LINE_PLAIN_CHARS:
+                    # A long line that cannot be cut: the rest of the answer as plain text.
+                    if self._in_fence:
+                        opener = _FENCE_OPEN.match(self._fence_open.lstrip())
+                        out.append("\n" + (opener.group(1) if opener else "```") + "\n")
+                    await self._write_segment("".join(out) + self._linker.flush())
+                    await self._start_plain()
+                    await self._write_plain(text[i:])
+                    return
             if newline == -1:
                 out.append(self._link(text[i:]))
                 self._line += text[i:]
                 break
             out.append(self._link(text[i : newline + 1]))
             line, self._line = self._line + text[i:newline], ""
+            self._after_blank, self._runs_on = not line.strip(), False
             self._segment_lines += 1
             self._markdown_lines += bool(line.strip())
             stripped = line.lstrip()
@@ -436,6 +485,30 @@ class AssistantMessage(Vertical):
                 return
         await self._write_segment("".join(out))
 
+    def _long_line_cut(self, text: str, i: int, end: int) -> int | None:
+        """Where to cut the current line, a long paragraph line: just after the first
+        space past LONG_LINE_CHARS with the inline markup before it balanced and a word
+        after it that does not start a block (None: not a paragraph line, or no such
+        space in text[i:end] yet)."""
+        if self._in_fence:
+            return None
+        if not self._runs_on:
+            start = self._line or text[i:end]
+            if _NOT_PARAGRAPH.match(start) or (self._in_list and not self._after_blank):
+                return None  # not a paragraph line (or a list item's lazy continuation)
+        if (len(self._line) >= LONG_LINE_CHARS and self._line.endswith(" ") and i < end
+                and not _NOT_PARAGRAPH.match(text, i) and _inline_balanced(self._line)):
+            return i  # the line so far ends with a space: cut before this fragment
+        space = text.find(" ", i + max(0, LONG_LINE_CHARS - len(self._line)), end)
+        while space != -1:
+            if (space + 1 < end and not _NOT_PARAGRAPH.match(text, space + 1)
+                    and _inline_balanced(self._line + text[i:space])):
+                return space + 1
+            if len(self._line) + space - i >= LONG_LINE_PLAIN_CHARS:
+                return None
+            space = text.find(" ", space + 1, end)
+        return None
+
     async def _start_plain(self) -> None:
         self._split_pending = False
         await self._close_segment()
@@ -446,6 +519,7 @@ class AssistantMessage(Vertical):
     async def _new_plain_chunk(self) -> None:
         if self._plain is not None:
             self._plain.update(Text(self._plain_text))
+            self.plain_shown = self._plain_total
         chunk = Static("", markup=False, classes="body-plain")
         await self.mount(chunk, before=self.query_one(".meta"))
         self._plain, self._plain_text, self._plain_dirty = chunk, "", False
@@ -462,10 +536,16 @@ class AssistantMessage(Vertical):
                     cut = len(text)
                     break
                 cut = newline + 1
+            room_chars = PLAIN_CHUNK_CHARS - len(self._plain_text)
+            if cut > room_chars:
+                space = text.rfind(" ", 0, room_chars)
+                cut = space + 1 if space > 0 else max(room_chars, 1)
             self._plain_text += text[:cut]
+            self._plain_total += cut
             self._plain_dirty = True
             text = text[cut:]
-            if text or self._plain_text.count("\n") >= PLAIN_CHUNK_LINES:
+            if (text or self._plain_text.count("\n") >= PLAIN_CHUNK_LINES
+                    or len(self._plain_text) >= PLAIN_CHUNK_CHARS):
                 await self._new_plain_chunk()
         await self._write_segment("")
 
@@ -515,12 +595,16 @@ class AssistantMessage(Vertical):
         if self._plain is not None and self._plain_dirty:
             self._plain_dirty = False
             self._plain.update(Text(self._plain_text))
+            self.plain_shown = self._plain_total
         # Counted from when the loop gave control back: after a long render, the tokens
         # that piled up meanwhile are taken in one go instead of one per render.
         self._last_flush = monotonic()
 
-    async def _new_segment(self) -> None:
-        """Close the current segment (verified) and stream into a new one after it."""
+    async def _new_segment(self, *, runs_on: bool = False) -> None:
+        """Close the current segment (verified) and stream into a new one after it;
+        `runs_on`: the new one goes on with the last paragraph (no gap between)."""
+        if runs_on and self._segment is not None:
+            self._segment.add_class("-runs-on")
         await self._close_segment()
         segment = AnswerMarkdown(classes="body-more")
         await self.mount(segment, after=self._segment)
@@ -585,8 +669,10 @@ class AssistantMessage(Vertical):
             self._stream = None
         self._streaming = False
         self._split_pending, self._held, self._line, self._in_fence = False, "", "", False
+        self._after_blank, self._runs_on = True, False
         self._in_list, self._list_next, self._segment_lines = False, None, 0
         self._markdown_lines, self._plain, self._plain_text, self._plain_dirty = 0, None, "", False
+        self._plain_total = self.plain_shown = 0
         self.raw = ""
         for segment in self.segments[1:]:
             await segment.remove()
