@@ -171,7 +171,8 @@ def _citation_block(answer: AssistantMessage, label: str) -> tuple[MarkdownBlock
     for block in answer.body.query(MarkdownBlock):
         content = getattr(block, "_content", None)
         if content is not None and label in content.plain and not block.query(MarkdownBlock):
-            return block, content.plain.index(label)
+            # The column on screen: after the block's left padding (a list item's bullet).
+            return block, block.styles.padding.left + content.plain.index(label)
     raise AssertionError(f"no block shows {label}")
 
 
@@ -605,3 +606,43 @@ async def test_a_long_list_item_line_goes_on_as_plain_text(offline_settings):
         chunks = answer.query(".body-plain").exclude(".-note")
         assert len(chunks) >= 2
         assert answer.query(".-note")
+
+
+async def test_one_widget_list_items_look_like_textuals_own_lists():
+    """ItemParagraph (one widget per list item) renders the same text, cell for cell, as
+    Textual's own four-widget list items: bullets, numbering, hanging indent, nesting."""
+    from textual.app import App
+    from textual.containers import Vertical
+
+    from tui.widgets.conversation import AnswerMarkdown, FrozenSegment, ItemParagraph
+
+    text = (
+        "Intro **bold** line.\n\n"
+        "- short item [1]\n"
+        "- a long item that wraps: " + "compress the drum bus in parallel, " * 6 + "done\n"
+        "- item with a nested list\n"
+        "  - nested one\n"
+        "  - nested two\n\n"
+        "8. eight\n"
+        "9. nine, which is long enough to wrap past the width of the pane " * 2 + "\n"
+        "10. ten\n\n"
+        "After.\n"
+    )
+
+    class Side(App):
+        def compose(self):
+            with Vertical():
+                yield Markdown(text, id="textual")
+                yield AnswerMarkdown(text, id="ours")
+
+    app = Side()
+    async with app.run_test(size=(70, 80)) as pilot:
+        await pilot.pause()
+        theirs = FrozenSegment.from_markdown(app.query_one("#textual", Markdown))
+        ours = FrozenSegment.from_markdown(app.query_one("#ours", Markdown))
+        assert len(app.query_one("#ours").query(ItemParagraph)) >= 6
+        assert [s.text for s in ours._lines] == [s.text for s in theirs._lines]
+        # The bullets keep Textual's colour.
+        bullet_style = next(seg.style for line in theirs._lines for seg in line if seg.text == "• ")
+        ours_style = next(seg.style for line in ours._lines for seg in line if seg.text == "• ")
+        assert ours_style.color == bullet_style.color

@@ -306,3 +306,24 @@ async def test_a_saved_answer_of_many_tiny_blocks_is_restored_bounded(tmp_path):
         assert answer.query_one(".-note").render().plain.startswith("… the rest")
         assert answer.plain_text == content.split("\n", RESTORE_MARKDOWN_LINES)[-1]
         assert sum(1 for _ in answer.walk_children()) <= 2000  # not ~56,000
+
+
+async def test_a_saved_answer_of_one_endless_line_is_restored_cut(tmp_path):
+    """A 100,000-character line with no break, resumed: cut into run-on segments as it
+    was when it streamed, not one paragraph re-wrapped whole (seconds per layout)."""
+    from tui.widgets.conversation import LONG_LINE_CHARS
+
+    s = app_settings(tmp_path)
+    await load_mini_kb(s)
+    content = ("lorem ipsum [1] " * 6250).rstrip()  # 99,999 characters
+    app = make_test_app(s)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await app.conversation.add_answer([{"title": "x"}])
+        await answer.restore(content, {"model": "m"}, "answered")
+        await pilot.pause()
+        assert answer.raw == content and answer.status == "answered"
+        segments = answer.segments
+        assert len(segments) >= len(content) // (2 * LONG_LINE_CHARS)
+        assert answer.markdown_source == content.replace("[1]", "[\\[1\\]](cite:1)")
+        assert all(segment.has_class("-runs-on") for segment in segments[:-1])

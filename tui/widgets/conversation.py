@@ -14,6 +14,7 @@ import re
 from time import monotonic
 from typing import Any
 
+from rich.segment import Segment
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -23,7 +24,17 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Markdown, Static
-from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownStream
+from textual.widgets._markdown import (
+    MarkdownBlock,
+    MarkdownBullet,
+    MarkdownBulletList,
+    MarkdownFence,
+    MarkdownListItem,
+    MarkdownOrderedList,
+    MarkdownOrderedListItem,
+    MarkdownParagraph,
+    MarkdownStream,
+)
 
 from tui.widgets.safe_text import clean
 
@@ -110,10 +121,90 @@ class AnswerFence(MarkdownFence):
         return super().highlight(code, language or "text", ansi=ansi, dark=dark)
 
 
+class ItemParagraph(MarkdownParagraph):
+    """A list item that is one paragraph (most are): one widget where Textual makes four
+    (a Horizontal, the bullet, a Vertical, the paragraph). The bullet is drawn in the
+    left padding, so wrapped lines hang under the text as in Textual's own lists. A list
+    is re-made whole on every append that reaches it while it streams, so this makes
+    list-heavy answers several times cheaper to stream."""
+
+    COMPONENT_CLASSES = MarkdownParagraph.COMPONENT_CLASSES | {"item-bullet"}
+    DEFAULT_CSS = """
+    ItemParagraph {
+        margin: 0;
+    }
+    ItemParagraph > .item-bullet {
+        color: $text-primary;
+    }
+    ItemParagraph:light > .item-bullet {
+        color: $text-secondary;
+    }
+    """
+
+    def __init__(self, paragraph: MarkdownParagraph, bullet: str) -> None:
+        super().__init__(paragraph._markdown, paragraph._token, paragraph.source_range)
+        self._inline_token = paragraph._inline_token
+        self.set_content(paragraph._content)
+        self.bullet = bullet
+        self._bullet_width = Text(bullet).cell_len
+        self.styles.padding = (0, 0, 0, self._bullet_width)
+
+    def render_lines(self, crop) -> list[Strip]:
+        strips = super().render_lines(crop)
+        if crop.y == 0 and crop.x == 0 and strips:
+            first = strips[0]
+            segments = list(first.crop(0, 1))
+            base = segments[0].style if segments and segments[0].style else None
+            style = self.get_component_rich_style("item-bullet", partial=True)
+            style = base + style if base is not None else style
+            bullet = Strip([Segment(self.bullet, style)], self._bullet_width)
+            strips = [Strip.join([bullet, first.crop(self._bullet_width)]), *strips[1:]]
+        return strips
+
+
+def _list_items(blocks: list[MarkdownBlock], symbols: list[str]):
+    for block, symbol in zip(blocks, symbols, strict=True):
+        inner = block._blocks
+        if len(inner) == 1 and type(inner[0]) is MarkdownParagraph:
+            yield ItemParagraph(inner[0], symbol)
+        else:  # nested lists, several paragraphs, code: Textual's own layout
+            bullet = MarkdownBullet()
+            bullet.symbol = symbol
+            yield Horizontal(bullet, Vertical(*inner))
+
+
+class AnswerBulletList(MarkdownBulletList):
+    def compose(self) -> ComposeResult:
+        items = [b for b in self._blocks if isinstance(b, MarkdownListItem)]
+        yield from _list_items(items, [item.bullet for item in items])
+        self._blocks.clear()
+
+
+class AnswerOrderedList(MarkdownOrderedList):
+    def compose(self) -> ComposeResult:
+        items = [b for b in self._blocks if isinstance(b, MarkdownListItem)]
+        start = 1
+        if items and isinstance(items[0], MarkdownOrderedListItem):
+            try:
+                start = int(items[0].bullet)
+            except ValueError:
+                pass
+        numbers = [f"{n}. " for n in range(start, start + len(items))]
+        size = max((len(n) for n in numbers), default=0)
+        yield from _list_items(items, [n.rjust(size + 1) for n in numbers])
+        self._blocks.clear()
+
+
 class AnswerMarkdown(Markdown):
     """The Markdown of an answer (links are not opened: citations are handled by the app)."""
 
-    BLOCKS = {**Markdown.BLOCKS, "fence": AnswerFence, "code_block": AnswerFence}
+    BLOCKS = {
+        **Markdown.BLOCKS,
+        "fence": AnswerFence,
+        "code_block": AnswerFence,
+        "bullet_list_open": AnswerBulletList,
+        "ordered_list_open": AnswerOrderedList,
+    }
 
     def __init__(self, markdown: str | None = None, **kwargs: Any) -> None:
         super().__init__(markdown, open_links=False, **kwargs)
@@ -718,14 +809,16 @@ class AssistantMessage(Vertical):
         self.query_one(".working").display = False
         body = await self._fresh_body()
         head, rest = _markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
-        await body.update(link_citations(head, len(self.sources)))
-        if rest:
-            await self.mount(Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note"), after=body)
-            lines = rest.splitlines(keepends=True)
-            for start in range(0, len(lines), PLAIN_CHUNK_LINES):
-                chunk = "".join(lines[start : start + PLAIN_CHUNK_LINES])
-                await self.mount(Static(Text(chunk), markup=False, classes="body-plain"),
-                                 before=self.query_one(".meta"))
+        if any(len(line) > LONG_LINE_CHARS for line in head.split("\n")):
+            # A very long line: shown the way it streamed (cut into run-on segments, or
+            # plain text past the limits), not as one paragraph wrapped whole.
+            text, self.raw = self.raw, ""
+            await self.write(text)
+            await self._stop_stream()
+        else:
+            await body.update(link_citations(head, len(self.sources)))
+            if rest:
+                await self._restore_plain(rest)
         if status == "failed":
             self.status = "failed"
             self.add_class("-failed")
@@ -739,6 +832,16 @@ class AssistantMessage(Vertical):
         else:
             self.status = "answered"
             self._show_meta(format_meta(meta))
+
+    async def _restore_plain(self, rest: str) -> None:
+        """The part of a restored answer past the Markdown limit, as plain text."""
+        await self.mount(Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note"),
+                         after=self.segments[-1])
+        lines = rest.splitlines(keepends=True)
+        for start in range(0, len(lines), PLAIN_CHUNK_LINES):
+            chunk = "".join(lines[start : start + PLAIN_CHUNK_LINES])
+            await self.mount(Static(Text(chunk), markup=False, classes="body-plain"),
+                             before=self.query_one(".meta"))
 
     def _show_meta(self, text: str) -> None:
         self._meta_text = text.strip(" ·")
