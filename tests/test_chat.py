@@ -650,3 +650,40 @@ async def test_cancelled_while_the_consumer_handles_an_event(service, fake_llm, 
     [conv] = await transcripts.list_conversations(kb)
     assert (await transcripts.load_conversation(kb, conv.id))[1]["status"] == "cancelled"
     assert await memory.load(conv.id) == []
+
+
+@pytest.mark.parametrize("ending", ["answered", "cancelled"])
+async def test_a_long_answer_has_one_usage_row_from_its_first_partial_save(
+        service, fake_llm, kb, monkeypatch, ending):
+    """While a long answer streams its usage row exists ("incomplete", estimated), so a
+    process killed then still leaves it; the end updates that row, never adds one."""
+    import tui.services.chat as chat_module
+
+    monkeypatch.setattr(chat_module, "PARTIAL_SAVE_INTERVAL", 0.2)
+    count = 60 if ending == "answered" else 100_000
+    fake_llm.set_mode("slow", tokens=["tick "], count=count, rate=100)
+    seen: list[list] = []
+    got: list = []
+
+    async def consume():
+        async with contextlib.aclosing(service.stream_response(QUESTION)) as stream:
+            async for event in stream:
+                await on_event(event)
+                if ending == "cancelled" and seen and sum(isinstance(e, Token) for e in got) >= 40:
+                    return  # closing the stream early: a cancelled request
+
+    async def on_event(event):
+        got.append(event)
+        if not seen:
+            rows = await usage_rows(kb)
+            if rows:
+                seen.append([(r.status, r.usage_estimated, r.completion_tokens) for r in rows])
+
+    await asyncio.wait_for(consume(), 30)
+    # Seen during the stream: one row, incomplete, with estimates for the text so far.
+    [[(status, estimated, completion)]] = seen
+    assert status == "incomplete" and estimated and completion > 0
+    [row] = await usage_rows(kb)  # the same row, brought up to date
+    assert row.status == ending and row.model == "primary-model"
+    if ending == "answered":
+        assert not row.usage_estimated  # the server's own usage replaced the estimates

@@ -2,8 +2,9 @@
 
 After a restart the transcript holds the question and the partial answer (status
 "incomplete", shown as stopped when resumed), `PRAGMA integrity_check` is ok, and
-the usage log counts nothing twice: the killed request has no row (the process died
-before it could write one), the next question adds exactly one.
+the usage log counts everything once: the killed request has the row it wrote while
+streaming ("incomplete", estimated tokens for what it received), the next question
+adds exactly one.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def test_sigkill_mid_answer_then_restart(tmp_path, tmp_path_factory):
         assert q == QUESTION
         [(status, partial, _)] = _assistant_rows(db)
         assert status == "incomplete" and partial.startswith("Parallel compression adds")
-        assert sqlite_rows(db, "select count(*) from chat_usage_log") == [(0,)]
+        [(ustatus, completion, estimated)] = sqlite_rows(
+            db, "select status, completion_tokens, usage_estimated from chat_usage_log")
+        assert ustatus == "incomplete" and completion > 0 and estimated == 1
 
         # Restart, resume the conversation: the question and the partial answer, marked.
         server.set_mode("normal", tokens=["Resumed", " fine", " [1]."])
@@ -79,7 +82,8 @@ def test_sigkill_mid_answer_then_restart(tmp_path, tmp_path_factory):
     rows = _assistant_rows(db)
     assert [r[0] for r in rows] == ["incomplete", "answered"]
     assert rows[0][1] == partial  # the partial answer is kept as it was
-    assert sqlite_rows(db, "select status from chat_usage_log") == [("answered",)]
+    assert sqlite_rows(db, "select status from chat_usage_log order by id") \
+        == [("incomplete",), ("answered",)]
     # Both turns belong to the one conversation that was resumed.
     assert sqlite_rows(db, "select count(distinct conversation_id), count(*) from messages") \
         == [(1, 4)]

@@ -111,7 +111,8 @@ async def test_report(db):
     ])
     r = await usage_report(db, days=30, now=NOW)
     assert r["totals"] == {
-        "requests": 5, "answered": 3, "failed": 1, "cancelled": 1, "prompt_tokens": 385,
+        "requests": 5, "answered": 3, "failed": 1, "cancelled": 1, "incomplete": 0,
+        "prompt_tokens": 385,
         "completion_tokens": 5, "total_tokens": 390, "estimated": 1,
     }
     assert len(r["per_day"]) == 30 and r["per_day"][-1]["date"] == "2026-11-27"

@@ -23,7 +23,8 @@ def format_report(report: dict) -> list[str]:
         f"usage, last {report['days']} day{'s' if report['days'] != 1 else ''} "
         f"(since {report['since'][:10]}, UTC)",
         f"  requests   {t['requests']:>10,}   answered {t['answered']:,} · failed {t['failed']:,}"
-        f" · cancelled {t['cancelled']:,}",
+        f" · cancelled {t['cancelled']:,}"
+        + (f" · interrupted {t['incomplete']:,}" if t.get("incomplete") else ""),
         f"  tokens     {t['total_tokens']:>10,}   prompt {t['prompt_tokens']:,} · completion "
         f"{t['completion_tokens']:,}" + (f" · {t['estimated']:,} requests estimated (chars/4)"
                                          if t["estimated"] else ""),

@@ -162,7 +162,9 @@ class UsageScreen(Screen[None]):
             (fmt_int(t.get("requests")), "bold $accent"),
             f"\n{indent}{fmt_int(t.get('answered'))} answered",
             f" · {fmt_int(t.get('failed'))} failed",
-            f" · {fmt_int(t.get('cancelled'))} cancelled\n",
+            f" · {fmt_int(t.get('cancelled'))} cancelled"
+            + (f" · {fmt_int(t.get('incomplete'))} interrupted" if t.get("incomplete") else "")
+            + "\n",
             ("Tokens    ", "bold"),
             (fmt_int(t.get("total_tokens")), "bold $accent"),
             f"\n{indent}{fmt_int(t.get('prompt_tokens'))} prompt",

@@ -5,8 +5,11 @@
 A row is written for answered, failed and cancelled requests (the original
 service lost cancelled ones), with the tokens the server reported or, when it
 sent none, chars/4 estimates (`usage_estimated`), and the model that actually
-served (the fallback's when it answered). Writing never raises: an error is
-logged and the answer goes on.
+served (the fallback's when it answered). A long answer's row is written early,
+"incomplete" with estimates, and updated as the answer goes on and when it ends
+(`write_usage(row_id=...)`): a process killed mid-answer leaves that row, counted
+once, instead of nothing. Writing never raises: an error is logged and the answer
+goes on.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from tui.db.models import ChatUsageLog
 logger = logging.getLogger("chrysopedia.usage")
 
 QUERY_CHARS = 2000
-STATUSES = ("answered", "failed", "cancelled")
+STATUSES = ("answered", "failed", "cancelled", "incomplete")
 
 # Things that look like secrets: OpenAI-style keys, bearer tokens, URL passwords.
 _SECRET = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{12,})")
@@ -68,9 +71,15 @@ def normalise_usage(
     )
 
 
-async def log_usage(
+async def log_usage(db, **fields: Any) -> bool:
+    """Write one usage row (the fields of `write_usage`); True if written."""
+    return await write_usage(db, **fields) is not None
+
+
+async def write_usage(
     db,
     *,
+    row_id: int | None = None,
     query: str,
     creator_slug: str | None = None,
     conversation_id: str | None = None,
@@ -85,21 +94,22 @@ async def log_usage(
     user_id: str | None = None,
     client_ip: str | None = None,
     secrets: tuple[str | None, ...] = (),
-) -> bool:
-    """Write one usage row; True if written. Never raises (errors are logged).
+) -> int | None:
+    """Write one usage row, or update row `row_id` (the same request, further on); the
+    row's id, or None if it could not be written. Never raises (errors are logged).
 
     `usage`: the server's {prompt_tokens, completion_tokens, total_tokens}, or
     None -> chars/4 estimates from `prompt_chars` (everything sent: system
     prompt, history, question) and `completion_chars` (the text received),
     flagged `usage_estimated`. `model`: the one that actually served.
-    `status`: "answered" | "failed" | "cancelled". `secrets`: strings (e.g.
+    `status`: "answered" | "failed" | "cancelled" | "incomplete" (still going). `secrets`: strings (e.g.
     the API key) that must never be stored; key-like text is scrubbed anyway.
     """
     try:
         if status not in STATUSES:
             logger.warning("usage status %r is not one of %s; stored as given", status, STATUSES)
         tokens, estimated = normalise_usage(usage, prompt_chars, completion_chars)
-        row = ChatUsageLog(
+        fields = dict(
             user_id=None if user_id is None else str(user_id)[:200],
             client_ip=None if client_ip is None else str(client_ip)[:64],
             creator_slug=(creator_slug or None) and creator_slug[:64],
@@ -116,13 +126,20 @@ async def log_usage(
             status=(status or "answered")[:16],
         )
         async with db.session() as session, session.begin():
-            session.add(row)
-        return True
+            row = await session.get(ChatUsageLog, row_id) if row_id is not None else None
+            if row is None:
+                row = ChatUsageLog(**fields)
+                session.add(row)
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+            await session.flush()
+            return int(row.id)
     except Exception:  # noqa: BLE001 - the usage log must never break an answer
         logger.error(
             "chat_usage_log_insert_error cid=%s status=%s", conversation_id, status, exc_info=True
         )
-        return False
+        return None
 
 
 # ── reports ───────────────────────────────────────────────────────────────
@@ -145,7 +162,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
     """Usage over the last `days` UTC calendar days (today included).
 
     {"days", "since", "until",
-     "totals": {requests, answered, failed, cancelled, prompt_tokens,
+     "totals": {requests, answered, failed, cancelled, incomplete, prompt_tokens,
                 completion_tokens, total_tokens, estimated},
      "per_day": [{date, requests, prompt_tokens, completion_tokens, total_tokens}] (every day,
                  zeros included, oldest first),
@@ -183,7 +200,8 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         d = first_day + timedelta(days=i)
         per_day[d] = {"date": d.isoformat(), "requests": 0, "prompt_tokens": 0,
                       "completion_tokens": 0, "total_tokens": 0}
-    totals = {"requests": 0, "answered": 0, "failed": 0, "cancelled": 0, "prompt_tokens": 0,
+    totals = {"requests": 0, "answered": 0, "failed": 0, "cancelled": 0, "incomplete": 0,
+              "prompt_tokens": 0,
               "completion_tokens": 0, "total_tokens": 0, "estimated": 0}
     tiers: dict[str, int] = {}
     models: dict[str, int] = {}
