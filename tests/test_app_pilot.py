@@ -617,7 +617,7 @@ async def test_one_widget_list_items_look_like_textuals_own_lists():
     from tui.widgets.conversation import AnswerMarkdown, FrozenSegment, ItemParagraph
 
     text = (
-        "Intro **bold** line.\n\n"
+        "Intro **bold**, *em*, ~~gone~~ and `code` [link](cite:1).\n\n"
         "- short item [1]\n"
         "- a long item that wraps: " + "compress the drum bus in parallel, " * 6 + "done\n"
         "- item with a nested list\n"
@@ -635,14 +635,27 @@ async def test_one_widget_list_items_look_like_textuals_own_lists():
                 yield Markdown(text, id="textual")
                 yield AnswerMarkdown(text, id="ours")
 
+    def cells(segment: FrozenSegment) -> list[list[tuple[str, object]]]:
+        """Each line as (character, style) per cell, however it is cut into segments."""
+        def look(ch: str, style) -> tuple:
+            # What shows: not the mouse metadata, nor the text colour of a blank.
+            if style is None:
+                return ()
+            return (None if ch == " " else style.color, style.bgcolor, style.bold, style.italic,
+                    style.strike, style.underline, style.reverse)
+
+        return [[(ch, look(ch, seg.style)) for seg in line for ch in seg.text]
+                for line in segment._lines]
+
     app = Side()
     async with app.run_test(size=(70, 80)) as pilot:
-        await pilot.pause()
-        theirs = FrozenSegment.from_markdown(app.query_one("#textual", Markdown))
-        ours = FrozenSegment.from_markdown(app.query_one("#ours", Markdown))
         assert len(app.query_one("#ours").query(ItemParagraph)) >= 6
-        assert [s.text for s in ours._lines] == [s.text for s in theirs._lines]
-        # The bullets keep Textual's colour.
-        bullet_style = next(seg.style for line in theirs._lines for seg in line if seg.text == "• ")
-        ours_style = next(seg.style for line in ours._lines for seg in line if seg.text == "• ")
-        assert ours_style.color == bullet_style.color
+        # Same characters and the same style in every cell (bullets, bold, code...), in a
+        # dark and a light theme (component styles are shared between blocks, per theme).
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            await pilot.pause()
+            theirs = FrozenSegment.from_markdown(app.query_one("#textual", Markdown))
+            ours = FrozenSegment.from_markdown(app.query_one("#ours", Markdown))
+            assert [s.text for s in ours._lines] == [s.text for s in theirs._lines]
+            assert cells(ours) == cells(theirs), theme
