@@ -659,3 +659,33 @@ async def test_one_widget_list_items_look_like_textuals_own_lists():
             ours = FrozenSegment.from_markdown(app.query_one("#ours", Markdown))
             assert [s.text for s in ours._lines] == [s.text for s in theirs._lines]
             assert cells(ours) == cells(theirs), theme
+
+
+async def test_a_segment_is_not_frozen_before_its_last_change_is_laid_out():
+    """Freezing takes a segment's lines at its height on screen: if its last block grew
+    (a paragraph's new line) and the layout has not caught up, the capture would lose the
+    new line for good (seen live). Such a segment is not frozen until it is laid out."""
+    from textual.app import App
+    from textual.containers import VerticalScroll
+    from textual.content import Content
+
+    from tui.widgets.conversation import AnswerMarkdown, FrozenSegment
+
+    class One(App):
+        def compose(self):
+            with VerticalScroll():
+                yield AnswerMarkdown("# Title\n\nshort paragraph\n")
+
+    app = One()
+    async with app.run_test(size=(40, 20)) as pilot:
+        await pilot.pause()
+        markdown = app.query_one(AnswerMarkdown)
+        paragraph = markdown.children[-1]
+        longer = "a paragraph that grew in the last append and now needs three lines"
+        paragraph.set_content(Content(longer))
+        assert FrozenSegment.from_markdown(markdown) is None  # not laid out yet
+        await pilot.pause()
+        frozen = FrozenSegment.from_markdown(markdown)
+        assert frozen is not None
+        text = " ".join(" ".join(strip.text.split()) for strip in frozen._lines).split()
+        assert " ".join(text).endswith(longer)

@@ -117,7 +117,7 @@ async def test_enormous_answer_is_capped_and_said_on_screen(one_model, fake_llm)
     app = make_test_app(one_model)
     async with app.run_test(size=SIZE) as pilot:
         await start(app, pilot)
-        # One 100,000-character line re-wraps on every frame: ~12 s here (docs/RELIABILITY.md, Open).
+        # One 100,000-character line: cut into run-on segments (RELIABILITY, hostile input).
         answer = await ask(app, pilot, QUESTION, timeout=120)
         assert answer.status == "answered"
         assert len(answer.raw) == MAX_ANSWER_CHARS

@@ -281,11 +281,29 @@ class FrozenSegment(Widget):
         size = markdown.outer_size
         if not size.width or not size.height:
             return None
+        # Render every block afresh: a block's cached lines can lag behind its last update
+        # (seen live as a paragraph's last line, or a few blocks, left blank).
+        for widget in markdown.walk_children(with_self=True):
+            widget.refresh()
+            widget._clear_arrangement_cache()  # cleared by Textual only at its next layout
+        # Its height on screen must be the height of what it holds now: a block that grew in
+        # the last append (a paragraph's new line) may not be laid out yet, and lines taken
+        # at the old height would lose it for good. Not settled: try after the next refresh.
+        if markdown.get_content_height(size, size, markdown.size.width) != markdown.size.height:
+            return None
         compositor = Compositor()
         compositor.reflow(markdown, size)
         lines = compositor.render_strips(size)
         if len(lines) != size.height:
             return None
+        # Every block with text shows some of it; otherwise not laid out yet: try later.
+        for widget, geometry in compositor.full_map.items():
+            content = getattr(widget, "_content", None)
+            if isinstance(widget, MarkdownBlock) and content is not None and content.plain.strip():
+                region = geometry.region
+                rows = lines[max(0, region.y) : region.y + region.height]
+                if not rows or not any(strip.text.strip() for strip in rows):
+                    return None
         frozen = cls(lines, markdown.source, size.width)
         frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
         return frozen
@@ -778,7 +796,7 @@ class AssistantMessage(Vertical):
         frozen = FrozenSegment.from_markdown(segment)
         if frozen is None:
             # Not laid out yet: try again after the next refresh (a few times).
-            if attempt < 5:
+            if attempt < 20:
                 segment.call_after_refresh(self._freeze, segment, attempt + 1)
             return
         segment.retired = True  # replaced: no longer part of the answer's text
