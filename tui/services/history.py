@@ -744,9 +744,11 @@ async def open_history(
         prefix=settings.redis_key_prefix or DEFAULT_PREFIX,
         max_messages=max_messages,
         ttl=ttl,
-        connect_timeout=max(0.05, min(0.3, budget * 0.6)),
-        # Per command: long enough that a busy machine is not taken for a dead
-        # server, short enough that a hung one costs a turn about a second.
+        # Per connection and per command: long enough that a busy machine (a burst of
+        # concurrent turns opening connections on a loaded event loop took more than 0.3 s
+        # in CI) is not taken for a dead server, short enough that a hung one costs a turn
+        # about a second. The start-up probe below has its own, shorter budget.
+        connect_timeout=1.0,
         timeout=1.0,
     )
     error = None
