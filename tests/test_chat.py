@@ -283,7 +283,7 @@ async def test_primary_down_before_tokens_falls_back_silently(service, fake_llm,
 async def test_first_token_timeout_from_settings(llm_settings, kb, memory, fake_llm, fake_llm_fallback):
     fake_llm.set_mode("stall")
     fake_llm_fallback.set_mode("normal", tokens=FALLBACK)
-    svc = ChatService(llm_settings.with_overrides(llm_first_token_timeout=0.3), kb, memory)
+    svc = ChatService(llm_settings.with_overrides(llm_first_token_timeout=1.0), kb, memory)
     done = (await ask(svc))[-1]
     assert isinstance(done, Done) and done.fallback_used
 

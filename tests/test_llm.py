@@ -100,7 +100,7 @@ async def test_primary_failing_before_any_token_falls_back_silently(
 ):
     fake_llm.set_mode(mode, tokens=SCRIPT, **options)
     fake_llm_fallback.set_mode("normal", tokens=FALLBACK_SCRIPT)
-    router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=0.3))
+    router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=1.0))
     events, run = await collect(router)
     assert not any(isinstance(e, Reset) for e in events)
     assert text_of(events) == "".join(FALLBACK_SCRIPT) == run.text
@@ -125,7 +125,7 @@ async def test_primary_failing_after_tokens_resets_then_streams_the_whole_fallba
 ):
     fake_llm.set_mode(mode, tokens=SCRIPT, **options)
     fake_llm_fallback.set_mode("normal", tokens=FALLBACK_SCRIPT)
-    router = ModelRouter(llm_settings.with_overrides(llm_read_timeout=0.3))
+    router = ModelRouter(llm_settings.with_overrides(llm_read_timeout=1.0))
     events, run = await collect(router)
     resets = [e for e in events if isinstance(e, Reset)]
     assert len(resets) == 1 and resets[0].model == "fallback-model"
@@ -144,7 +144,7 @@ async def test_both_failing_is_one_clear_error_without_key_or_trace(
 ):
     fake_llm.set_mode(mode, after=1)
     fake_llm_fallback.set_mode("error500")
-    router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=0.3, llm_read_timeout=0.3))
+    router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=1.0, llm_read_timeout=1.0))
     run = Completion()
     with pytest.raises(LLMError) as info:
         async for _ in router.stream(MESSAGES, temperature=0.3, completion=run):
@@ -160,7 +160,7 @@ async def test_failure_messages_name_what_failed(llm_settings, fake_llm, fake_ll
     cases = {
         "error500": "server error (HTTP 500)",
         "error429": "rate limited (HTTP 429)",
-        "stall": "no token within 0.3 s (first-token timeout)",
+        "stall": "no token within 1 s (first-token timeout)",
         "cut": "the stream ended before [DONE]",
         "drop": "the connection dropped mid-answer",
         "malformed": "malformed chunk (not JSON)",
@@ -169,7 +169,7 @@ async def test_failure_messages_name_what_failed(llm_settings, fake_llm, fake_ll
     fake_llm_fallback.set_mode("error429")
     for mode, words in cases.items():
         fake_llm.set_mode(mode, after=0)
-        router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=0.3))
+        router = ModelRouter(llm_settings.with_overrides(llm_first_token_timeout=1.0))
         with pytest.raises(LLMError, match="rate limited") as info:
             await collect(router)
         assert words in str(info.value), mode
