@@ -579,7 +579,9 @@ def test_find_citations(text, cited, invalid):
 async def test_concurrent_conversations_stream_side_by_side(service, kb, fake_llm, capsys):
     """20 conversations at once: every stream has begun before any ends (nothing serialises them)."""
     n, per_stream = 20, 50
-    fake_llm.set_mode("slow", tokens=["tok "], count=per_stream, rate=50)  # ~1 s per answer
+    # ~2 s per answer: long enough that a loaded machine starts all 20 before one ends.
+    rate = 25
+    fake_llm.set_mode("slow", tokens=["tok "], count=per_stream, rate=rate)
     log: list[tuple[int, str]] = []
 
     async def one(i: int):
@@ -597,8 +599,8 @@ async def test_concurrent_conversations_stream_side_by_side(service, kb, fake_ll
     assert len({r.conversation_id for r in results}) == n
     assert len(await usage_rows(kb)) == n
     with capsys.disabled():
-        print(f"\n[chat concurrency] {kb.dialect}: {n} conversations × {per_stream} tokens at 50 tok/s "
-              f"in {elapsed:.2f} s (one answer alone ≈ {per_stream / 50:.1f} s)")
+        print(f"\n[chat concurrency] {kb.dialect}: {n} conversations × {per_stream} tokens at {rate} tok/s "
+              f"in {elapsed:.2f} s (one answer alone ≈ {per_stream / rate:.1f} s)")
 
 
 async def test_a_database_that_cannot_open_is_an_error_event_not_an_exception(llm_settings, tmp_path, fake_llm):

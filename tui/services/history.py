@@ -220,8 +220,8 @@ class RedisHistory:
         prefix: str = DEFAULT_PREFIX,
         max_messages: int = MAX_MESSAGES,
         ttl: int = TTL_SECONDS,
-        connect_timeout: float = 0.3,
-        timeout: float = 0.5,
+        connect_timeout: float = 1.0,
+        timeout: float = 1.0,
     ) -> None:
         if max_messages < 1 or ttl < 1:
             raise ValueError("max_messages and ttl must be positive")
