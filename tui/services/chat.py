@@ -470,32 +470,39 @@ class ChatService:
         """The answer so far to the archive, and its usage row ("incomplete", estimated),
         so that a process killed now still leaves both, each once."""
         from tui.services import transcripts
-        from tui.services.usage import write_usage
 
         try:
             await transcripts.save_partial(self.db, st.handle, st.run.text)
         except Exception:  # noqa: BLE001
             logger.warning("chat_transcript_partial_error cid=%s", st.cid, exc_info=True)
         if st.run.reached_model:
-            st.usage_row = await write_usage(
-                self.db, row_id=st.usage_row, query=st.query, creator_slug=st.creator_slug,
-                conversation_id=st.cid, usage=None, prompt_chars=st.prompt_chars,
-                completion_chars=len(st.run.text), cascade_tier=st.cascade_tier,
-                model=st.run.model or "", fallback_used=st.run.fallback_used,
-                latency_ms=(time.monotonic() - st.start) * 1000, status="incomplete",
-                secrets=(getattr(self.settings, "llm_api_key", None),),
-            )
+            await self._write_usage(st, usage=None, status="incomplete",
+                                    latency_ms=(time.monotonic() - st.start) * 1000)
+
+    async def _write_usage(
+        self, st: _Turn, *, usage: dict[str, Any] | None, status: str, latency_ms: float
+    ) -> None:
+        """The turn's usage row: written the first time, brought up to date after."""
+        from tui.services.usage import write_usage
+
+        st.usage_row = await write_usage(
+            self.db, row_id=st.usage_row, query=st.query, creator_slug=st.creator_slug,
+            conversation_id=st.cid, usage=usage, prompt_chars=st.prompt_chars,
+            completion_chars=len(st.run.text), cascade_tier=st.cascade_tier,
+            model=st.run.model or "", fallback_used=st.run.fallback_used,
+            latency_ms=latency_ms, status=status,
+            secrets=(getattr(self.settings, "llm_api_key", None),),
+        )
 
     async def _settle(self, st: _Turn) -> None:
         """Memory, transcript, usage and the Done event for a finished, failed or cancelled turn."""
         from tui.services import transcripts
-        from tui.services.usage import normalise_usage, write_usage
+        from tui.services.usage import normalise_usage
 
         st.settled = True
         run = st.run
         latency_ms = (time.monotonic() - st.start) * 1000
         model = run.model or ""
-        secrets = (getattr(self.settings, "llm_api_key", None),)
         if run.model == OFFLINE_MODEL:
             tokens, estimated = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, False
         else:
@@ -521,18 +528,13 @@ class ChatService:
                 )
             except Exception:  # noqa: BLE001
                 logger.warning("chat_transcript_save_error cid=%s", st.cid, exc_info=True)
-        if run.reached_model or run.failures or st.usage_row is not None:
+        if run.reached_model or run.failures:
             # A model that could not even be connected to still gets a "failed" row (zero
             # tokens: nothing was processed), so every attempt to use a model is counted.
+            # The row written while the answer streamed, if any, is brought up to date.
             reported = run.usage if run.reached_model else {
                 "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-            # The row written while the answer streamed, if any, is brought up to date.
-            await write_usage(
-                self.db, row_id=st.usage_row, query=st.query, creator_slug=st.creator_slug, conversation_id=st.cid,
-                usage=reported, prompt_chars=st.prompt_chars, completion_chars=len(run.text),
-                cascade_tier=st.cascade_tier, model=model, fallback_used=run.fallback_used,
-                latency_ms=latency_ms, status=st.status, secrets=secrets,
-            )
+            await self._write_usage(st, usage=reported, status=st.status, latency_ms=latency_ms)
         logger.info(
             "chat_%s cid=%s tier=%s sources=%d model=%s fallback=%s latency_ms=%.1f tokens=%d",
             st.status, st.cid, st.cascade_tier, len(st.sources), model, run.fallback_used,

@@ -296,14 +296,6 @@ class FrozenSegment(Widget):
         lines = compositor.render_strips(size)
         if len(lines) != size.height:
             return None
-        # Every block with text shows some of it; otherwise not laid out yet: try later.
-        for widget, geometry in compositor.full_map.items():
-            content = getattr(widget, "_content", None)
-            if isinstance(widget, MarkdownBlock) and content is not None and content.plain.strip():
-                region = geometry.region
-                rows = lines[max(0, region.y) : region.y + region.height]
-                if not rows or not any(strip.text.strip() for strip in rows):
-                    return None
         frozen = cls(lines, markdown.source, size.width)
         frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
         return frozen
