@@ -689,3 +689,59 @@ async def test_a_segment_is_not_frozen_before_its_last_change_is_laid_out():
         assert frozen is not None
         text = " ".join(" ".join(strip.text.split()) for strip in frozen._lines).split()
         assert " ".join(text).endswith(longer)
+
+
+def _cells(lines) -> list[list[tuple]]:
+    """Each line as (character, what shows of its style) per cell, however it is cut."""
+    def look(ch: str, style) -> tuple:
+        if style is None:
+            return ()
+        return (None if ch == " " else style.color, style.bgcolor, style.bold, style.italic,
+                style.strike, style.underline, style.reverse)
+
+    return [[(ch, look(ch, seg.style)) for seg in line for ch in seg.text] for line in lines]
+
+
+async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
+    """On the app's screen (PacedScreen) a closed segment is laid out and rendered by a
+    compositor of its own at once, before any frame has laid out its last change: the
+    lines are, cell for cell, those the screen itself shows once it has laid it out."""
+    from textual.app import App
+    from textual.containers import VerticalScroll
+    from textual.content import Content
+
+    from tui.pacing import FramePacer, PacedScreen
+    from tui.widgets.conversation import AnswerMarkdown, FrozenSegment
+
+    text = (
+        "## Parallel compression\n\n**Bold** and `code` and [a link](cite:1).\n\n"
+        "- one item\n- a long item that wraps: " + "squash the drums, " * 5 + "done\n\n"
+        "1. first\n2. second\n\n```\nbus -> comp -> return\n```\n\n> Trust your ears.\n\n"
+        "short paragraph\n"
+    )
+
+    class One(App):
+        def get_default_screen(self):
+            return PacedScreen(FramePacer())
+
+        def compose(self):
+            with VerticalScroll():
+                yield AnswerMarkdown(text)
+
+    app = One()
+    async with app.run_test(size=(50, 60)) as pilot:
+        await pilot.pause()
+        markdown = app.query_one(AnswerMarkdown)
+        longer = "a paragraph that grew in the last append and now needs three lines"
+        markdown.children[-1].set_content(Content(longer))
+        # Not laid out on screen with its new line yet: frozen all the same, with it.
+        frozen = FrozenSegment.from_markdown(markdown)
+        assert frozen is not None
+        assert " ".join(" ".join(s.text for s in frozen._lines).split()).endswith(longer)
+        await pilot.pause()
+        region = markdown.region
+        assert region.height == len(frozen._lines)
+        screen = app.screen._compositor.render_strips()
+        shown = [strip.crop(region.x, region.right) for strip in screen[region.y:region.bottom]]
+        assert [s.text for s in frozen._lines] == [s.text for s in shown]
+        assert _cells(frozen._lines) == _cells(shown)

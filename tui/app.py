@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -43,6 +43,7 @@ from textual.widgets import Collapsible, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from tui.config import Settings
+from tui.pacing import FramePacer, PacedScreen
 from tui.widgets.conversation import AssistantMessage, ConversationView
 from tui.widgets.creator_picker import ANY, CreatorPicker
 from tui.widgets.prompt import PromptInput
@@ -148,11 +149,21 @@ class ChrysopediaApp(App[int]):
         self.last_question: str | None = None
         self._current_answer: AssistantMessage | None = None
         self._state = self._read_state()
+        self.pacer = FramePacer()
         self.theme = theme or settings.theme or self._state.get("theme") or DEFAULT_THEME
         if settings.keymap:
             self.set_keymap(dict(settings.keymap))
 
     # -- layout ---------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return PacedScreen(self.pacer, id="_default")
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown | events.MouseScrollDown
+                      | events.MouseScrollUp | events.MouseMove):
+            self.pacer.user_input()  # the user's own input is never held back
+        await super().on_event(event)
+
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         with Horizontal(id="main"):

@@ -19,6 +19,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.timer import Timer
@@ -40,6 +41,8 @@ from tui.widgets.safe_text import clean
 
 # Hand streamed text to the Markdown at most this often (seconds): a few appends per second.
 FLUSH_INTERVAL = 0.05
+# ... and while tokens flood in faster than frames are drawn (see tui/pacing.py).
+FLOOD_FLUSH_INTERVAL = 0.15
 # Split a streamed answer into a new segment after this many characters, at a block edge.
 SEGMENT_CHARS = 1200
 # ... or after this many lines: an answer of tiny blocks (a list of one-word items) makes
@@ -258,6 +261,20 @@ class AnswerMarkdown(Markdown):
     def __init__(self, markdown: str | None = None, **kwargs: Any) -> None:
         super().__init__(markdown, open_links=False, **kwargs)
 
+    # A segment that a long paragraph line runs on from (`-runs-on`) ends without its last
+    # paragraph's margin. Marked with a class, not `:last-child`: an order rule on every
+    # paragraph would restyle all of a segment's paragraphs after each append.
+    def _parse_markdown(self, tokens):
+        blocks = list(super()._parse_markdown(tokens))
+        if blocks and self.has_class("-runs-on") and isinstance(blocks[-1], MarkdownParagraph):
+            blocks[-1].add_class("-run-on-end")
+        return blocks
+
+    def mark_run_on_end(self) -> None:
+        paragraphs = [c for c in self.children if isinstance(c, MarkdownParagraph)]
+        if self.children and paragraphs and self.children[-1] is paragraphs[-1]:
+            paragraphs[-1].add_class("-run-on-end")
+
 
 class FrozenSegment(Widget):
     """A finished Markdown segment as its rendered lines: one widget instead of dozens.
@@ -275,26 +292,50 @@ class FrozenSegment(Widget):
         self.retired = False
 
     @classmethod
-    def from_markdown(cls, markdown: Markdown) -> FrozenSegment | None:
+    def from_markdown(cls, markdown: Markdown, width: int = 0) -> FrozenSegment | None:
+        """The segment as its rendered lines, or None if it cannot be rendered yet.
+
+        On a screen that can lay out off screen (`PacedScreen.offscreen`), the segment
+        is laid out and rendered at `width` by a compositor of its own, whether or not a
+        frame has laid it out. Elsewhere it must have been laid out on screen, as it is
+        now (its height there equal to the height of what it holds)."""
         from textual._compositor import Compositor
 
-        size = markdown.outer_size
-        if not size.width or not size.height:
+        width = width or markdown.outer_size.width
+        if width <= 0:
             return None
         # Render every block afresh: a block's cached lines can lag behind its last update
         # (seen live as a paragraph's last line, or a few blocks, left blank).
-        for widget in markdown.walk_children(with_self=True):
+        widgets = list(markdown.walk_children(with_self=True))
+        for widget in widgets:
             widget.refresh()
             widget._clear_arrangement_cache()  # cleared by Textual only at its next layout
-        # Its height on screen must be the height of what it holds now: a block that grew in
-        # the last append (a paragraph's new line) may not be laid out yet, and lines taken
-        # at the old height would lose it for good. Not settled: try after the next refresh.
-        if markdown.get_content_height(size, size, markdown.size.width) != markdown.size.height:
+        screen = markdown.screen
+        offscreen = getattr(screen, "offscreen", None)
+        gutter = markdown.styles.gutter
+        inner = width - gutter.width
+        if inner <= 0:
             return None
+        # The height of what it holds now: a block that grew in the last append (a
+        # paragraph's new line) may not be laid out on screen yet.
+        probe = Size(width, 0)
+        height = markdown.get_content_height(probe, probe, inner) + gutter.height
+        if offscreen is None and (width, height) != tuple(markdown.outer_size):
+            return None  # not laid out on screen as it is now: try after the next refresh
+        if height <= 0:
+            return None
+        size = Size(width, height)
         compositor = Compositor()
-        compositor.reflow(markdown, size)
-        lines = compositor.render_strips(size)
+        if offscreen is None:
+            compositor.reflow(markdown, size)
+            lines = compositor.render_strips(size)
+        else:
+            with offscreen(compositor):
+                compositor.reflow(markdown, size)
+                lines = compositor.render_strips(size)
         if len(lines) != size.height:
+            for widget in widgets:
+                widget.refresh()  # rendered at the off-screen sizes: not for the screen
             return None
         frozen = cls(lines, markdown.source, size.width)
         frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
@@ -528,7 +569,22 @@ class AssistantMessage(Vertical):
             self._in_list, self._list_next = False, None
             self._stream = Markdown.get_stream(self._segment)
         self.raw += delta
-        await self._feed(delta)
+        pacer = getattr(self.app, "pacer", None)
+        if pacer is None:
+            await self._feed(delta)
+            return
+        # Frames are put off while tokens flood in; when they stop, what is left is sent
+        # to the segment at once (not at the next flush tick) and drawn.
+        pacer.token()
+        pacer.when_quiet(self._flush_soon)
+        try:
+            await self._feed(delta)
+        finally:
+            pacer.taken()
+
+    def _flush_soon(self) -> None:
+        if self._unsent or self._plain_dirty:
+            self.call_next(self._flush)
 
     async def _feed(self, text: str, *, final: bool = False) -> None:
         if self._plain is not None:
@@ -663,7 +719,7 @@ class AssistantMessage(Vertical):
         self._split_pending = False
         await self._close_segment()
         note = Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note")
-        await self.mount(note, after=self._segment)
+        await self.mount(note, before=self.query_one(".meta"))
         await self._new_plain_chunk()
 
     async def _new_plain_chunk(self) -> None:
@@ -730,10 +786,15 @@ class AssistantMessage(Vertical):
             self._unsent += text
         if not self._unsent and not self._plain_dirty:
             return
-        if monotonic() - self._last_flush >= FLUSH_INTERVAL:
+        pacer = getattr(self.app, "pacer", None)
+        # While tokens flood in, frames are few: hand text over in fewer, larger appends
+        # (each append re-parses the segment's last block and may rebuild it). When the
+        # flood stops, the rest goes at once (`_flush_soon`).
+        interval = FLOOD_FLUSH_INTERVAL if pacer is not None and pacer.active else FLUSH_INTERVAL
+        if monotonic() - self._last_flush >= interval:
             await self._flush()
         elif self._flush_timer is None:
-            self._flush_timer = self.set_timer(FLUSH_INTERVAL, self._flush)
+            self._flush_timer = self.set_timer(interval, self._flush)
 
     async def _flush(self) -> None:
         if self._flush_timer is not None:
@@ -755,9 +816,9 @@ class AssistantMessage(Vertical):
         `runs_on`: the new one goes on with the last paragraph (no gap between)."""
         if runs_on and self._segment is not None:
             self._segment.add_class("-runs-on")
-        await self._close_segment()
         segment = AnswerMarkdown(classes="body-more")
         await self.mount(segment, after=self._segment)
+        await self._close_segment()
         self._segment = segment
         self._segment_text = ""
         self._segment_lines = 0
@@ -777,15 +838,18 @@ class AssistantMessage(Vertical):
         if segment is not None and not _renders_as_parsed(segment, self._segment_text):
             # A block cut mid-stream (a code fence, a list) came out wrong: render it whole.
             await segment.update(self._segment_text)
+        if isinstance(segment, AnswerMarkdown) and segment.has_class("-runs-on"):
+            segment.mark_run_on_end()
         if freeze and segment is not None:
-            # Once laid out, a closed segment becomes one widget of rendered lines, so the
-            # layout of the next appends does not walk its blocks again.
-            segment.call_after_refresh(self._freeze, segment)
+            # A closed segment becomes one widget of rendered lines at once (laid out by a
+            # compositor of its own, not waiting for a frame), so frames and the layout of
+            # the next appends do not walk its blocks again.
+            await self._freeze(segment)
 
     async def _freeze(self, segment: Markdown, attempt: int = 0) -> None:
         if not segment.is_mounted or getattr(segment, "retired", False):
             return
-        frozen = FrozenSegment.from_markdown(segment)
+        frozen = FrozenSegment.from_markdown(segment, self.content_region.width)
         if frozen is None:
             # Not laid out yet: try again after the next refresh (a few times).
             if attempt < 20:
