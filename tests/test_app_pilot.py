@@ -505,7 +505,23 @@ async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_sett
         async with app.run_test(size=SIZE) as pilot:
             await start(app, pilot)
             assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's way
-            await ask(app, pilot, "parallel compression")
+            thresholds = gc.get_threshold()
+            chat = app.services.chat if app.services.chat is not None else app._chat_override
+            chat.mode = "hold"  # the answer waits after two tokens
+            app.prompt.load_text("parallel compression")
+            app.prompt.focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.conversation.answers
+                             and app.conversation.answers[-1].status == "streaming")
+            # While it streams, young collections are rare and full ones off...
+            from tui.app import STREAMING_GC_THRESHOLDS
+
+            assert gc.get_threshold() == STREAMING_GC_THRESHOLDS
+            chat.release.set()
+            await wait_until(pilot, lambda: settled(app.conversation.answers[-1]))
+            await pilot.pause()
+            # ... and as before once it is done.
+            assert gc.get_threshold() == thresholds
             assert gc.get_freeze_count() > 0
             await pilot.press("ctrl+n")
             await wait_until(pilot, lambda: not app.conversation.answers)
