@@ -14,7 +14,9 @@ In one run:
    timed the same way (until all of it is on screen).
 3. lag (median of --repeat runs): the same answer sent at `--rate` tokens/s; how long after the server
    wrote its last token the pane had it on screen (the pane's Markdown holding it
-   and the next screen refresh run; sampled every millisecond).
+   and the next screen refresh run; sampled every millisecond). details.lag_intake_ms_all:
+   when the app took in that last token (the rest of the lag is showing it);
+   details.lag_cpu_s_all: the app's CPU time for each of those answers.
 5. shapes (--shapes, median of --shape-repeat runs): awkward answers streamed like (1) —
    one endless list (2,000 one-line items), one 2,000-word paragraph, one huge code block
    (400 lines), a 14,000-item list (~100,000 characters, the answer cap), one 99,000-character
@@ -270,6 +272,7 @@ async def run_view(settings, server: ServerProcess, tokens: list[str], rate: flo
             end = time.perf_counter()
             end_mono = time.monotonic()
             cpu = time.process_time() - start_cpu
+            last_arrival = app.pacer.last_arrival
             await pilot.pause()
             for _ in range(1000):
                 if len(server.last_tokens) > seen_last:
@@ -294,6 +297,9 @@ async def run_view(settings, server: ServerProcess, tokens: list[str], rate: flo
     if "server_last_token" in marks and shown is not None:
         last = marks["server_last_token"]
         result["lag_ms"] = (shown - last) * 1000
+        # When the app took in the last token (it was written at `last`): the rest of the
+        # lag is showing it.
+        result["intake_ms"] = (last_arrival - last) * 1000
         result["settled_after_last_token_ms"] = (end_mono - last) * 1000
         result["achieved_tps"] = len(tokens) / max(1e-9, last - start_mono)
     return result
@@ -513,6 +519,10 @@ async def main_async(args) -> dict:
             "repeats": args.repeat,
             "view_s_all": [round(r["seconds"], 3) for r in views],
             "lag_ms_all": [round(r.get("lag_ms", float("nan")), 1) for r in paceds],
+            # Server's last token → the app taking it in, and the CPU the app spent on the
+            # answer (Enter → settled), for the same runs.
+            "lag_intake_ms_all": [round(r.get("intake_ms", float("nan")), 1) for r in paceds],
+            "lag_cpu_s_all": [round(r["cpu_s"], 2) for r in paceds],
             "paced_rate_achieved_tps": round(paced.get("achieved_tps", 0.0)),
             "paced_settled_after_last_token_ms": round(paced.get("settled_after_last_token_ms", 0.0), 1),
             "bare_startup_s": round(startup["bare_startup_s"], 3),

@@ -36,7 +36,8 @@ MAX_HOLD_S = 0.25
 
 class FramePacer:
     def __init__(self) -> None:
-        self.last_token = -1.0
+        self.last_token = -1.0  # the last fragment's arrival, or the end of its handling
+        self.last_arrival = -1.0  # the last fragment's arrival (the benchmark reads it)
         self.last_user_input = -1.0
         self.frame_start = -1.0
         self.frame_cost = 0.0
@@ -52,7 +53,7 @@ class FramePacer:
     # -- what the app tells it ---------------------------------------------------
     def token(self) -> None:
         """A streamed fragment arrived; `taken()` when it has been handled."""
-        self.last_token = monotonic()
+        self.last_token = self.last_arrival = monotonic()
         self.active = True
         self._taking += 1
         if self._quiet_handle is None:
