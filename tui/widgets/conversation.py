@@ -271,9 +271,9 @@ class AnswerMarkdown(Markdown):
         return blocks
 
     def mark_run_on_end(self) -> None:
-        paragraphs = [c for c in self.children if isinstance(c, MarkdownParagraph)]
-        if self.children and paragraphs and self.children[-1] is paragraphs[-1]:
-            paragraphs[-1].add_class("-run-on-end")
+        last = self.children[-1] if self.children else None
+        if isinstance(last, MarkdownParagraph):
+            last.add_class("-run-on-end")
 
 
 class FrozenSegment(Widget):
