@@ -44,8 +44,6 @@ class FramePacer:
         self.active = False  # tokens are flooding in (no quiet since the last one)
         self._check_due = 0.0
         self._taking = 0  # fragments being handled now
-        self.frames = 0  # frames drawn (tests and the benchmark read these)
-        self.holds = 0  # frames put off
         self._quiet_handle: asyncio.TimerHandle | None = None
         self._quiet_callbacks: list[Callable[[], object]] = []
         self._release: Callable[[], object] | None = None
@@ -91,7 +89,6 @@ class FramePacer:
         # single line) between two full ones must not let the next full one through early.
         self.frame_start = start
         self.frame_cost = max(end - start, self.frame_cost * 0.8)
-        self.frames += 1
 
     # -- internals -----------------------------------------------------------------
     def _schedule_check(self, when: float) -> None:
@@ -129,7 +126,6 @@ class PacedScreen(Screen):
         super().__init__(**kwargs)
         self.pacer = pacer
         self._held: asyncio.TimerHandle | None = None
-
         self._offscreen: Compositor | None = None
 
     @contextmanager
@@ -168,7 +164,6 @@ class PacedScreen(Screen):
         wait = self.pacer.hold_for(start)
         if wait > 0:
             self._update_timer.pause()
-            self.pacer.holds += 1
             if self._held is None:
                 self._held = asyncio.get_running_loop().call_later(wait, self._resume)
             return

@@ -11,6 +11,7 @@ reports which answer is in view so the sidebar can show its sources.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from time import monotonic
 from typing import Any
 
@@ -326,13 +327,9 @@ class FrozenSegment(Widget):
             return None
         size = Size(width, height)
         compositor = Compositor()
-        if offscreen is None:
+        with offscreen(compositor) if offscreen is not None else nullcontext():
             compositor.reflow(markdown, size)
             lines = compositor.render_strips(size)
-        else:
-            with offscreen(compositor):
-                compositor.reflow(markdown, size)
-                lines = compositor.render_strips(size)
         if len(lines) != size.height:
             for widget in widgets:
                 widget.refresh()  # rendered at the off-screen sizes: not for the screen
@@ -489,6 +486,7 @@ class AssistantMessage(Vertical):
         self._unsent = ""  # text for the segment not yet handed to its stream
         self._last_flush = 0.0
         self._flush_timer: Timer | None = None
+        self._pacer: Any = None  # the app's FramePacer, if it has one (taken at the first token)
 
     def compose(self) -> ComposeResult:
         yield Static("Searching the knowledge base…", classes="working")
@@ -568,15 +566,17 @@ class AssistantMessage(Vertical):
             self._segment_lines = 0
             self._in_list, self._list_next = False, None
             self._stream = Markdown.get_stream(self._segment)
+            self._pacer = getattr(self.app, "pacer", None)
         self.raw += delta
-        pacer = getattr(self.app, "pacer", None)
+        pacer = self._pacer
         if pacer is None:
             await self._feed(delta)
             return
         # Frames are put off while tokens flood in; when they stop, what is left is sent
         # to the segment at once (not at the next flush tick) and drawn.
+        if not pacer.active:  # the first token since the stream was last quiet
+            pacer.when_quiet(self._flush_soon)
         pacer.token()
-        pacer.when_quiet(self._flush_soon)
         try:
             await self._feed(delta)
         finally:
@@ -786,7 +786,7 @@ class AssistantMessage(Vertical):
             self._unsent += text
         if not self._unsent and not self._plain_dirty:
             return
-        pacer = getattr(self.app, "pacer", None)
+        pacer = self._pacer
         # While tokens flood in, frames are few: hand text over in fewer, larger appends
         # (each append re-parses the segment's last block and may rebuild it). When the
         # flood stops, the rest goes at once (`_flush_soon`).
