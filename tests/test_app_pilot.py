@@ -451,7 +451,7 @@ def test_safe_text_strips_escapes_and_escapes_markup():
 async def test_long_answer_streams_in_segments_and_freezes(offline_settings):
     from test_app_support import ANSWER_TOKENS
 
-    from tui.widgets.conversation import FrozenSegment
+    from tui.widgets.answer_markdown import FrozenSegment
 
     tokens = (ANSWER_TOKENS + ["\n\n```\ncode [1] stays\n```\n\n"]) * 12
     app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
@@ -558,7 +558,7 @@ LONG_SENTENCE = ("Set the **ratio** to 4:1 and the `attack` to 10 ms [1], then -
 
 def _answer_lines(answer: AssistantMessage) -> list[str]:
     """The answer's rendered text lines, segment after segment (frozen or not)."""
-    from tui.widgets.conversation import FrozenSegment
+    from tui.widgets.answer_markdown import FrozenSegment
 
     lines: list[str] = []
     for segment in answer.segments:
@@ -630,7 +630,7 @@ async def test_one_widget_list_items_look_like_textuals_own_lists():
     from textual.app import App
     from textual.containers import Vertical
 
-    from tui.widgets.conversation import AnswerMarkdown, FrozenSegment, ItemParagraph
+    from tui.widgets.answer_markdown import AnswerMarkdown, FrozenSegment, ItemParagraph
 
     text = (
         "Intro **bold**, *em*, ~~gone~~ and `code` [link](cite:1).\n\n"
@@ -685,7 +685,7 @@ async def test_a_segment_is_not_frozen_before_its_last_change_is_laid_out():
     from textual.containers import VerticalScroll
     from textual.content import Content
 
-    from tui.widgets.conversation import AnswerMarkdown, FrozenSegment
+    from tui.widgets.answer_markdown import AnswerMarkdown, FrozenSegment
 
     class One(App):
         def compose(self):
@@ -727,7 +727,7 @@ async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
     from textual.content import Content
 
     from tui.pacing import FramePacer, PacedScreen
-    from tui.widgets.conversation import AnswerMarkdown, FrozenSegment
+    from tui.widgets.answer_markdown import AnswerMarkdown, FrozenSegment
 
     text = (
         "## Parallel compression\n\n**Bold** and `code` and [a link](cite:1).\n\n"

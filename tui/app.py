@@ -1,7 +1,8 @@
 """The Chrysopedia app: composes the main screen, owns the services, routes chat events.
 
 Start-up paints first and loads later: the services (SQLAlchemy, openai, redis)
-are imported and the database opened in a worker after the first frame, so the
+and Textual's Markdown (an answer's widgets) are imported and the database opened
+in a worker after the first frame, so the
 app appears about as fast as a bare Textual app. A question asked before the
 services are ready waits for them.
 
@@ -248,6 +249,7 @@ class ChrysopediaApp(App[int]):
 
         def heavy_imports():
             import tui.commands._common as common
+            import tui.widgets.answer_markdown  # noqa: F401 - Textual's Markdown, off the first frame
             import tui.services.history as history
             import tui.services.transcripts as transcripts
 

@@ -11,32 +11,22 @@ reports which answer is in view so the sidebar can show its sources.
 from __future__ import annotations
 
 import re
-from contextlib import nullcontext
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.segment import Segment
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.geometry import Size
 from textual.message import Message
-from textual.strip import Strip
 from textual.timer import Timer
-from textual.widget import Widget
-from textual.widgets import Button, Markdown, Static
-from textual.widgets._markdown import (
-    MarkdownBlock,
-    MarkdownBullet,
-    MarkdownBulletList,
-    MarkdownFence,
-    MarkdownListItem,
-    MarkdownOrderedList,
-    MarkdownOrderedListItem,
-    MarkdownParagraph,
-    MarkdownStream,
-)
+from textual.widgets import Button, Static
+
+if TYPE_CHECKING:
+    from textual.widgets import Markdown
+    from textual.widgets._markdown import MarkdownStream
+
+    from tui.widgets.answer_markdown import FrozenSegment
 
 from tui.widgets.safe_text import clean
 
@@ -96,273 +86,12 @@ def link_citations(text: str, count: int) -> str:
     return _CITE.sub(repl, text)
 
 
-_PARSER = None
+def _answer_markdown():
+    """The module of an answer's Markdown widgets, imported at the first answer (the app's
+    boot worker imports it after the first paint: see answer_markdown.py)."""
+    from tui.widgets import answer_markdown
 
-
-def _renders_as_parsed(markdown: Markdown, text: str) -> bool:
-    """Whether the streamed blocks of `markdown` are those a fresh parse of `text` gives."""
-    global _PARSER
-    if _PARSER is None:
-        from markdown_it import MarkdownIt
-
-        _PARSER = MarkdownIt("gfm-like")
-    tokens = _PARSER.parse(text)
-    expected = [tuple(t.map) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
-    shown = [tuple(block.source_range) for block in markdown.query_children(MarkdownBlock)]
-    return expected == shown
-
-
-# The component styles (.strong, .em, .s, .code_inline, .item-bullet) of answers' blocks,
-# per block class and theme. Textual works them out again for every block it mounts, by
-# applying the whole stylesheet to a throwaway node per component class: that was ~18%
-# of the time to stream an answer. They do not depend on the block, so once is enough.
-_SHARED_COMPONENT_STYLES: dict[tuple, dict[str, Any]] = {}
-
-
-class SharedComponentStyles:
-    """Mixin for an answer's Markdown blocks: component styles from a shared cache."""
-
-    _shared_key: tuple | None = None
-
-    @classmethod
-    def _get_component_classes(cls) -> frozenset[str]:
-        return frozenset()  # the stylesheet skips them; get_component_styles fills them in
-
-    @classmethod
-    def _own_component_classes(cls) -> frozenset[str]:
-        return frozenset().union(*(c.__dict__.get("COMPONENT_CLASSES", ()) for c in cls.__mro__))
-
-    def get_component_styles(self, *names: str):
-        app = self.app
-        key = (type(self), app.theme, app.current_theme.dark)
-        if self._shared_key != key:
-            shared = _SHARED_COMPONENT_STYLES.get(key)
-            if shared is None:
-                from textual.dom import DOMNode
-
-                shared = {}
-                for component in sorted(self._own_component_classes()):
-                    virtual = DOMNode(classes=component)
-                    virtual._attach(self)
-                    app.stylesheet.apply(virtual, animate=False)
-                    shared[component] = virtual.styles
-                _SHARED_COMPONENT_STYLES[key] = shared
-            self._component_styles = dict(shared)
-            self._shared_key = key
-        return super().get_component_styles(*names)
-
-
-def _shared(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
-    """`block` with shared component styles (same name, so the same CSS applies)."""
-    return type(block.__name__, (SharedComponentStyles, block), {"__module__": __name__})
-
-
-AnswerParagraph = _shared(MarkdownParagraph)
-
-
-class AnswerFence(SharedComponentStyles, MarkdownFence):
-    """A code block; one without a language is shown as plain text.
-
-    Textual would ask Pygments to guess the language of an unlabelled block, on every
-    append while it streams (~15 ms a guess); answers' unlabelled blocks are signal chains
-    and settings, not code, so a guess only adds stray colours.
-    """
-
-    @classmethod
-    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False):
-        return super().highlight(code, language or "text", ansi=ansi, dark=dark)
-
-
-class ItemParagraph(SharedComponentStyles, MarkdownParagraph):
-    """A list item that is one paragraph (most are): one widget where Textual makes four
-    (a Horizontal, the bullet, a Vertical, the paragraph). The bullet is drawn in the
-    left padding, so wrapped lines hang under the text as in Textual's own lists. A list
-    is re-made whole on every append that reaches it while it streams, so this makes
-    list-heavy answers several times cheaper to stream."""
-
-    COMPONENT_CLASSES = MarkdownParagraph.COMPONENT_CLASSES | {"item-bullet"}
-    DEFAULT_CSS = """
-    ItemParagraph {
-        margin: 0;
-    }
-    ItemParagraph > .item-bullet {
-        color: $text-primary;
-    }
-    ItemParagraph:light > .item-bullet {
-        color: $text-secondary;
-    }
-    """
-
-    def __init__(self, paragraph: MarkdownParagraph, bullet: str) -> None:
-        super().__init__(paragraph._markdown, paragraph._token, paragraph.source_range)
-        self._inline_token = paragraph._inline_token
-        self.set_content(paragraph._content)
-        self.bullet = bullet
-        self._bullet_width = Text(bullet).cell_len
-        self.styles.padding = (0, 0, 0, self._bullet_width)
-
-    def render_lines(self, crop) -> list[Strip]:
-        strips = super().render_lines(crop)
-        if crop.y == 0 and crop.x == 0 and strips:
-            first = strips[0]
-            segments = list(first.crop(0, 1))
-            base = segments[0].style if segments and segments[0].style else None
-            style = self.get_component_rich_style("item-bullet", partial=True)
-            style = base + style if base is not None else style
-            bullet = Strip([Segment(self.bullet, style)], self._bullet_width)
-            strips = [Strip.join([bullet, first.crop(self._bullet_width)]), *strips[1:]]
-        return strips
-
-
-def _list_items(blocks: list[MarkdownBlock], symbols: list[str]):
-    for block, symbol in zip(blocks, symbols, strict=True):
-        inner = block._blocks
-        if len(inner) == 1 and type(inner[0]) in (MarkdownParagraph, AnswerParagraph):
-            yield ItemParagraph(inner[0], symbol)
-        else:  # nested lists, several paragraphs, code: Textual's own layout
-            bullet = MarkdownBullet()
-            bullet.symbol = symbol
-            yield Horizontal(bullet, Vertical(*inner))
-
-
-class AnswerBulletList(SharedComponentStyles, MarkdownBulletList):
-    def compose(self) -> ComposeResult:
-        items = [b for b in self._blocks if isinstance(b, MarkdownListItem)]
-        yield from _list_items(items, [item.bullet for item in items])
-        self._blocks.clear()
-
-
-class AnswerOrderedList(SharedComponentStyles, MarkdownOrderedList):
-    def compose(self) -> ComposeResult:
-        items = [b for b in self._blocks if isinstance(b, MarkdownListItem)]
-        start = 1
-        if items and isinstance(items[0], MarkdownOrderedListItem):
-            try:
-                start = int(items[0].bullet)
-            except ValueError:
-                pass
-        numbers = [f"{n}. " for n in range(start, start + len(items))]
-        size = max((len(n) for n in numbers), default=0)
-        yield from _list_items(items, [n.rjust(size + 1) for n in numbers])
-        self._blocks.clear()
-
-
-class AnswerMarkdown(Markdown):
-    """The Markdown of an answer (links are not opened: citations are handled by the app)."""
-
-    BLOCKS = {
-        **{name: _shared(block) for name, block in Markdown.BLOCKS.items()},
-        "paragraph_open": AnswerParagraph,
-        "fence": AnswerFence,
-        "code_block": AnswerFence,
-        "bullet_list_open": AnswerBulletList,
-        "ordered_list_open": AnswerOrderedList,
-    }
-
-    def __init__(self, markdown: str | None = None, **kwargs: Any) -> None:
-        super().__init__(markdown, open_links=False, **kwargs)
-
-    # A segment that a long paragraph line runs on from (`-runs-on`) ends without its last
-    # paragraph's margin. Marked with a class, not `:last-child`: an order rule on every
-    # paragraph would restyle all of a segment's paragraphs after each append.
-    def _parse_markdown(self, tokens):
-        blocks = list(super()._parse_markdown(tokens))
-        if blocks and self.has_class("-runs-on") and isinstance(blocks[-1], MarkdownParagraph):
-            blocks[-1].add_class("-run-on-end")
-        return blocks
-
-    def mark_run_on_end(self) -> None:
-        last = self.children[-1] if self.children else None
-        if isinstance(last, MarkdownParagraph):
-            last.add_class("-run-on-end")
-
-
-class FrozenSegment(Widget):
-    """A finished Markdown segment as its rendered lines: one widget instead of dozens.
-
-    Made from a laid-out Markdown segment with a compositor of its own; clicks on
-    citation links still post `Markdown.LinkClicked`. A new width or theme turns it
-    back into a Markdown widget.
-    """
-
-    def __init__(self, lines: list[Strip], source: str, width: int) -> None:
-        super().__init__(classes="body-frozen")
-        self._lines = lines
-        self.source = source
-        self._width = width
-        self.retired = False
-
-    @classmethod
-    def from_markdown(cls, markdown: Markdown, width: int = 0) -> FrozenSegment | None:
-        """The segment as its rendered lines, or None if it cannot be rendered yet.
-
-        On a screen that can lay out off screen (`PacedScreen.offscreen`), the segment
-        is laid out and rendered at `width` by a compositor of its own, whether or not a
-        frame has laid it out. Elsewhere it must have been laid out on screen, as it is
-        now (its height there equal to the height of what it holds)."""
-        from textual._compositor import Compositor
-
-        width = width or markdown.outer_size.width
-        if width <= 0:
-            return None
-        # Render every block afresh: a block's cached lines can lag behind its last update
-        # (seen live as a paragraph's last line, or a few blocks, left blank).
-        widgets = list(markdown.walk_children(with_self=True))
-        for widget in widgets:
-            widget.refresh()
-            widget._clear_arrangement_cache()  # cleared by Textual only at its next layout
-        screen = markdown.screen
-        offscreen = getattr(screen, "offscreen", None)
-        gutter = markdown.styles.gutter
-        inner = width - gutter.width
-        if inner <= 0:
-            return None
-        # The height of what it holds now: a block that grew in the last append (a
-        # paragraph's new line) may not be laid out on screen yet.
-        probe = Size(width, 0)
-        height = markdown.get_content_height(probe, probe, inner) + gutter.height
-        if offscreen is None and (width, height) != tuple(markdown.outer_size):
-            return None  # not laid out on screen as it is now: try after the next refresh
-        if height <= 0:
-            return None
-        size = Size(width, height)
-        compositor = Compositor()
-        with offscreen(compositor) if offscreen is not None else nullcontext():
-            compositor.reflow(markdown, size)
-            lines = compositor.render_strips(size)
-        if len(lines) != size.height:
-            for widget in widgets:
-                widget.refresh()  # rendered at the off-screen sizes: not for the screen
-            return None
-        frozen = cls(lines, markdown.source, size.width)
-        frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
-        return frozen
-
-    def on_mount(self) -> None:
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._thaw())
-
-    def get_content_height(self, container, viewport, width: int) -> int:
-        return len(self._lines)
-
-    def render_line(self, y: int) -> Strip:
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width)
-
-    def on_resize(self, event) -> None:
-        if event.size.width != self._width:
-            self._thaw()
-
-    def _thaw(self) -> None:
-        if self.parent is not None and self.is_mounted and not self.retired:
-            self.retired = True
-            markdown = AnswerMarkdown(self.source, classes="body-more")
-            markdown.set_class(self.has_class("-runs-on"), "-runs-on")
-            self.parent.mount(markdown, before=self)
-            self.remove()
-
-    async def action_link(self, href: str) -> None:
-        self.post_message(Markdown.LinkClicked(self, href))
+    return answer_markdown
 
 
 class CitationLinker:
@@ -490,7 +219,7 @@ class AssistantMessage(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("Searching the knowledge base…", classes="working")
-        yield AnswerMarkdown(classes="body")
+        yield _answer_markdown().AnswerMarkdown(classes="body")
         meta = Static("", classes="meta", markup=False)
         meta.display = False
         yield meta
@@ -501,12 +230,12 @@ class AssistantMessage(Vertical):
     @property
     def body(self) -> Markdown:
         """The first Markdown segment."""
-        return self.query_one(".body", Markdown)
+        return self.query_one(".body", _answer_markdown().AnswerMarkdown)
 
     async def _fresh_body(self) -> Markdown:
         """One empty Markdown segment in place of whatever the answer shows."""
         segments = self.segments
-        body = AnswerMarkdown(classes="body")
+        body = _answer_markdown().AnswerMarkdown(classes="body")
         await self.mount(body, after=self.query_one(".working"))
         for segment in segments:
             await segment.remove()
@@ -515,9 +244,11 @@ class AssistantMessage(Vertical):
 
     @property
     def segments(self) -> list[Markdown | FrozenSegment]:
+        md = _answer_markdown()
+        kinds = (md.AnswerMarkdown, md.FrozenSegment)
         return [
             w for w in self.children
-            if isinstance(w, Markdown | FrozenSegment) and not getattr(w, "retired", False)
+            if isinstance(w, kinds) and not getattr(w, "retired", False)
         ]
 
     @property
@@ -565,7 +296,7 @@ class AssistantMessage(Vertical):
             self._segment_text = ""
             self._segment_lines = 0
             self._in_list, self._list_next = False, None
-            self._stream = Markdown.get_stream(self._segment)
+            self._stream = _answer_markdown().AnswerMarkdown.get_stream(self._segment)
             self._pacer = getattr(self.app, "pacer", None)
         self.raw += delta
         pacer = self._pacer
@@ -816,13 +547,13 @@ class AssistantMessage(Vertical):
         `runs_on`: the new one goes on with the last paragraph (no gap between)."""
         if runs_on and self._segment is not None:
             self._segment.add_class("-runs-on")
-        segment = AnswerMarkdown(classes="body-more")
+        segment = _answer_markdown().AnswerMarkdown(classes="body-more")
         await self.mount(segment, after=self._segment)
         await self._close_segment()
         self._segment = segment
         self._segment_text = ""
         self._segment_lines = 0
-        self._stream = Markdown.get_stream(segment)
+        self._stream = _answer_markdown().AnswerMarkdown.get_stream(segment)
 
     async def _close_segment(self, *, freeze: bool = True) -> None:
         await self._flush()
@@ -835,10 +566,10 @@ class AssistantMessage(Vertical):
             # runs; the append holds the document's lock, so wait for it.
             async with segment.lock:
                 pass
-        if segment is not None and not _renders_as_parsed(segment, self._segment_text):
+        if segment is not None and not _answer_markdown().renders_as_parsed(segment, self._segment_text):
             # A block cut mid-stream (a code fence, a list) came out wrong: render it whole.
             await segment.update(self._segment_text)
-        if isinstance(segment, AnswerMarkdown) and segment.has_class("-runs-on"):
+        if isinstance(segment, _answer_markdown().AnswerMarkdown) and segment.has_class("-runs-on"):
             segment.mark_run_on_end()
         if freeze and segment is not None:
             # A closed segment becomes one widget of rendered lines at once (laid out by a
@@ -849,7 +580,7 @@ class AssistantMessage(Vertical):
     async def _freeze(self, segment: Markdown, attempt: int = 0) -> None:
         if not segment.is_mounted or getattr(segment, "retired", False):
             return
-        frozen = FrozenSegment.from_markdown(segment, self.content_region.width)
+        frozen = _answer_markdown().FrozenSegment.from_markdown(segment, self.content_region.width)
         if frozen is None:
             # Not laid out yet: try again after the next refresh (a few times).
             if attempt < 20:
