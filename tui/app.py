@@ -249,9 +249,9 @@ class ChrysopediaApp(App[int]):
 
         def heavy_imports():
             import tui.commands._common as common
-            import tui.widgets.answer_markdown  # noqa: F401 - Textual's Markdown, off the first frame
             import tui.services.history as history
             import tui.services.transcripts as transcripts
+            import tui.widgets.answer_markdown  # noqa: F401 - Textual's Markdown, off the first frame
 
             chat = importlib.import_module("tui.services.chat") if need_chat else None
             return common, chat, history, transcripts
