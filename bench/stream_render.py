@@ -23,6 +23,9 @@ In one run:
    paragraph line with no break (`oneline`), one 50,000-character list item (`longitem`) —
    each with its view time and its ratio to the tidy answer's (1) in the same run.
    `--shapes-only` runs the warm-up, (1) and (5) alone; `--shape NAME` picks shapes.
+   `--lag-only` runs the warm-up and (3) alone, --repeat times; `--half-core` gives the app
+   about half a CPU (this process on one CPU, shared with a busy loop; the server on
+   another), to see the lag on a machine about half as fast.
    floor (details.floor_s, median of --repeat): the whole answer in one `Markdown.update`
    in a bare app — what Textual's Markdown costs on this machine with no streaming at all;
    details.view_to_floor is view_s over it.
@@ -188,6 +191,10 @@ def serve() -> int:
         time.sleep(3600)
 
 
+# With --half-core: the CPUs the server process runs on (the app keeps the others).
+SERVER_CPUS: set[int] = set()
+
+
 class ServerProcess:
     """The `--serve` process: control over HTTP (`/_control`), last-token times on stdout."""
 
@@ -195,6 +202,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
         )
+        if SERVER_CPUS:
+            os.sched_setaffinity(self.proc.pid, SERVER_CPUS)
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "URL":
             raise RuntimeError("the fake model server did not start")
@@ -478,6 +487,10 @@ async def main_async(args) -> dict:
                     for shape in args.shape or SHAPES:
                         run = await run_view(settings, server, shape_tokens(shape), None)
                         shapes.setdefault(shape, []).append(run)
+            if args.lag_only:
+                runs = [await run_view(settings, server, tokens, args.rate)
+                        for _ in range(args.repeat)]
+                return lag_result(runs)
             if args.shapes_only:
                 for _ in range(args.repeat):
                     views.append(await run_view(settings, server, tokens, None))
@@ -536,6 +549,28 @@ async def main_async(args) -> dict:
     return result
 
 
+def lag_result(runs: list[dict]) -> dict:
+    """The paced runs alone (--lag-only): the median lag, and each run's figures."""
+    lags = [r.get("lag_ms", float("nan")) for r in runs]
+    return {
+        "lag_ms_at_2000_tps": round(statistics.median(lags), 1),
+        "lag_ms_all": [round(x, 1) for x in lags],
+        "lag_intake_ms_all": [round(r.get("intake_ms", float("nan")), 1) for r in runs],
+        "lag_cpu_s_all": [round(r["cpu_s"], 2) for r in runs],
+    }
+
+
+def half_core() -> subprocess.Popen:
+    """This process on CPU 0, sharing it with a busy loop; the server on CPU 1: the app gets
+    about half a CPU, as on a machine about half as fast."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("--half-core needs Linux and at least two CPUs")
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    os.sched_setaffinity(0, {first})
+    SERVER_CPUS.add(second)
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
 def shapes_result(tokens, view, views, shapes) -> dict:
     """Each awkward shape's median view time and its ratio to the tidy answer's."""
     out = {}
@@ -572,12 +607,22 @@ def main() -> int:
     parser.add_argument("--shape", action="append", choices=SHAPES,
                         help="only this shape (repeatable; default: all)")
     parser.add_argument("--shape-repeat", type=int, default=3, help="runs per shape (median)")
+    parser.add_argument("--lag-only", action="store_true",
+                        help="only the paced runs (the lag), --repeat of them")
+    parser.add_argument("--half-core", action="store_true",
+                        help="the app on one CPU shared with a busy loop (a slower machine)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return serve()
-    result = asyncio.run(main_async(args))
-    if args.json:
+    hog = half_core() if args.half_core else None
+    try:
+        result = asyncio.run(main_async(args))
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    if args.json or args.lag_only:
         print(json.dumps(result))
         return 0
     if args.shapes_only:

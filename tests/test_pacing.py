@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 from time import monotonic
 
-from tui.pacing import MAX_HOLD_S, QUIET_S, FramePacer
+from tui.pacing import (
+    FLOOD_FRAME_SHARE,
+    FLOOD_MAX_HOLD_S,
+    FRAME_SHARE,
+    MAX_HOLD_S,
+    QUIET_S,
+    FramePacer,
+)
 
 
 async def test_no_frame_is_held_without_a_stream():
@@ -75,3 +82,28 @@ async def test_a_fragment_still_being_handled_is_not_quiet():
             break
         await asyncio.sleep(QUIET_S / 2)
     assert not pacer.active
+
+
+async def test_a_flood_faster_than_anyone_reads_gets_a_smaller_share_of_frames():
+    """Fragments back to back (a model faster than reading, or a backlog in the socket):
+    frames take FLOOD_FRAME_SHARE of the time; at a reading pace, FRAME_SHARE."""
+    flood = FramePacer()
+    for _ in range(200):
+        flood.token()
+        flood.taken()
+    start = monotonic()
+    flood.framed(start, start + 0.03)
+    assert abs(start + 0.03 + flood.hold_for(start + 0.03) - (start + 0.03 / FLOOD_FRAME_SHARE)) < 1e-6
+    flood.framed(start + 1.0, start + 1.2)  # an expensive frame: held no longer than the cap
+    assert abs(flood.hold_for(start + 1.2) - (FLOOD_MAX_HOLD_S - 0.2)) < 1e-6
+
+    reading = FramePacer()  # ~200 fragments a second
+    for _ in range(150):
+        reading.token()
+        reading.taken()
+        await asyncio.sleep(0.005)
+    reading.token()
+    start = monotonic()
+    reading.framed(start, start + 0.03)
+    assert abs(start + 0.03 + reading.hold_for(start + 0.03) - (start + 0.03 / FRAME_SHARE)) < 1e-6
+    reading.taken()

@@ -11,7 +11,10 @@ took D seconds, the next waits until D / FRAME_SHARE seconds after the first beg
 10 ms frame: no wait at 20 frames a second). Input from the user (a key, the mouse) is
 never held back, and the moment the stream goes quiet (QUIET_S without a token, which
 includes its end) the held frame is drawn at once, so the last words appear without a
-wait. `PacedScreen` is the screen that asks it.
+wait. While fragments come faster than anyone reads (over FLOOD_RATE a second: a very
+fast model, or the pane reading a backlog from the socket), frames take a smaller share
+(FLOOD_FRAME_SHARE) and may wait longer (FLOOD_MAX_HOLD_S): on a slow machine the frames
+were what made the pane fall behind. `PacedScreen` is the screen that asks it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,16 @@ from textual.widget import Widget
 FRAME_SHARE = 0.25
 # No token for this long: the stream is quiet (or over) and frames are not held.
 QUIET_S = 0.012
-# A frame is never held for longer than this.
+# A frame is never held for longer than this (at a reading pace; see FLOOD_MAX_HOLD_S).
 MAX_HOLD_S = 0.25
+# Fragments coming faster than this (per second) are more than anyone reads along
+# (or the pane is behind and reads them from the socket's backlog): frames then take at
+# most FLOOD_FRAME_SHARE of the time and wait up to FLOOD_MAX_HOLD_S.
+FLOOD_RATE = 400.0
+FLOOD_FRAME_SHARE = 0.15
+FLOOD_MAX_HOLD_S = 0.35
+# The fragment rate is a moving average of the gaps between fragments, this much the newest.
+_RATE_WEIGHT = 0.05
 
 
 class FramePacer:
@@ -42,6 +53,7 @@ class FramePacer:
         self.frame_start = -1.0
         self.frame_cost = 0.0
         self.active = False  # tokens are flooding in (no quiet since the last one)
+        self.gap = 1.0  # moving average of the seconds between fragments, this stream
         self._check_due = 0.0
         self._taking = 0  # fragments being handled now
         self._quiet_handle: asyncio.TimerHandle | None = None
@@ -51,7 +63,10 @@ class FramePacer:
     # -- what the app tells it ---------------------------------------------------
     def token(self) -> None:
         """A streamed fragment arrived; `taken()` when it has been handled."""
-        self.last_token = self.last_arrival = monotonic()
+        now = monotonic()
+        if self.last_arrival >= 0:
+            self.gap += (min(now - self.last_arrival, 1.0) - self.gap) * _RATE_WEIGHT
+        self.last_token = self.last_arrival = now
         self.active = True
         self._taking += 1
         if self._quiet_handle is None:
@@ -81,7 +96,10 @@ class FramePacer:
         """Seconds the next frame should wait (0: draw it now)."""
         if not self.active or self.last_user_input >= self.frame_start:
             return 0.0
-        gap = min(MAX_HOLD_S, self.frame_cost / FRAME_SHARE)
+        if self.gap * FLOOD_RATE < 1.0:
+            gap = min(FLOOD_MAX_HOLD_S, self.frame_cost / FLOOD_FRAME_SHARE)
+        else:
+            gap = min(MAX_HOLD_S, self.frame_cost / FRAME_SHARE)
         return max(0.0, self.frame_start + gap - now)
 
     def framed(self, start: float, end: float) -> None:
