@@ -561,8 +561,8 @@ def lag_result(runs: list[dict]) -> dict:
 
 
 def half_core() -> subprocess.Popen:
-    """This process on CPU 0, sharing it with a busy loop; the server on CPU 1: the app gets
-    about half a CPU, as on a machine about half as fast."""
+    """This process on one CPU, sharing it with a busy loop; the server on another: the app
+    gets about half a CPU, as on a machine about half as fast."""
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("--half-core needs Linux and at least two CPUs")
     first, second = sorted(os.sched_getaffinity(0))[:2]

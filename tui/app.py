@@ -2,9 +2,8 @@
 
 Start-up paints first and loads later: the services (SQLAlchemy, openai, redis)
 and Textual's Markdown (an answer's widgets) are imported and the database opened
-in a worker after the first frame, so the
-app appears about as fast as a bare Textual app. A question asked before the
-services are ready waits for them.
+in a worker after the first frame, so the app appears about as fast as a bare
+Textual app. A question asked before the services are ready waits for them.
 
 One answer at a time: the `answer` worker group is exclusive; Escape cancels
 it (the partial answer stays, marked stopped). Every failure of an answer ends

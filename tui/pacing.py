@@ -53,7 +53,7 @@ class FramePacer:
         self.frame_start = -1.0
         self.frame_cost = 0.0
         self.active = False  # tokens are flooding in (no quiet since the last one)
-        self.gap = 1.0  # moving average of the seconds between fragments, this stream
+        self.fragment_gap = 1.0  # moving average of the seconds between fragments (each at most 1 s)
         self._check_due = 0.0
         self._taking = 0  # fragments being handled now
         self._quiet_handle: asyncio.TimerHandle | None = None
@@ -65,7 +65,7 @@ class FramePacer:
         """A streamed fragment arrived; `taken()` when it has been handled."""
         now = monotonic()
         if self.last_arrival >= 0:
-            self.gap += (min(now - self.last_arrival, 1.0) - self.gap) * _RATE_WEIGHT
+            self.fragment_gap += (min(now - self.last_arrival, 1.0) - self.fragment_gap) * _RATE_WEIGHT
         self.last_token = self.last_arrival = now
         self.active = True
         self._taking += 1
@@ -96,7 +96,7 @@ class FramePacer:
         """Seconds the next frame should wait (0: draw it now)."""
         if not self.active or self.last_user_input >= self.frame_start:
             return 0.0
-        if self.gap * FLOOD_RATE < 1.0:
+        if self.fragment_gap * FLOOD_RATE < 1.0:
             gap = min(FLOOD_MAX_HOLD_S, self.frame_cost / FLOOD_FRAME_SHARE)
         else:
             gap = min(MAX_HOLD_S, self.frame_cost / FRAME_SHARE)
