@@ -2,7 +2,7 @@
 frozen form of a finished segment.
 
 Kept apart from `conversation.py` so that Textual's Markdown (markdown-it, Pygments:
-~60 ms of imports here) stays off the first frame: the app imports this module in its
+~40 ms of imports on a fast machine) stays off the first frame: the app imports this module in its
 boot worker, after the first paint, and an answer takes it from there.
 """
 
