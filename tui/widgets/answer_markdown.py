@@ -2,8 +2,8 @@
 frozen form of a finished segment.
 
 Kept apart from `conversation.py` so that Textual's Markdown (markdown-it, Pygments:
-~40 ms of imports on a fast machine) stays off the first frame: the app imports this module in its
-boot worker, after the first paint, and an answer takes it from there.
+~40 ms of imports on a fast machine) stays off the first frame: the app imports this
+module in its boot worker, after the first paint, and an answer takes it from there.
 """
 
 from __future__ import annotations
