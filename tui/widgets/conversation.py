@@ -22,13 +22,13 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Button, Static
 
+from tui.widgets.safe_text import clean
+
 if TYPE_CHECKING:
     from textual.widgets import Markdown
     from textual.widgets._markdown import MarkdownStream
 
     from tui.widgets.answer_markdown import FrozenSegment
-
-from tui.widgets.safe_text import clean
 
 # Hand streamed text to the Markdown at most this often (seconds): a few appends per second.
 FLUSH_INTERVAL = 0.05
@@ -547,13 +547,14 @@ class AssistantMessage(Vertical):
         `runs_on`: the new one goes on with the last paragraph (no gap between)."""
         if runs_on and self._segment is not None:
             self._segment.add_class("-runs-on")
-        segment = _answer_markdown().AnswerMarkdown(classes="body-more")
+        markdown = _answer_markdown().AnswerMarkdown
+        segment = markdown(classes="body-more")
         await self.mount(segment, after=self._segment)
         await self._close_segment()
         self._segment = segment
         self._segment_text = ""
         self._segment_lines = 0
-        self._stream = _answer_markdown().AnswerMarkdown.get_stream(segment)
+        self._stream = markdown.get_stream(segment)
 
     async def _close_segment(self, *, freeze: bool = True) -> None:
         await self._flush()
@@ -566,12 +567,14 @@ class AssistantMessage(Vertical):
             # runs; the append holds the document's lock, so wait for it.
             async with segment.lock:
                 pass
-        if segment is not None and not _answer_markdown().renders_as_parsed(segment, self._segment_text):
+        if segment is None:
+            return
+        if not _answer_markdown().renders_as_parsed(segment, self._segment_text):
             # A block cut mid-stream (a code fence, a list) came out wrong: render it whole.
             await segment.update(self._segment_text)
-        if isinstance(segment, _answer_markdown().AnswerMarkdown) and segment.has_class("-runs-on"):
+        if segment.has_class("-runs-on"):
             segment.mark_run_on_end()
-        if freeze and segment is not None:
+        if freeze:
             # A closed segment becomes one widget of rendered lines at once (laid out by a
             # compositor of its own, not waiting for a frame), so frames and the layout of
             # the next appends do not walk its blocks again.
