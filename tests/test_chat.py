@@ -689,3 +689,24 @@ async def test_a_long_answer_has_one_usage_row_from_its_first_partial_save(
     assert row.status == ending and row.model == "primary-model"
     if ending == "answered":
         assert not row.usage_estimated  # the server's own usage replaced the estimates
+
+
+async def test_the_usage_row_is_written_before_the_partial_answer(
+        service, fake_llm, kb, monkeypatch):
+    """A process killed between the two writes of a partial save leaves the request
+    counted: whenever a partial answer reaches the archive, its usage row is already there."""
+    import tui.services.chat as chat_module
+
+    monkeypatch.setattr(chat_module, "PARTIAL_SAVE_INTERVAL", 0.2)
+    fake_llm.set_mode("slow", tokens=["tick "], count=60, rate=100)
+    rows_at_save: list[int] = []
+    original = transcripts.save_partial
+
+    async def save_partial(db, handle, text):
+        rows_at_save.append(len(await usage_rows(kb)))
+        return await original(db, handle, text)
+
+    monkeypatch.setattr(transcripts, "save_partial", save_partial)
+    events = await asyncio.wait_for(ask(service), 30)
+    assert isinstance(events[-1], Done)
+    assert rows_at_save and all(n == 1 for n in rows_at_save), rows_at_save

@@ -467,17 +467,21 @@ class ChatService:
         await self._settle(st)
 
     async def _save_partial(self, st: _Turn) -> None:
-        """The answer so far to the archive, and its usage row ("incomplete", estimated),
-        so that a process killed now still leaves both, each once."""
+        """The usage row ("incomplete", estimated) and the answer so far to the archive,
+        so that a process killed now still leaves both, each once.
+
+        The usage row goes first: a kill between the two writes then leaves the request
+        counted with a slightly older partial answer, never a saved answer whose
+        request the usage log does not know of."""
         from tui.services import transcripts
 
+        if st.run.reached_model:
+            await self._write_usage(st, usage=None, status="incomplete",
+                                    latency_ms=(time.monotonic() - st.start) * 1000)
         try:
             await transcripts.save_partial(self.db, st.handle, st.run.text)
         except Exception:  # noqa: BLE001
             logger.warning("chat_transcript_partial_error cid=%s", st.cid, exc_info=True)
-        if st.run.reached_model:
-            await self._write_usage(st, usage=None, status="incomplete",
-                                    latency_ms=(time.monotonic() - st.start) * 1000)
 
     async def _write_usage(
         self, st: _Turn, *, usage: dict[str, Any] | None, status: str, latency_ms: float
