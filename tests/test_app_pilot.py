@@ -472,8 +472,8 @@ async def test_long_answer_streams_in_segments_and_freezes(offline_settings):
         frozen = answer.query(FrozenSegment).first()
         app.conversation.scroll_to_widget(frozen, animate=False, top=True)
         await pilot.pause()
-        row = next(i for i, line in enumerate(frozen._lines) if "[3]" in line.text)
-        column = frozen._lines[row].text.index("[3]")
+        row = next(i for i, line in enumerate(frozen.lines) if "[3]" in line.text)
+        column = frozen.lines[row].text.index("[3]")
         await pilot.click(frozen, offset=(column + 1, row))
         await wait_until(pilot, lambda: app.sidebar.highlighted_number == 3)
         # A new width turns frozen segments back into Markdown.
@@ -563,9 +563,9 @@ def _answer_lines(answer: AssistantMessage) -> list[str]:
     lines: list[str] = []
     for segment in answer.segments:
         if isinstance(segment, FrozenSegment):
-            lines.extend(strip.text for strip in segment._lines)
+            lines.extend(strip.text for strip in segment.lines)
         else:  # a live Markdown segment: render it the way freezing does
-            lines.extend(strip.text for strip in FrozenSegment.from_markdown(segment)._lines)
+            lines.extend(strip.text for strip in FrozenSegment.from_markdown(segment).lines)
     return lines
 
 
@@ -661,7 +661,7 @@ async def test_one_widget_list_items_look_like_textuals_own_lists():
                     style.strike, style.underline, style.reverse)
 
         return [[(ch, look(ch, seg.style)) for seg in line for ch in seg.text]
-                for line in segment._lines]
+                for line in segment.lines]
 
     app = Side()
     async with app.run_test(size=(70, 80)) as pilot:
@@ -673,7 +673,7 @@ async def test_one_widget_list_items_look_like_textuals_own_lists():
             await pilot.pause()
             theirs = FrozenSegment.from_markdown(app.query_one("#textual", Markdown))
             ours = FrozenSegment.from_markdown(app.query_one("#ours", Markdown))
-            assert [s.text for s in ours._lines] == [s.text for s in theirs._lines]
+            assert [s.text for s in ours.lines] == [s.text for s in theirs.lines]
             assert cells(ours) == cells(theirs), theme
 
 
@@ -703,7 +703,7 @@ async def test_a_segment_is_not_frozen_before_its_last_change_is_laid_out():
         await pilot.pause()
         frozen = FrozenSegment.from_markdown(markdown)
         assert frozen is not None
-        text = " ".join(" ".join(strip.text.split()) for strip in frozen._lines).split()
+        text = " ".join(" ".join(strip.text.split()) for strip in frozen.lines).split()
         assert " ".join(text).endswith(longer)
 
 
@@ -753,11 +753,112 @@ async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
         # Not laid out on screen with its new line yet: frozen all the same, with it.
         frozen = FrozenSegment.from_markdown(markdown)
         assert frozen is not None
-        assert " ".join(" ".join(s.text for s in frozen._lines).split()).endswith(longer)
+        assert " ".join(" ".join(s.text for s in frozen.lines).split()).endswith(longer)
         await pilot.pause()
         region = markdown.region
-        assert region.height == len(frozen._lines)
+        assert region.height == len(frozen.lines)
         screen = app.screen._compositor.render_strips()
         shown = [strip.crop(region.x, region.right) for strip in screen[region.y:region.bottom]]
-        assert [s.text for s in frozen._lines] == [s.text for s in shown]
-        assert _cells(frozen._lines) == _cells(shown)
+        assert [s.text for s in frozen.lines] == [s.text for s in shown]
+        assert _cells(frozen.lines) == _cells(shown)
+
+
+async def test_a_lazily_frozen_segment_renders_the_same_cells_only_as_they_are_shown():
+    """Frozen while tokens flood in, a segment is laid out at once but its lines are
+    rendered only when asked for (a chunk at a time) from the hidden Markdown; they are,
+    cell for cell, the lines an eager freeze renders; `settle()` renders the rest and
+    removes the hidden Markdown."""
+    from textual.app import App
+    from textual.containers import VerticalScroll
+
+    from tui.pacing import FramePacer, PacedScreen
+    from tui.widgets.answer_markdown import LAZY_CHUNK_LINES, AnswerMarkdown, FrozenSegment
+
+    text = "".join(
+        f"## Step {n}\n\n**Bold** and `code` and [a link](cite:1), " + "squash the drums, " * 6
+        + f"done.\n\n- item {n}\n- a second item\n\n1. first\n2. second\n\n```\nbus {n}\n```\n\n"
+        for n in range(14))
+
+    class One(App):
+        def get_default_screen(self):
+            return PacedScreen(FramePacer())
+
+        def compose(self):
+            with VerticalScroll():
+                yield AnswerMarkdown(text)
+
+    app = One()
+    async with app.run_test(size=(50, 30)) as pilot:
+        await pilot.pause()
+        markdown = app.query_one(AnswerMarkdown)
+        eager = FrozenSegment.from_markdown(markdown)
+        assert eager is not None and not eager.pending
+        height = len(eager.lines)
+        assert height > 4 * LAZY_CHUNK_LINES
+        lazy = FrozenSegment.from_markdown(markdown, lazy=True)
+        assert lazy is not None and lazy.pending
+        lazy.styles.height = "auto"  # as the app's stylesheet has it
+        await app.query_one(VerticalScroll).mount(lazy, before=markdown)
+        markdown.display = False
+        await pilot.pause()
+        # The frame rendered the lines it shows (one chunk); asked for one line far down,
+        # that line's chunk is rendered too, and not the lines in between.
+        y = height - 5
+        assert lazy.render_line(y).text == eager.lines[y].text
+        assert lazy._lines[y] is not None and lazy._lines[height // 2] is None
+        assert sum(line is not None for line in lazy._lines) <= 2 * LAZY_CHUNK_LINES
+        assert lazy.pending and markdown.is_attached
+        # The screen shows what an eager freeze renders (the top lines, drawn lazily).
+        await pilot.pause()
+        region = lazy.region
+        screen = app.screen._compositor.render_strips()
+        shown = [s.crop(region.x, region.right) for s in screen[region.y:region.bottom]]
+        assert _cells(shown) == _cells(eager.lines[:len(shown)])
+        lazy.settle()
+        assert not lazy.pending
+        assert _cells(lazy.lines) == _cells(eager.lines)
+        await pilot.pause()
+        assert not markdown.is_attached  # the hidden Markdown is gone
+
+
+async def test_segments_frozen_in_a_flood_settle_after_the_stream_and_leave_nothing_hidden(
+        offline_settings, monkeypatch):
+    from test_app_support import ANSWER_TOKENS
+
+    import tui.pacing
+    from tui.widgets.answer_markdown import AnswerMarkdown, FrozenSegment
+
+    # The scripted tokens come as fast as the app takes them; whether a gap between two
+    # of them counts as quiet would depend on the machine. Here the stream is quiet only
+    # a second after its last token, so every segment is frozen in the flood.
+    monkeypatch.setattr(tui.pacing, "QUIET_S", 1.0)
+
+    tokens = (ANSWER_TOKENS + ["\n\n- a list item [2]\n- another\n\n"]) * 12
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+
+        def hidden(answer) -> list:
+            return [w for w in answer.children if isinstance(w, AnswerMarkdown) and getattr(w, "retired", False)]
+
+        answer = await ask(app, pilot, "parallel compression")
+        frozen = list(answer.query(FrozenSegment))
+        # Frozen while the scripted tokens flooded in: lines left, their Markdown hidden.
+        assert frozen and any(f.pending for f in frozen)
+        assert hidden(answer) and not any(w.display for w in hidden(answer))
+        await wait_until(pilot, lambda: not any(f.pending for f in answer.query(FrozenSegment)),
+                         what="frozen segments settled")
+        await pilot.pause()
+        assert not hidden(answer)
+        assert all(None not in f._lines for f in answer.query(FrozenSegment))
+        # The settled lines read as the answer: every list item, in order.
+        lines = " ".join(_answer_lines(answer))
+        assert lines.count("a list item [2]") == 12
+
+        # A second answer, reset while its frozen segments still have lines left (the
+        # fallback restarting it): nothing hidden is left behind.
+        answer = await ask(app, pilot, "sidechain ducking")
+        assert any(f.pending for f in answer.query(FrozenSegment))
+        await answer.reset("the primary model failed")
+        await pilot.pause()
+        assert not hidden(answer) and not answer.query(FrozenSegment)

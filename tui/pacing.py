@@ -151,11 +151,11 @@ class PacedScreen(Screen):
         """While inside: widgets laid out by `compositor` (a compositor of the caller's own,
         rooted at a widget of this screen) render at their places in it, not on screen.
         Lets a finished answer segment be rendered before any frame has laid it out."""
-        self._offscreen = compositor
+        outer, self._offscreen = self._offscreen, compositor
         try:
             yield
         finally:
-            self._offscreen = None
+            self._offscreen = outer
 
     def find_widget(self, widget: Widget) -> MapGeometry:
         if self._offscreen is not None:

@@ -15,7 +15,7 @@ from rich.segment import Segment
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Markdown
@@ -33,14 +33,20 @@ from textual.widgets._markdown import (
 _PARSER = None
 
 
-def renders_as_parsed(markdown: Markdown, text: str) -> bool:
-    """Whether the streamed blocks of `markdown` are those a fresh parse of `text` gives."""
+def shared_parser():
+    """One "gfm-like" MarkdownIt for every answer: Textual's Markdown makes a new one for
+    every append and update (~0.5 ms each on a fast machine); parsing keeps no state in it."""
     global _PARSER
     if _PARSER is None:
         from markdown_it import MarkdownIt
 
         _PARSER = MarkdownIt("gfm-like")
-    tokens = _PARSER.parse(text)
+    return _PARSER
+
+
+def renders_as_parsed(markdown: Markdown, text: str) -> bool:
+    """Whether the streamed blocks of `markdown` are those a fresh parse of `text` gives."""
+    tokens = shared_parser().parse(text)
     expected = [tuple(t.map) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
     shown = [tuple(block.source_range) for block in markdown.query_children(MarkdownBlock)]
     return expected == shown
@@ -194,7 +200,7 @@ class AnswerMarkdown(Markdown):
     }
 
     def __init__(self, markdown: str | None = None, **kwargs: Any) -> None:
-        super().__init__(markdown, open_links=False, **kwargs)
+        super().__init__(markdown, open_links=False, parser_factory=shared_parser, **kwargs)
 
     # A segment that a long paragraph line runs on from (`-runs-on`) ends without its last
     # paragraph's margin. Marked with a class, not `:last-child`: an order rule on every
@@ -211,29 +217,44 @@ class AnswerMarkdown(Markdown):
             last.add_class("-run-on-end")
 
 
+# A frozen segment's lines still to render are rendered this many at a time, when a frame
+# first shows one of them.
+LAZY_CHUNK_LINES = 48
+
+
 class FrozenSegment(Widget):
     """A finished Markdown segment as its rendered lines: one widget instead of dozens.
 
     Made from a laid-out Markdown segment with a compositor of its own; clicks on
     citation links still post `Markdown.LinkClicked`. A new width or theme turns it
     back into a Markdown widget.
+
+    Made `lazy`, it renders its lines only when a frame shows them: while an answer floods
+    in, most of a segment scrolls past unseen, and rendering every line of it at once was
+    a fifth of the work of streaming. Until `settle()` (which renders the rest and removes
+    it), the Markdown it came from stays mounted, hidden, to render from.
     """
 
-    def __init__(self, lines: list[Strip], source: str, width: int) -> None:
+    def __init__(self, lines: list[Strip | None], source: str, width: int, *,
+                 pending: tuple[Markdown, Any] | None = None) -> None:
         super().__init__(classes="body-frozen")
         self._lines = lines
         self.source = source
         self._width = width
         self.retired = False
+        self._pending = pending  # (the hidden Markdown, its compositor) while lines are left
 
     @classmethod
-    def from_markdown(cls, markdown: Markdown, width: int = 0) -> FrozenSegment | None:
+    def from_markdown(cls, markdown: Markdown, width: int = 0, *,
+                      lazy: bool = False) -> FrozenSegment | None:
         """The segment as its rendered lines, or None if it cannot be rendered yet.
 
         On a screen that can lay out off screen (`PacedScreen.offscreen`), the segment
         is laid out and rendered at `width` by a compositor of its own, whether or not a
         frame has laid it out. Elsewhere it must have been laid out on screen, as it is
-        now (its height there equal to the height of what it holds)."""
+        now (its height there equal to the height of what it holds). `lazy` (off screen
+        only): laid out now, rendered as its lines are shown; the caller hides `markdown`
+        and leaves it mounted until `settle()`."""
         from textual._compositor import Compositor
 
         width = width or markdown.outer_size.width
@@ -261,16 +282,77 @@ class FrozenSegment(Widget):
             return None
         size = Size(width, height)
         compositor = Compositor()
-        with offscreen(compositor) if offscreen is not None else nullcontext():
-            compositor.reflow(markdown, size)
-            lines = compositor.render_strips(size)
-        if len(lines) != size.height:
-            for widget in widgets:
-                widget.refresh()  # rendered at the off-screen sizes: not for the screen
-            return None
-        frozen = cls(lines, markdown.source, size.width)
+        if lazy and offscreen is not None:
+            with offscreen(compositor):
+                compositor.reflow(markdown, size)
+            frozen = cls([None] * height, markdown.source, width, pending=(markdown, compositor))
+        else:
+            with offscreen(compositor) if offscreen is not None else nullcontext():
+                compositor.reflow(markdown, size)
+                lines = compositor.render_strips(size)
+            if len(lines) != size.height:
+                for widget in widgets:
+                    widget.refresh()  # rendered at the off-screen sizes: not for the screen
+                return None
+            frozen = cls(lines, markdown.source, size.width)
         frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
         return frozen
+
+    @property
+    def pending(self) -> bool:
+        """Lines are left to render from the hidden Markdown."""
+        return self._pending is not None
+
+    @property
+    def lines(self) -> list[Strip]:
+        """All its lines (rendering those left)."""
+        self._render_rest()
+        return self._lines  # type: ignore[return-value]
+
+    def settle(self) -> None:
+        """Render the lines left and remove the hidden Markdown they came from."""
+        if self._pending is None:
+            return
+        self._render_rest()
+        self.release()
+
+    def release(self) -> None:
+        """Remove the hidden Markdown without rendering the rest (for a segment on its way
+        out: lines left would show blank)."""
+        if self._pending is not None:
+            markdown, _ = self._pending
+            self._pending = None
+            if markdown.is_attached:
+                markdown.remove()
+
+    def _render_rest(self) -> None:
+        y = 0
+        while self._pending is not None:
+            try:
+                y = self._lines.index(None, y)
+            except ValueError:
+                break
+            self._render_from(y)
+
+    def _render_from(self, y: int) -> None:
+        """Render LAZY_CHUNK_LINES lines from line y (those not rendered yet)."""
+        lines = self._lines
+        end = min(len(lines), y + LAZY_CHUNK_LINES)
+        pending = self._pending
+        chops = None
+        if pending is not None:
+            markdown, compositor = pending
+            offscreen = getattr(markdown.screen, "offscreen", None) if markdown.is_attached else None
+            if offscreen is not None:
+                with offscreen(compositor):
+                    chops = compositor._render_chops(
+                        Region(0, y, self._width, end - y), lambda n: y <= n < end)
+        for n in range(y, end):
+            if lines[n] is None:
+                chop = chops[n] if chops is not None and n < len(chops) else None
+                lines[n] = Strip.join(chop.values()) if chop else Strip.blank(self._width)
+        if chops is None:
+            self.release()  # nothing left to render from: blank rather than wrong
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._thaw())
@@ -280,7 +362,11 @@ class FrozenSegment(Widget):
 
     def render_line(self, y: int) -> Strip:
         if y < len(self._lines):
-            return self._lines[y]
+            line = self._lines[y]
+            if line is None:
+                self._render_from(y)
+                line = self._lines[y]
+            return line
         return Strip.blank(self.size.width)
 
     def on_resize(self, event) -> None:
@@ -290,6 +376,7 @@ class FrozenSegment(Widget):
     def _thaw(self) -> None:
         if self.parent is not None and self.is_mounted and not self.retired:
             self.retired = True
+            self.release()
             markdown = AnswerMarkdown(self.source, classes="body-more")
             markdown.set_class(self.has_class("-runs-on"), "-runs-on")
             self.parent.mount(markdown, before=self)

@@ -39,6 +39,9 @@ SEGMENT_CHARS = 1200
 # ... or after this many lines: an answer of tiny blocks (a list of one-word items) makes
 # several widgets per line, and a live segment is laid out again on every append.
 SEGMENT_LINES = 40
+# A segment frozen lazily while tokens flood in renders the rest of its lines once the
+# stream has been quiet this long (seconds).
+SETTLE_AFTER_S = 0.5
 # After a blank line, these continue the block before it (list items, quotes, indented
 # continuation, tables): never split there.
 _CONTINUES_BLOCK = re.compile(r"[ \t]|[-*+][ \t]|\d{1,9}[.)][ \t]|>|\|")
@@ -216,6 +219,7 @@ class AssistantMessage(Vertical):
         self._last_flush = 0.0
         self._flush_timer: Timer | None = None
         self._pacer: Any = None  # the app's FramePacer, if it has one (taken at the first token)
+        self._unsettled: list[FrozenSegment] = []  # frozen lazily, lines left to render
 
     def compose(self) -> ComposeResult:
         yield Static("Searching the knowledge base…", classes="working")
@@ -234,6 +238,7 @@ class AssistantMessage(Vertical):
 
     async def _fresh_body(self) -> Markdown:
         """One empty Markdown segment in place of whatever the answer shows."""
+        self._drop_unsettled()
         segments = self.segments
         body = _answer_markdown().AnswerMarkdown(classes="body")
         await self.mount(body, after=self.query_one(".working"))
@@ -583,7 +588,12 @@ class AssistantMessage(Vertical):
     async def _freeze(self, segment: Markdown, attempt: int = 0) -> None:
         if not segment.is_mounted or getattr(segment, "retired", False):
             return
-        frozen = _answer_markdown().FrozenSegment.from_markdown(segment, self.content_region.width)
+        # While tokens flood in, its lines are rendered only as frames show them (most
+        # scroll past unseen); the rest once the stream is quiet (`_settle_frozen`).
+        pacer = self._pacer
+        lazy = pacer is not None and pacer.active
+        frozen = _answer_markdown().FrozenSegment.from_markdown(
+            segment, self.content_region.width, lazy=lazy)
         if frozen is None:
             # Not laid out yet: try again after the next refresh (a few times).
             if attempt < 20:
@@ -591,7 +601,42 @@ class AssistantMessage(Vertical):
             return
         segment.retired = True  # replaced: no longer part of the answer's text
         await self.mount(frozen, before=segment)
-        await segment.remove()
+        if frozen.pending:
+            segment.display = False  # kept, hidden, to render the frozen lines from
+            self._unsettled.append(frozen)
+            pacer.when_quiet(self._settle_soon)
+        else:
+            await segment.remove()
+
+    def _settle_soon(self) -> None:
+        # Once the stream has been quiet a while: its last words and their frame come first.
+        self.set_timer(SETTLE_AFTER_S, self._settle_frozen)
+
+    def _settle_frozen(self) -> None:
+        """Render the rest of one lazily frozen segment (and drop its hidden Markdown), then
+        the next, each in a callback of its own so keys and frames come in between."""
+        pacer = self._pacer
+        if pacer is not None:
+            if pacer.active:
+                pacer.when_quiet(self._settle_soon)  # the stream went on: wait for it again
+                return
+            quiet_for = monotonic() - pacer.last_token
+            if quiet_for < SETTLE_AFTER_S:  # it went on and is quiet again
+                self.set_timer(SETTLE_AFTER_S - quiet_for, self._settle_frozen)
+                return
+        while self._unsettled:
+            frozen = self._unsettled.pop(0)
+            if frozen.is_attached and frozen.pending:
+                frozen.settle()
+                break
+        if self._unsettled:
+            self.call_later(self._settle_frozen)
+
+    def _drop_unsettled(self) -> None:
+        # The segments are on their way out: nothing left to render.
+        for frozen in self._unsettled:
+            frozen.release()
+        self._unsettled.clear()
 
     async def _stop_stream(self) -> None:
         if not self._streaming:
