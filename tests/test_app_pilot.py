@@ -862,3 +862,30 @@ async def test_segments_frozen_in_a_flood_settle_after_the_stream_and_leave_noth
         await answer.reset("the primary model failed")
         await pilot.pause()
         assert not hidden(answer) and not answer.query(FrozenSegment)
+
+
+async def test_an_answer_adds_and_removes_only_the_stop_key(offline_settings):
+    """The footer keeps its keys while an answer streams: only "Stop answer" comes and goes
+    (Textual's Footer made all of them again, twice, as each answer began)."""
+    from textual.widgets._footer import FooterKey
+
+    from tui.widgets.footer import AppFooter
+
+    chat = ScriptedChat(mode="hold")
+    app = make_test_app(offline_settings, chat_service=chat)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, app.ready.is_set)
+        footer = app.query_one(AppFooter)
+        before = list(footer.query_children(FooterKey))
+        assert "Stop answer" not in [k.description for k in before]
+        app.prompt.load_text("parallel compression")
+        app.prompt.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "Stop answer" in [
+            k.description for k in footer.query_children(FooterKey)], what="the stop key")
+        during = list(footer.query_children(FooterKey))
+        assert [k for k in during if k.description != "Stop answer"] == before  # kept
+        chat.release.set()
+        await wait_until(pilot, lambda: "Stop answer" not in [
+            k.description for k in footer.query_children(FooterKey)], what="no stop key")
+        assert list(footer.query_children(FooterKey)) == before

@@ -39,13 +39,14 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Collapsible, Footer, Static
+from textual.widgets import Collapsible, Static
 from textual.worker import Worker, WorkerState
 
 from tui.config import Settings
 from tui.pacing import FramePacer, PacedScreen
 from tui.widgets.conversation import AssistantMessage, ConversationView
 from tui.widgets.creator_picker import ANY, CreatorPicker
+from tui.widgets.footer import AppFooter
 from tui.widgets.prompt import PromptInput
 from tui.widgets.safe_text import clean, one_line, plain
 from tui.widgets.sources import SourceList, SourcesSidebar
@@ -181,7 +182,7 @@ class ChrysopediaApp(App[int]):
                     yield Static("", id="voice-preview-text", markup=False)
                 yield PromptInput(id="prompt", placeholder="Ask about synthesis, mixing, sampling…  (Enter sends, Ctrl+J new line)")
             yield SourcesSidebar(id="sources")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def conversation(self) -> ConversationView:

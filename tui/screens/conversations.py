@@ -32,9 +32,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.footer import AppFooter
 from tui.widgets.safe_text import one_line
 
 
@@ -142,7 +143,7 @@ class ConversationsScreen(Screen[tuple[str, str | None] | None]):
             yield Static(
                 Text("No conversations yet."), id="conversations-empty"
             )
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

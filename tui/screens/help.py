@@ -19,8 +19,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from tui.widgets.footer import AppFooter
 from tui.widgets.safe_text import one_line
 
 
@@ -84,7 +85,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help") as box:
             box.border_title = self.title_text
             yield Static(self._table(), id="help-keys")
-        yield Footer()
+        yield AppFooter()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -36,10 +36,11 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Markdown, Static
 
 from tui.services.player import launch, plan_open
 from tui.services.sources import reference_text, time_range
+from tui.widgets.footer import AppFooter
 from tui.widgets.safe_text import clean, one_line
 
 # Section text shown at most (a knowledge base written by other tools may hold a
@@ -200,7 +201,7 @@ class SourceDetailScreen(ModalScreen[None]):
                     yield Static(Text(heading), id="sd-heading")
                 yield Markdown(body or "*No section text.*", open_links=False, id="sd-section")
             yield Static(self._video_lines(), id="sd-video")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         # Arrow keys and Page Up/Down scroll the section text.

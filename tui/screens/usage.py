@@ -25,8 +25,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
+from tui.widgets.footer import AppFooter
 from tui.widgets.safe_text import one_line
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -308,7 +309,7 @@ class UsageScreen(Screen[None]):
                 with Vertical(classes="usage-section", id="usage-models") as box:
                     box.border_title = "Models"
                     yield Static(self._counts(self.report.get("models"), "No models yet."))
-        yield Footer()
+        yield AppFooter()
 
     def on_resize(self) -> None:
         # Side-by-side panels need about 100 columns; below that they stack.
