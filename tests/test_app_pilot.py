@@ -889,3 +889,27 @@ async def test_an_answer_adds_and_removes_only_the_stop_key(offline_settings):
         await wait_until(pilot, lambda: "Stop answer" not in [
             k.description for k in footer.query_children(FooterKey)], what="no stop key")
         assert list(footer.query_children(FooterKey)) == before
+
+
+@pytest.mark.parametrize("kind", ["bullets", "numbers"])
+async def test_a_long_list_split_into_segments_shows_no_gap_between_its_halves(
+        offline_settings, kind):
+    """A list longer than a segment is split between two items: the two halves read as
+    one list (no blank line where it was split; the numbering goes on)."""
+    count = 90
+    items = [f"- step {n}: compress [1]\n" if kind == "bullets" else f"{n}. step {n} [1]\n"
+             for n in range(1, count + 1)]
+    tokens = ["Intro [1]\n\n", *items, "\nAfter [2]\n"]
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        assert len(answer.segments) > 2
+        await wait_until(pilot, lambda: all(s.outer_size.height for s in answer.segments))
+        lines = [line.rstrip() for line in _answer_lines(answer)]
+        first = next(i for i, line in enumerate(lines) if "step 1" in line)
+        last = next(i for i, line in enumerate(lines) if f"step {count}" in line)
+        assert last - first == count - 1, lines[first:last + 1]  # one line per item, no gap
+        if kind == "numbers":
+            assert all(lines[first + n - 1].lstrip().startswith(f"{n}. ") for n in (1, 45, count))
+        assert "After" in lines[-1] or "After" in lines[-2]

@@ -24,6 +24,7 @@ from textual.widgets._markdown import (
     MarkdownBullet,
     MarkdownBulletList,
     MarkdownFence,
+    MarkdownList,
     MarkdownListItem,
     MarkdownOrderedList,
     MarkdownOrderedListItem,
@@ -187,6 +188,10 @@ class AnswerOrderedList(SharedComponentStyles, MarkdownOrderedList):
         self._blocks.clear()
 
 
+# The blocks a segment can run on from into the next.
+_RUNS_ON = (MarkdownParagraph, MarkdownList)
+
+
 class AnswerMarkdown(Markdown):
     """The Markdown of an answer (links are not opened: citations are handled by the app)."""
 
@@ -202,18 +207,19 @@ class AnswerMarkdown(Markdown):
     def __init__(self, markdown: str | None = None, **kwargs: Any) -> None:
         super().__init__(markdown, open_links=False, parser_factory=shared_parser, **kwargs)
 
-    # A segment that a long paragraph line runs on from (`-runs-on`) ends without its last
-    # paragraph's margin. Marked with a class, not `:last-child`: an order rule on every
-    # paragraph would restyle all of a segment's paragraphs after each append.
+    # A segment that the next one runs on from (`-runs-on`: a long paragraph line cut, or a
+    # long list split between two items) ends without its last paragraph's or list's
+    # margin. Marked with a class, not `:last-child`: an order rule on every block would
+    # restyle all of a segment's blocks after each append.
     def _parse_markdown(self, tokens):
         blocks = list(super()._parse_markdown(tokens))
-        if blocks and self.has_class("-runs-on") and isinstance(blocks[-1], MarkdownParagraph):
+        if blocks and self.has_class("-runs-on") and isinstance(blocks[-1], _RUNS_ON):
             blocks[-1].add_class("-run-on-end")
         return blocks
 
     def mark_run_on_end(self) -> None:
         last = self.children[-1] if self.children else None
-        if isinstance(last, MarkdownParagraph):
+        if isinstance(last, _RUNS_ON):
             last.add_class("-run-on-end")
 
 

@@ -345,7 +345,8 @@ class AssistantMessage(Vertical):
                 if start and item and (self._in_list or blank):
                     await self._write_segment("".join(out))
                     out.clear()
-                    await self._new_segment()
+                    # The same list going on: no gap between its two halves.
+                    await self._new_segment(runs_on=self._in_list)
                     if item.group(1) and self._list_next is not None and self._in_list:
                         # The next list starts at the number this item renders as.
                         start = f"{self._list_next}{item.group(2)}" + start[item.end(2) :]
@@ -549,7 +550,7 @@ class AssistantMessage(Vertical):
 
     async def _new_segment(self, *, runs_on: bool = False) -> None:
         """Close the current segment (verified) and stream into a new one after it;
-        `runs_on`: the new one goes on with the last paragraph (no gap between)."""
+        `runs_on`: the new one goes on with the last paragraph or list (no gap between)."""
         if runs_on and self._segment is not None:
             self._segment.add_class("-runs-on")
         markdown = _answer_markdown().AnswerMarkdown
