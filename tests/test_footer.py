@@ -93,3 +93,48 @@ async def test_the_footer_shows_what_textuals_shows_and_keeps_the_keys_that_stay
         await pilot.click(bravo)
         await pilot.pause()
         assert ran == ["b"]
+
+
+async def test_new_keys_do_not_wait_for_a_frame_held_by_the_pacer():
+    """While an answer floods in, frames are held; the footer is brought up to date
+    without waiting for one, and asks for the next frame to come at once."""
+    import asyncio
+    from time import monotonic
+
+    from tui.pacing import FramePacer, PacedScreen
+
+    class PacedKeys(Keys):
+        def __init__(self) -> None:
+            super().__init__(AppFooter)
+            self.pacer = FramePacer()
+
+        def get_default_screen(self):
+            return PacedScreen(self.pacer)
+
+    app = PacedKeys()
+    async with app.run_test(size=(100, 5)) as pilot:
+        await pilot.pause()
+        footer = app.query_one(AppFooter)
+        assert "Bravo" not in [k.description for k in footer.query_children(FooterKey)]
+        # Tokens flooding in, a frame just drawn: the next one is held for a while.
+        pacer = app.pacer
+        pacer.active = True
+        pacer.frame_start, pacer.frame_cost = monotonic(), 1.0
+        assert pacer.hold_for(monotonic()) > 0.1
+        # ... and the screen has changes waiting for it, as while tokens stream in.
+        body = app.query_one(Static)
+
+        async def streaming():
+            while True:
+                body.update(f"token {monotonic()}")
+                await asyncio.sleep(0.005)
+
+        stream = asyncio.create_task(streaming())
+        changed = monotonic()
+        app.state = {"b": True, "c": True}
+        app.refresh_bindings()
+        await asyncio.sleep(0.05)  # less than the hold
+        stream.cancel()
+        assert "Bravo" in [k.description for k in footer.query_children(FooterKey)]
+        assert pacer.frame_start > changed  # and a frame was drawn, not held, to show it
+        pacer.active = False

@@ -82,6 +82,11 @@ class FramePacer:
         self.last_user_input = monotonic()
         self._wake()
 
+    def show_soon(self) -> None:
+        """Something the user must see at once changed (the keys in the footer): the next
+        frame is not held, as after a key."""
+        self.user_input()
+
     def when_quiet(self, callback: Callable[[], object]) -> None:
         """Call `callback` once, the next time the stream goes quiet."""
         if callback not in self._quiet_callbacks:

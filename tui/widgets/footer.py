@@ -6,8 +6,9 @@ and when it ends, though all that changes is one key ("Stop answer"). On a slow 
 each rebuild took 25-40 ms, at the start of the stream, where it delays the first
 words. `AppFooter` compares what it would show with what it shows: nothing changed, it
 does nothing; keys appeared, went or were enabled/disabled, it mounts, removes or
-restyles just those keys. Binding groups (which this app does not use) fall back to
-Textual's rebuild.
+restyles just those keys, at once (not after the next frame, which the frame pacer may
+hold while an answer floods in), and asks for the next frame to show them. Binding
+groups (which this app does not use) fall back to Textual's rebuild.
 """
 
 from __future__ import annotations
@@ -83,9 +84,11 @@ class AppFooter(Footer):
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen and not self._update_pending:
-            # Several changes before the next refresh make one update.
+            # Several changes in a row make one update. Not put off until after the next
+            # frame, as Textual's is: while an answer floods in, frames are held (see
+            # tui/pacing.py) and "Stop answer" showed up to 0.8 s late, or not at all.
             self._update_pending = True
-            self.call_after_refresh(self._update_keys)
+            self.call_later(self._update_keys)
 
     async def _update_keys(self) -> None:
         self._update_pending = False
@@ -98,6 +101,9 @@ class AppFooter(Footer):
             return
         if entries == shown:
             return
+        pacer = getattr(self.app, "pacer", None)
+        if pacer is not None:
+            pacer.show_soon()  # the next frame shows the new keys
         keys = list(self.query_children(FooterKey))
         if len(keys) != len(shown):
             await self.recompose()  # not what it composed: start again
