@@ -913,3 +913,31 @@ async def test_a_long_list_split_into_segments_shows_no_gap_between_its_halves(
         if kind == "numbers":
             assert all(lines[first + n - 1].lstrip().startswith(f"{n}. ") for n in (1, 45, count))
         assert "After" in lines[-1] or "After" in lines[-2]
+
+
+async def test_a_bullet_list_then_a_numbered_one_stay_two_lists_across_segments(
+        offline_settings, monkeypatch):
+    """Another kind of marker starts another list, also where a segment is split: a gap
+    between the two lists, the numbers from 1."""
+    import tui.widgets.conversation as conversation
+
+    # Segments of 10 lines: "Intro", a blank line and 18 bullets make two, so the split
+    # falls just before the numbered list.
+    monkeypatch.setattr(conversation, "SEGMENT_LINES", 10)
+    monkeypatch.setattr(conversation, "SEGMENT_CHARS", 100_000)
+    bullets = [f"- bullet {n} [1]\n" for n in range(1, 19)]
+    numbers = [f"{n}. number {n} [2]\n" for n in range(1, 26)]
+    tokens = ["Intro [1]\n\n", *bullets, *numbers, "\nAfter [2]\n"]
+    app = make_test_app(offline_settings, chat_service=ScriptedChat(tokens=tokens))
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        answer = await ask(app, pilot, "parallel compression")
+        assert any(s.source.startswith("1. number 1 ") for s in answer.segments)
+        await wait_until(pilot, lambda: all(s.outer_size.height for s in answer.segments))
+        lines = [line.rstrip() for line in _answer_lines(answer)]
+        first = next(i for i, line in enumerate(lines) if "bullet 1 " in line)
+        one = next(i for i, line in enumerate(lines) if "number 1 " in line)
+        last = next(i for i, line in enumerate(lines) if "number 25 " in line)
+        assert one - first == 19 and not lines[one - 1].strip()  # 18 bullets, then a gap
+        assert last - one == 24  # 25 numbers, no gap
+        assert all(lines[one + n - 1].lstrip().startswith(f"{n}. ") for n in (1, 2, 11, 25))

@@ -208,6 +208,7 @@ class AssistantMessage(Vertical):
         self._fence_open = ""  # the line that opened the current code fence
         self._in_list = False  # the last block line was part of a top-level list
         self._list_next: int | None = None  # the number the next ordered item renders as
+        self._list_marker = ""  # that list's bullet (- * +) or number delimiter (. or ))
         self._segment_lines = 0
         self._markdown_lines = 0  # non-blank lines of the answer streamed as Markdown
         self._plain: Static | None = None  # past MARKDOWN_LINES: the plain-text chunk written to
@@ -345,9 +346,11 @@ class AssistantMessage(Vertical):
                 if start and item and (self._in_list or blank):
                     await self._write_segment("".join(out))
                     out.clear()
-                    # The same list going on: no gap between its two halves.
-                    await self._new_segment(runs_on=self._in_list)
-                    if item.group(1) and self._list_next is not None and self._in_list:
+                    # The same list going on (another marker starts a new list): no gap
+                    # between its two halves.
+                    same_list = self._in_list and (item.group(2) or start[0]) == self._list_marker
+                    await self._new_segment(runs_on=same_list)
+                    if item.group(1) and self._list_next is not None and same_list:
                         # The next list starts at the number this item renders as.
                         start = f"{self._list_next}{item.group(2)}" + start[item.end(2) :]
                     held = start
@@ -498,13 +501,14 @@ class AssistantMessage(Vertical):
             return  # a blank line: the list may go on
         item = _LIST_ITEM.match(line)
         if item:
+            marker = item.group(2) or line[0]
             if item.group(1) is None:
                 self._list_next = None
-            elif self._in_list and self._list_next is not None:
+            elif self._in_list and marker == self._list_marker and self._list_next is not None:
                 self._list_next += 1
             else:
                 self._list_next = int(item.group(1)) + 1
-            self._in_list = True
+            self._in_list, self._list_marker = True, marker
         elif not line[:1].isspace():
             self._in_list = False
             self._list_next = None
