@@ -210,6 +210,7 @@ class AssistantMessage(Vertical):
         self._list_next: int | None = None  # the number the next ordered item renders as
         self._list_marker = ""  # that list's bullet (- * +) or number delimiter (. or ))
         self._segment_lines = 0
+        self._segment_writes = 0  # texts handed to the segment's stream
         self._markdown_lines = 0  # non-blank lines of the answer streamed as Markdown
         self._plain: Static | None = None  # past MARKDOWN_LINES: the plain-text chunk written to
         self._plain_text = ""
@@ -300,7 +301,7 @@ class AssistantMessage(Vertical):
             self._linker = CitationLinker(len(self.sources))
             self._segment = self.body
             self._segment_text = ""
-            self._segment_lines = 0
+            self._segment_lines = self._segment_writes = 0
             self._in_list, self._list_next = False, None
             self._stream = _answer_markdown().AnswerMarkdown.get_stream(self._segment)
             self._pacer = getattr(self.app, "pacer", None)
@@ -544,6 +545,7 @@ class AssistantMessage(Vertical):
         text, self._unsent = self._unsent, ""
         if text and self._stream is not None:
             await self._stream.write(text)
+            self._segment_writes += 1
         if self._plain is not None and self._plain_dirty:
             self._plain_dirty = False
             self._plain.update(Text(self._plain_text))
@@ -563,7 +565,7 @@ class AssistantMessage(Vertical):
         await self._close_segment()
         self._segment = segment
         self._segment_text = ""
-        self._segment_lines = 0
+        self._segment_lines = self._segment_writes = 0
         self._stream = markdown.get_stream(segment)
 
     async def _close_segment(self, *, freeze: bool = True) -> None:
@@ -579,7 +581,9 @@ class AssistantMessage(Vertical):
                 pass
         if segment is None:
             return
-        if not _answer_markdown().renders_as_parsed(segment, self._segment_text):
+        # Streamed in one write, its blocks are a parse of the whole text: nothing to check.
+        if (self._segment_writes > 1
+                and not _answer_markdown().renders_as_parsed(segment, self._segment_text)):
             # A block cut mid-stream (a code fence, a list) came out wrong: render it whole.
             await segment.update(self._segment_text)
         if segment.has_class("-runs-on"):
