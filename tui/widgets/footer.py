@@ -13,8 +13,6 @@ groups (which this app does not use) fall back to Textual's rebuild.
 
 from __future__ import annotations
 
-from difflib import SequenceMatcher
-
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -88,7 +86,11 @@ class AppFooter(Footer):
             # frame, as Textual's is: while an answer floods in, frames are held (see
             # tui/pacing.py) and "Stop answer" showed up to 0.8 s late, or not at all.
             self._update_pending = True
-            self.call_later(self._update_keys)
+            if self._shown is None:
+                # The first keys: after the first frame, as Textual's (start-up comes first).
+                self.call_after_refresh(self._update_keys)
+            else:
+                self.call_later(self._update_keys)
 
     async def _update_keys(self) -> None:
         self._update_pending = False
@@ -108,6 +110,8 @@ class AppFooter(Footer):
         if len(keys) != len(shown):
             await self.recompose()  # not what it composed: start again
             return
+        from difflib import SequenceMatcher  # not at start-up: only when keys change
+
         matcher = SequenceMatcher(a=[e for e, _ in shown], b=[e for e, _ in entries],
                                   autojunk=False)
         removed: list[FooterKey] = []
