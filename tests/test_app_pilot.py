@@ -718,23 +718,13 @@ def _cells(lines) -> list[list[tuple]]:
     return [[(ch, look(ch, seg.style)) for seg in line for ch in seg.text] for line in lines]
 
 
-async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
-    """On the app's screen (PacedScreen) a closed segment is laid out and rendered by a
-    compositor of its own at once, before any frame has laid out its last change: the
-    lines are, cell for cell, those the screen itself shows once it has laid it out."""
+def _paced_markdown_app(text: str):
+    """An app on the main screen's kind (PacedScreen) showing `text` as an answer's Markdown."""
     from textual.app import App
     from textual.containers import VerticalScroll
-    from textual.content import Content
 
     from tui.pacing import FramePacer, PacedScreen
-    from tui.widgets.answer_markdown import AnswerMarkdown, FrozenSegment
-
-    text = (
-        "## Parallel compression\n\n**Bold** and `code` and [a link](cite:1).\n\n"
-        "- one item\n- a long item that wraps: " + "squash the drums, " * 5 + "done\n\n"
-        "1. first\n2. second\n\n```\nbus -> comp -> return\n```\n\n> Trust your ears.\n\n"
-        "short paragraph\n"
-    )
+    from tui.widgets.answer_markdown import AnswerMarkdown
 
     class One(App):
         def get_default_screen(self):
@@ -744,7 +734,31 @@ async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
             with VerticalScroll():
                 yield AnswerMarkdown(text)
 
-    app = One()
+    return One()
+
+
+def _shown_on_screen(app, region) -> list:
+    """The screen's own lines in `region`."""
+    screen = app.screen._compositor.render_strips()
+    return [strip.crop(region.x, region.right) for strip in screen[region.y:region.bottom]]
+
+
+async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
+    """On the app's screen (PacedScreen) a closed segment is laid out and rendered by a
+    compositor of its own at once, before any frame has laid out its last change: the
+    lines are, cell for cell, those the screen itself shows once it has laid it out."""
+    from textual.content import Content
+
+    from tui.widgets.answer_markdown import AnswerMarkdown, FrozenSegment
+
+    text = (
+        "## Parallel compression\n\n**Bold** and `code` and [a link](cite:1).\n\n"
+        "- one item\n- a long item that wraps: " + "squash the drums, " * 5 + "done\n\n"
+        "1. first\n2. second\n\n```\nbus -> comp -> return\n```\n\n> Trust your ears.\n\n"
+        "short paragraph\n"
+    )
+
+    app = _paced_markdown_app(text)
     async with app.run_test(size=(50, 60)) as pilot:
         await pilot.pause()
         markdown = app.query_one(AnswerMarkdown)
@@ -757,8 +771,7 @@ async def test_a_segment_frozen_off_screen_matches_what_the_screen_shows():
         await pilot.pause()
         region = markdown.region
         assert region.height == len(frozen.lines)
-        screen = app.screen._compositor.render_strips()
-        shown = [strip.crop(region.x, region.right) for strip in screen[region.y:region.bottom]]
+        shown = _shown_on_screen(app, region)
         assert [s.text for s in frozen.lines] == [s.text for s in shown]
         assert _cells(frozen.lines) == _cells(shown)
 
@@ -768,10 +781,8 @@ async def test_a_lazily_frozen_segment_renders_the_same_cells_only_as_they_are_s
     rendered only when asked for (a chunk at a time) from the hidden Markdown; they are,
     cell for cell, the lines an eager freeze renders; `settle()` renders the rest and
     removes the hidden Markdown."""
-    from textual.app import App
     from textual.containers import VerticalScroll
 
-    from tui.pacing import FramePacer, PacedScreen
     from tui.widgets.answer_markdown import LAZY_CHUNK_LINES, AnswerMarkdown, FrozenSegment
 
     text = "".join(
@@ -779,15 +790,7 @@ async def test_a_lazily_frozen_segment_renders_the_same_cells_only_as_they_are_s
         + f"done.\n\n- item {n}\n- a second item\n\n1. first\n2. second\n\n```\nbus {n}\n```\n\n"
         for n in range(14))
 
-    class One(App):
-        def get_default_screen(self):
-            return PacedScreen(FramePacer())
-
-        def compose(self):
-            with VerticalScroll():
-                yield AnswerMarkdown(text)
-
-    app = One()
+    app = _paced_markdown_app(text)
     async with app.run_test(size=(50, 30)) as pilot:
         await pilot.pause()
         markdown = app.query_one(AnswerMarkdown)
@@ -810,9 +813,7 @@ async def test_a_lazily_frozen_segment_renders_the_same_cells_only_as_they_are_s
         assert lazy.pending and markdown.is_attached
         # The screen shows what an eager freeze renders (the top lines, drawn lazily).
         await pilot.pause()
-        region = lazy.region
-        screen = app.screen._compositor.render_strips()
-        shown = [s.crop(region.x, region.right) for s in screen[region.y:region.bottom]]
+        shown = _shown_on_screen(app, lazy.region)
         assert _cells(shown) == _cells(eager.lines[:len(shown)])
         lazy.settle()
         assert not lazy.pending
