@@ -351,12 +351,17 @@ async def test_redis_unencodable_text_is_stored_safely(prefix, db):
         await store.close()
 
 
+# The concurrency tests open ~100 connections at once: what they check is atomicity, not
+# the app's 1 s connect timeout, which a loaded CI machine once missed for one of them.
+CONCURRENT_TIMEOUTS = {"connect_timeout": 10.0, "timeout": 10.0}
+
+
 @needs_redis
 async def test_redis_concurrent_appends_two_clients_lose_no_turn(prefix):
     # 2 clients x 50 concurrent appends on one conversation; the cap raised so every turn shows.
     n = 50
-    a = RedisHistory(REDIS_URL, prefix=prefix, max_messages=4 * n)
-    b = RedisHistory(REDIS_URL, prefix=prefix, max_messages=4 * n)
+    a = RedisHistory(REDIS_URL, prefix=prefix, max_messages=4 * n, **CONCURRENT_TIMEOUTS)
+    b = RedisHistory(REDIS_URL, prefix=prefix, max_messages=4 * n, **CONCURRENT_TIMEOUTS)
     cid = validate_conversation_id(None)
 
     async def one(store, tag, i):
@@ -401,8 +406,8 @@ async def test_two_history_stores_appending_at_once_lose_no_turn(prefix, db):
 @needs_redis
 async def test_redis_concurrent_appends_at_the_cap_keep_exactly_the_newest(prefix):
     n = 50
-    a = RedisHistory(REDIS_URL, prefix=prefix)
-    b = RedisHistory(REDIS_URL, prefix=prefix)
+    a = RedisHistory(REDIS_URL, prefix=prefix, **CONCURRENT_TIMEOUTS)
+    b = RedisHistory(REDIS_URL, prefix=prefix, **CONCURRENT_TIMEOUTS)
     cid = validate_conversation_id(None)
 
     async def one(store, tag, i):
