@@ -288,19 +288,18 @@ class FrozenSegment(Widget):
             return None
         size = Size(width, height)
         compositor = Compositor()
-        if lazy and offscreen is not None:
-            with offscreen(compositor):
-                compositor.reflow(markdown, size)
+        lazy = lazy and offscreen is not None
+        with offscreen(compositor) if offscreen is not None else nullcontext():
+            compositor.reflow(markdown, size)
+            lines = None if lazy else compositor.render_strips(size)
+        if lines is None:
             frozen = cls([None] * height, markdown.source, width, pending=(markdown, compositor))
+        elif len(lines) != height:
+            for widget in widgets:
+                widget.refresh()  # rendered at the off-screen sizes: not for the screen
+            return None
         else:
-            with offscreen(compositor) if offscreen is not None else nullcontext():
-                compositor.reflow(markdown, size)
-                lines = compositor.render_strips(size)
-            if len(lines) != size.height:
-                for widget in widgets:
-                    widget.refresh()  # rendered at the off-screen sizes: not for the screen
-                return None
-            frozen = cls(lines, markdown.source, size.width)
+            frozen = cls(lines, markdown.source, width)
         frozen.set_class(markdown.has_class("-runs-on"), "-runs-on")
         return frozen
 
@@ -317,8 +316,6 @@ class FrozenSegment(Widget):
 
     def settle(self) -> None:
         """Render the lines left and remove the hidden Markdown they came from."""
-        if self._pending is None:
-            return
         self._render_rest()
         self.release()
 
