@@ -87,3 +87,20 @@ class Refusal:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+SourceKind = Literal["ytdlp", "subtitles", "note", "pdf", "kb"]
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """Files found by discovery that make one Material (or, kind "kb", one chrysopedia.kb/1 document).
+
+    Discovery looks at names and the first bytes only, so the store can compare
+    `files` with its file records (path, size, mtime, then content hash) and skip
+    an unchanged group without parsing it.
+    """
+
+    kind: SourceKind
+    main: Path  # the file a locator names (subtitles, note, PDF, or the KB document)
+    files: tuple[Path, ...]  # main first, then companions (the info.json)
