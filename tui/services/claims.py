@@ -1,0 +1,741 @@
+"""The claim check: which sentences of an answer its cited sources support.
+
+`check_claims(answer, sources, scorer=None) -> ClaimReport`. `sources` are the
+answer's numbered sources in order (number N is `sources[N-1]`), each a dict
+with the section text the answer was written from: `section_body`, and
+`summary`, `title`, `section_heading` when known (a search item has them all).
+
+1. The answer is split into claims: the sentences of its paragraphs, list items
+   and table rows. Code blocks, headings and HTML are not claims; neither are
+   questions, greetings, transitions ("Here is how:"), statements about the
+   sources or the app ("The sources do not say"), and fragments too short to
+   state anything. markdown-it finds the blocks (the parser the answer view
+   renders with, so a claim is what the user sees as a sentence).
+2. Each claim's citations `[N]` (a sentence that opens with a citation gives
+   it to the sentence before: "... sustain. [2] Next"); in a list item a
+   sentence without one takes the item's.
+3. Each source gets a support score against the claim: the share of the
+   claim's content words (rarer words across this answer's sources weigh more)
+   found in the best window of the source (one sentence or two in a row; the
+   page summary is one more window), with the page title and section heading
+   counted in every window. Words match by Snowball stem and by the plainer
+   forms search knows (punchy ~ punch). A claim's numbers must all be in the
+   source (`2k` = `2 kHz` = `2,000 Hz`, `0.5 s` = `500 ms`, `-14 LUFS` = `14
+   LUFS`; ratios keep their order, since FM's 1:2 and 2:1 differ; `4 to 1` =
+   `4:1`); a source without one of them does not support the claim.
+   An optional `scorer(claim, passages) -> [similarity 0..1]` (an embedding
+   model) is averaged with the lexical score of each source's best window.
+4. The class: `supported` (a cited source supports it), `misattributed` (none
+   of the cited sources does, another source of the answer does: `source`
+   names it), `unsupported` (no source does), `uncited` (no citation; a
+   factual sentence).
+
+Offsets: a claim's `start`/`end` index the answer text as given; a source span
+indexes that source's `section_body` (or its `summary` when `field` says so),
+so the source view can light exactly those characters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import snowballstemmer
+from markdown_it import MarkdownIt
+
+from tui.db.search_index import words
+from tui.services.search import STOPWORDS, variants
+
+__all__ = [
+    "CLASSES",
+    "SUPPORT_THRESHOLD",
+    "Claim",
+    "ClaimReport",
+    "Quantity",
+    "Scorer",
+    "Support",
+    "check_claims",
+    "claim_segments",
+    "quantities",
+    "same_quantity",
+]
+
+CLASSES = ("supported", "misattributed", "unsupported", "uncited")
+# A source supports a claim when this share of the claim's (weighted) content
+# words is in one window of it and every number of the claim is in it.
+SUPPORT_THRESHOLD = 0.6
+# How far another source must beat the cited ones before the claim counts as
+# misattributed rather than supported by a weaker cited source.
+MISATTRIBUTION_MARGIN = 0.0
+# A number counts as this many content words in a window's score, so the span
+# lands on the sentence holding the figure.
+NUMBER_WEIGHT = 2.0
+# A whole section's share of the claim counts this much against one window's.
+SECTION_FACTOR = 0.85
+# Weight of an embedding scorer's similarity against the lexical score.
+SCORER_BLEND = 0.5
+
+Scorer = Callable[[str, Sequence[str]], Sequence[float]]
+
+
+# ── results ───────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Support:
+    """How well source `number` supports a claim, and where."""
+
+    number: int
+    score: float
+    numbers_ok: bool
+    span: tuple[int, int] | None  # into the source's `field`
+    field: str = "section_body"  # section_body | summary
+
+    @property
+    def supports(self) -> bool:
+        return self.numbers_ok and self.score >= SUPPORT_THRESHOLD
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "score": round(self.score, 3),
+            "numbers_ok": self.numbers_ok,
+            "span": list(self.span) if self.span else None,
+            "field": self.field,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checked claim: where it is in the answer, what it cites, what backs it."""
+
+    start: int
+    end: int
+    text: str
+    kind: str  # sentence | item | row
+    cited: tuple[int, ...]
+    invalid: tuple[int, ...]
+    status: str
+    source: int | None  # the supporting source (for misattributed: the right one)
+    span: tuple[int, int] | None  # the supporting words in that source's `field`
+    field: str
+    score: float
+    reason: str
+    support: tuple[Support, ...] = ()  # the cited sources, and the offered one
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "kind": self.kind,
+            "status": self.status,
+            "cited": list(self.cited),
+            "invalid_citations": list(self.invalid),
+            "source": self.source,
+            "source_span": list(self.span) if self.span else None,
+            "source_field": self.field,
+            "score": round(self.score, 3),
+            "reason": self.reason,
+            "support": [s.as_dict() for s in self.support],
+        }
+
+
+@dataclass(frozen=True)
+class ClaimReport:
+    claims: tuple[Claim, ...] = ()
+
+    def count(self, status: str) -> int:
+        return sum(1 for c in self.claims if c.status == status)
+
+    def summary(self) -> dict[str, int]:
+        out = {"total": len(self.claims)}
+        out.update({status: self.count(status) for status in CLASSES})
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `claims` field of the `done` event and of a stored answer."""
+        return {**self.summary(), "items": [c.as_dict() for c in self.claims]}
+
+
+# ── words and numbers ─────────────────────────────────────────────────────
+
+_STEMMER = snowballstemmer.stemmer("english")
+# Words that say nothing about a technique on their own; left out of the score.
+_FILLER = frozenset(
+    """
+    around about roughly approximately usually often typically generally always never
+    sometimes simply actually basically instead rather quite much many lot lots every
+    give gives giving keep keeps take takes try start starts end ends put puts set sets
+    """.split()
+)
+
+
+@lru_cache(maxsize=8192)
+def _stems(word: str) -> frozenset[str]:
+    """The stems a word matches by: its own, and those of its plainer forms."""
+    forms = [word, *variants(word)]
+    out = set()
+    for form in forms:
+        stem = _STEMMER.stemWord(form)
+        # Snowball keeps agent nouns: compressor ~ compress, oscillator ~ oscill.
+        if stem.endswith("or") and len(stem) > 6:
+            stem = stem[:-2]
+        out.add(stem)
+    return frozenset(out)
+
+
+def _content_words(text: str) -> list[str]:
+    return [
+        w for w in words(text)
+        if len(w) > 1 and not w.isdigit() and w not in STOPWORDS and w not in _FILLER
+        and not any(ch.isdigit() for ch in w)
+    ]
+
+
+def _stem_set(text: str) -> set[str]:
+    out: set[str] = set()
+    for w in _content_words(text):
+        out |= _stems(w)
+    return out
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number as a claim states it: its value in base units, its dimension
+    (None for a bare number or a `2k`, which match any unit), a ratio's terms."""
+
+    value: float
+    dim: str | None = None
+    ratio: tuple[float, float] | None = None
+    raw: float | None = None  # the number as written, before the unit's scale
+
+    def key(self) -> tuple[Any, ...]:
+        if self.ratio is not None:
+            return ("ratio", _r(self.ratio[0]), _r(self.ratio[1]))
+        return (self.dim, _r(self.value))
+
+
+def _r(x: float) -> float:
+    return float(f"{abs(x):.6g}")
+
+
+# unit text (lower case) -> (dimension, scale to the base unit)
+_UNITS: dict[str, tuple[str | None, float]] = {
+    "khz": ("hz", 1000.0), "hz": ("hz", 1.0), "mhz": ("hz", 1e6), "k": (None, 1000.0),
+    "ms": ("s", 0.001), "msec": ("s", 0.001), "millisecond": ("s", 0.001),
+    "milliseconds": ("s", 0.001), "us": ("s", 1e-6), "µs": ("s", 1e-6),
+    "s": ("s", 1.0), "sec": ("s", 1.0), "secs": ("s", 1.0), "second": ("s", 1.0),
+    "seconds": ("s", 1.0), "min": ("s", 60.0), "mins": ("s", 60.0), "minute": ("s", 60.0),
+    "minutes": ("s", 60.0),
+    "db/oct": ("db/oct", 1.0), "db/octave": ("db/oct", 1.0), "db per octave": ("db/oct", 1.0),
+    "dbfs": ("db", 1.0), "dbtp": ("db", 1.0), "dbu": ("db", 1.0), "dbv": ("db", 1.0),
+    "db": ("db", 1.0), "decibels": ("db", 1.0), "lufs": ("lufs", 1.0), "lu": ("lufs", 1.0),
+    "%": ("pct", 1.0), "percent": ("pct", 1.0), "bpm": ("bpm", 1.0),
+    "bar": ("bar", 1.0), "bars": ("bar", 1.0), "beat": ("beat", 1.0), "beats": ("beat", 1.0),
+    "st": ("st", 1.0), "semitone": ("st", 1.0), "semitones": ("st", 1.0),
+    "cent": ("cent", 1.0), "cents": ("cent", 1.0), "ct": ("cent", 1.0),
+    "octave": ("oct", 1.0), "octaves": ("oct", 1.0), "oct": ("oct", 1.0),
+    "bit": ("bit", 1.0), "bits": ("bit", 1.0), "x": ("x", 1.0),
+    "voice": ("voice", 1.0), "voices": ("voice", 1.0), "pole": ("pole", 1.0),
+    "poles": ("pole", 1.0), "step": ("step", 1.0), "steps": ("step", 1.0),
+}
+_UNIT_RE = "|".join(
+    re.escape(u).replace(r"\ ", r"\s+") for u in sorted(_UNITS, key=len, reverse=True)
+)
+_NUMBER_WORDS = {
+    w: float(i) for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0, "hundred": 100.0}
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+# 4:1, and "4 to 1" (a range such as "10 to 40 ms" is not a ratio).
+_RATIO = re.compile(
+    rf"(?<![\w.:])({_NUM})(?:\s*:\s*({_NUM})|(?:\s+to\s+|-to-)(1))(?![\w:]|\.\d|\s*(?:{_UNIT_RE})\b)",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    rf"(?<![\w.])(?<!\d[.,])(?P<minus>[-−](?=\d))?(?P<num>{_NUM})"
+    rf"(?:\s*-?\s*(?P<unit>{_UNIT_RE})(?![a-z]))?",
+    re.IGNORECASE,
+)
+_WORD_QUANTITY = re.compile(
+    rf"\b(?P<word>{'|'.join(_NUMBER_WORDS)})[\s-]+(?P<unit>{_UNIT_RE})(?![a-z])",
+    re.IGNORECASE,
+)
+_RANGE_GAP = re.compile(r"^\s*(?:[-–—]|to|and|or)\s*$", re.IGNORECASE)
+_CITATION_TEXT = re.compile(r"\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\](?:\([^)]*\))?")
+_LINK_TARGET = re.compile(r"\]\([^)]*\)")
+
+
+def _float(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def quantities(text: str) -> list[Quantity]:
+    """The numbers a text states, with their units (see `Quantity`).
+
+    A range takes its unit from its last number (`10–40 ms` is 10 ms and 40 ms).
+    Citation markers are not numbers.
+    """
+    text = _CITATION_TEXT.sub(" ", text)
+    out: list[Quantity] = []
+    taken: list[tuple[int, int]] = []
+    for m in _RATIO.finditer(text):
+        a, b = _float(m.group(1)), _float(m.group(2) or m.group(3))
+        out.append(Quantity(a / b if b else math.inf, "ratio", (a, b), a))
+        taken.append(m.span())
+    found: list[tuple[int, int, float, str | None, float, bool]] = []
+    for m in _QUANTITY.finditer(text):
+        if any(s <= m.start() < e for s, e in taken):
+            continue
+        raw = _float(m.group("num"))
+        unit = m.group("unit")
+        if unit:
+            dim, scale = _UNITS[" ".join(unit.lower().split())]
+        else:
+            dim, scale = None, 1.0
+        found.append((m.start(), m.end(), raw, dim, scale, bool(unit)))
+    for m in _WORD_QUANTITY.finditer(text):
+        dim, scale = _UNITS[" ".join(m.group("unit").lower().split())]
+        raw = _NUMBER_WORDS[m.group("word").lower()]
+        found.append((m.start(), m.end(), raw, dim, scale, True))
+    found.sort()
+    # A bare number before a number with a unit, joined as a range, takes that unit.
+    for i in range(len(found) - 1, -1, -1):
+        start, end, raw, dim, scale, has_unit = found[i]
+        if not has_unit and i + 1 < len(found):
+            nxt = found[i + 1]
+            if nxt[5] and _RANGE_GAP.match(text[end:nxt[0]]):
+                found[i] = (start, end, raw, nxt[3], nxt[4], True)
+    for _s, _e, raw, dim, scale, _u in found:
+        out.append(Quantity(raw * scale, dim, None, raw))
+    return out
+
+
+def same_quantity(claim: Quantity, source: Quantity) -> bool:
+    """Whether a source's number states the claim's number (units converted, sign
+    ignored). A claim's unit must be the source's; a bare number or a `2k` in a claim
+    matches the source's number in any unit ("4" matches "4:1")."""
+    if claim.ratio is not None:
+        return source.ratio is not None and claim.key() == source.key()
+    if claim.dim is not None:
+        return source.ratio is None and claim.dim == source.dim and (
+            _r(claim.value) == _r(source.value))
+    if source.ratio is not None:
+        return _r(source.ratio[1]) == 1.0 and _r(source.ratio[0]) == _r(claim.value)
+    values = {_r(source.value), _r(source.raw if source.raw is not None else source.value)}
+    return _r(claim.value) in values
+
+
+# ── splitting text into sentences, with offsets ───────────────────────────
+
+_ABBREVIATIONS = frozenset(
+    "e.g i.e vs etc approx ca cf fig no nr mr mrs dr st eq ex incl resp".split()
+)
+# A sentence ends at . ! ? (closing quotes, brackets, emphasis and citations after
+# it stay with it) before white space and what can open a sentence.
+_SENTENCE_END = re.compile(
+    r"[.!?](?P<tail>[*_\"'”’)\]]*(?:\s*\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\])*)"
+    r"(?=\s+[\"'“‘(\[*_`A-Z0-9])"
+)
+_LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\])+[.,;:]?")
+_PREFIX = re.compile(r"^[ \t]*(?:>[ \t]?)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
+_SOURCE_PREFIX = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|(?:>[ \t]?)+|(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence spans of text[start:end] (already masked: markers blanked out)."""
+    spans: list[tuple[int, int]] = []
+    pos = start
+    chunk = text[start:end]
+    for m in _SENTENCE_END.finditer(chunk):
+        stop = start + m.end()
+        head = chunk[: m.start()]
+        word = re.search(r"([A-Za-z](?:\.[A-Za-z])*|[A-Za-z]+)$", head)
+        if word and (word.group(1).lower() in _ABBREVIATIONS or len(word.group(1)) == 1):
+            if m.group(0)[0] == ".":
+                continue
+        spans.append((pos, stop))
+        pos = stop
+    spans.append((pos, end))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e and any(ch.isalnum() for ch in text[s:e]):
+            out.append((s, e))
+    return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int
+    end: int
+    kind: str  # sentence | item | row
+    block: int  # claims of one paragraph / list item share it
+
+
+_MD = MarkdownIt("commonmark").enable("table")
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            starts.append(i + 1)
+    starts.append(len(text) + 1)
+    return starts
+
+
+def claim_segments(answer: str) -> list[Segment]:
+    """The candidate claims of a Markdown answer: sentences of paragraphs (in list
+    items and quotes too) and table body rows; never code, headings or HTML."""
+    starts = _line_starts(answer)
+    n_lines = len(starts) - 1
+    masked = list(answer)
+    regions: list[tuple[int, int, str, int]] = []
+    depth = 0
+    item_first = False
+    in_tbody = False
+    block = 0
+    for tok in _MD.parse(answer):
+        if tok.type == "list_item_open":
+            depth += 1
+            item_first = True
+        elif tok.type == "list_item_close":
+            depth -= 1
+        elif tok.type == "tbody_open":
+            in_tbody = True
+        elif tok.type == "tbody_close":
+            in_tbody = False
+        elif tok.type == "paragraph_open" and tok.map:
+            kind = "item" if depth and item_first else "sentence"
+            item_first = False
+            a, b = tok.map
+            block += 1
+            for line in range(a, min(b, n_lines)):
+                s = starts[line]
+                e = min(starts[line + 1] - 1, len(answer))
+                prefix = _PREFIX.match(answer, s, e)
+                for i in range(s, prefix.end() if prefix else s):
+                    masked[i] = " "
+            regions.append((starts[a], min(starts[min(b, n_lines)] - 1, len(answer)), kind, block))
+        elif tok.type == "tr_open" and in_tbody and tok.map:
+            a = tok.map[0]
+            block += 1
+            s, e = starts[a], min(starts[a + 1] - 1, len(answer))
+            for i in range(s, e):
+                if answer[i] == "|":
+                    masked[i] = " "
+            regions.append((s, e, "row", block))
+    text = "".join(masked)
+    out: list[Segment] = []
+    for s, e, kind, blk in regions:
+        spans = [(s, e)] if kind == "row" else _sentences(text, s, e)
+        for idx, (a, b) in enumerate(spans):
+            lead = _LEADING_CITATIONS.match(text, a, b)
+            if lead and out and out[-1].block == blk:
+                # "... sustain. [2] Next": the citation closes the sentence before.
+                prev = out[-1]
+                out[-1] = Segment(prev.start, lead.end(), prev.kind, blk)
+                a = lead.end()
+                while a < b and text[a].isspace():
+                    a += 1
+                if a >= b or not any(ch.isalnum() for ch in text[a:b]):
+                    continue
+            out.append(Segment(a, b, kind if idx == 0 or kind == "sentence" else "item", blk))
+    return out
+
+
+# ── what is not a claim ───────────────────────────────────────────────────
+
+_NOT_A_CLAIM = re.compile(
+    r"""^\W*(?:
+        (?:hi|hello|hey|thanks|thank\s+you|great\s+question|good\s+question|sure|of\s+course
+           |certainly|absolutely|happy\s+to\s+help|glad\s+to\s+help|hope\s+this\s+helps
+           |good\s+luck|have\s+fun|happy\s+producing|enjoy|cheers)\b
+      | (?:let\s+me\s+know|feel\s+free|let'?s|let\s+us|here(?:'s|\s+is|\s+are)|below\s+(?:is|are)
+           |to\s+(?:sum|summari[sz]e|recap)|in\s+(?:short|summary|conclusion)|next|first|finally
+           |that\s+said|with\s+that\s+in\s+mind|now|so)\b[^.!?]*:\s*$
+      | (?:in\s+short|in\s+summary|to\s+sum\s+up|overall)[.!]?\s*$
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_NO_INFORMATION = re.compile(
+    r"""(?:
+        \b(?:the\s+|these\s+|my\s+|provided\s+|available\s+)?(?:sources?|knowledge\s+base|
+             passages?|material|documents?|context)\b[^.!?]{0,60}?
+          \b(?:do(?:es)?\s*n[o']t|doesn'?t|don'?t|say\s+nothing|says\s+nothing|has\s+nothing
+             |have\s+nothing|lacks?|are\s+silent|is\s+silent|never\s+(?:say|mention)|cannot
+             |can'?t|only\s+cover)\b
+      | \bnot\s+(?:covered|mentioned|specified|stated|addressed|discussed)\s+(?:in|by)\s+
+          (?:the\s+|these\s+|my\s+)?(?:sources?|knowledge\s+base|passages?)\b
+      | \b(?:i|we)\s+(?:do\s*n[o']t|don'?t|cannot|can'?t)\s+(?:know|have|find|see)\b
+      | \bno\s+(?:source|passage)\s+(?:says|covers|mentions|gives)\b
+      | \b(?:no|a)\s+model\b | \bmodel\s+is\s+configured\b | \bknowledge\s+base\s+has\b
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _is_claim(text: str, has_citation: bool) -> bool:
+    """Whether a sentence states something checkable (a citation makes a claim of
+    a sentence unless it is plainly not one: a question, a greeting, a transition)."""
+    plain = _CITATION_TEXT.sub(" ", text).strip()
+    if not plain or plain.rstrip("*_ )\"'").endswith("?"):
+        return False
+    if _NOT_A_CLAIM.search(plain):
+        return False
+    if _NO_INFORMATION.search(plain) and not quantities(plain):
+        return False
+    if has_citation:
+        return True
+    if plain.rstrip("*_ ").endswith(":") and not quantities(plain):
+        return False  # introduces a list
+    return len(_content_words(plain)) >= 3 or (bool(quantities(plain)) and len(_content_words(plain)) >= 1)
+
+
+# ── sources ───────────────────────────────────────────────────────────────
+
+
+@dataclass
+class _Window:
+    field: str
+    start: int
+    end: int
+    stems: frozenset[str]
+    numbers: tuple[Quantity, ...]
+
+
+@dataclass
+class _Source:
+    number: int
+    frame: frozenset[str]  # title and heading: they frame every window
+    windows: list[_Window] = field(default_factory=list)
+    stems: frozenset[str] = frozenset()
+    numbers: tuple[Quantity, ...] = ()
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+def _field_sentences(body: str) -> tuple[list[tuple[int, int]], str]:
+    """Sentence spans of a source field, and the field with list and heading markers blanked."""
+    starts = _line_starts(body)
+    masked = list(body)
+    spans: list[tuple[int, int]] = []
+    for line in range(len(starts) - 1):
+        s, e = starts[line], min(starts[line + 1] - 1, len(body))
+        prefix = _SOURCE_PREFIX.match(body, s, e)
+        for i in range(s, prefix.end() if prefix else s):
+            masked[i] = " "
+    text = "".join(masked)
+    for line in range(len(starts) - 1):
+        s, e = starts[line], min(starts[line + 1] - 1, len(body))
+        if s < e:
+            spans.extend(_sentences(text, s, e))
+    return spans, text
+
+
+@lru_cache(maxsize=512)
+def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> _Source:
+    src = _Source(number, frozenset(_stem_set(f"{title} {heading}")), texts={
+        "section_body": body, "summary": summary})
+    all_stems: set[str] = set(src.frame)
+    all_numbers: list[Quantity] = list(quantities(f"{title} {heading}"))
+    for fld, text in (("section_body", body), ("summary", summary)):
+        sentences, masked = _field_sentences(text)
+        per = [(s, e, frozenset(_stem_set(masked[s:e])), tuple(quantities(masked[s:e])))
+               for s, e in sentences]
+        for i, (s, e, stems, nums) in enumerate(per):
+            src.windows.append(_Window(fld, s, e, stems, nums))
+            all_stems |= stems
+            all_numbers.extend(nums)
+            if i + 1 < len(per) and fld == "section_body":
+                s2, e2, stems2, nums2 = per[i + 1]
+                src.windows.append(_Window(fld, s, e2, stems | stems2, nums + nums2))
+    src.stems = frozenset(all_stems)
+    src.numbers = tuple(all_numbers)
+    return src
+
+
+def _text(item: dict[str, Any], key: str) -> str:
+    value = item.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _prepare_sources(sources: Sequence[dict[str, Any]]) -> list[_Source]:
+    return [
+        _prepare(n, _text(s, "title"), _text(s, "section_heading"), _text(s, "summary"),
+                 _text(s, "section_body"))
+        for n, s in enumerate(sources, start=1)
+    ]
+
+
+# ── the check ─────────────────────────────────────────────────────────────
+
+
+def _cited(text: str, n_sources: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    from tui.services.chat import find_citations
+
+    cited, invalid = find_citations(text, n_sources)
+    return tuple(cited), tuple(invalid)
+
+
+def _score(
+    terms: list[tuple[frozenset[str], float]], numbers: list[Quantity], src: _Source
+) -> Support:
+    total = sum(w for _, w in terms) + NUMBER_WEIGHT * len(numbers)
+    numbers_ok = all(any(same_quantity(q, s) for s in src.numbers) for q in numbers)
+    if total <= 0:
+        return Support(src.number, 0.0, numbers_ok, None)
+    framed = sum(w for forms, w in terms if forms & src.frame)
+    best: tuple[float, _Window | None] = (framed / total, None)
+    for win in src.windows:
+        got = framed + sum(
+            w for forms, w in terms if not forms & src.frame and forms & win.stems)
+        got += NUMBER_WEIGHT * sum(
+            1 for q in numbers if any(same_quantity(q, s) for s in win.numbers))
+        if got > best[0] * total + 1e-9:
+            best = (got / total, win)
+    win = best[1]
+    # A claim may join two sentences of its source that are not neighbours: the whole
+    # section counts too, a little less than one window.
+    whole = framed + sum(w for forms, w in terms if not forms & src.frame and forms & src.stems)
+    whole += NUMBER_WEIGHT * sum(1 for q in numbers if any(same_quantity(q, s) for s in src.numbers))
+    if SECTION_FACTOR * whole > best[0] * total + 1e-9:
+        best = (SECTION_FACTOR * whole / total, win)
+    return Support(
+        src.number, min(1.0, best[0]), numbers_ok,
+        (win.start, win.end) if win else None, win.field if win else "section_body",
+    )
+
+
+def _weights(claim_terms: list[frozenset[str]], srcs: list[_Source]) -> list[float]:
+    n = len(srcs)
+    out = []
+    for forms in claim_terms:
+        df = sum(1 for s in srcs if forms & s.stems)
+        out.append(1.0 + math.log((n + 1) / (df + 1)))
+    return out
+
+
+def check_claims(
+    answer: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None
+) -> ClaimReport:
+    """Split `answer` into claims and check each against `sources` (see the module doc)."""
+    if not answer:
+        return ClaimReport()
+    srcs = _prepare_sources(sources)
+    segments = claim_segments(answer)
+    # A list item's citation covers its sentences that have none of their own.
+    item_cites: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for seg in segments:
+        if seg.kind != "sentence":
+            cites = _cited(answer[seg.start:seg.end], len(srcs))
+            if cites[0] or cites[1]:
+                item_cites[seg.block] = cites
+    claims: list[Claim] = []
+    for seg in segments:
+        text = answer[seg.start:seg.end]
+        cited, invalid = _cited(text, len(srcs))
+        if not cited and not invalid and seg.block in item_cites:
+            cited, invalid = item_cites[seg.block]
+        has_citation = bool(cited or invalid)
+        if not _is_claim(text, has_citation):
+            continue
+        plain = _LINK_TARGET.sub("]", _CITATION_TEXT.sub(" ", text))
+        claims.append(_classify(seg, text, plain, cited, invalid, srcs, scorer))
+    return ClaimReport(tuple(claims))
+
+
+def _classify(seg, text, plain, cited, invalid, srcs, scorer) -> Claim:
+    forms: list[frozenset[str]] = []
+    seen: set[frozenset[str]] = set()
+    for w in _content_words(plain):
+        f = _stems(w)
+        if f not in seen:
+            seen.add(f)
+            forms.append(f)
+    numbers = quantities(plain)
+    terms = list(zip(forms, _weights(forms, srcs), strict=True))
+    supports = [_score(terms, numbers, s) for s in srcs]
+    if scorer is not None and supports:
+        supports = _blend(plain, supports, srcs, scorer)
+
+    def best(pool: list[Support]) -> Support | None:
+        ok = [s for s in pool if s.supports]
+        return max(ok, key=lambda s: (s.score, -s.number)) if ok else None
+
+    cited_support = [supports[n - 1] for n in cited]
+    others = [s for s in supports if s.number not in cited]
+    in_cited, in_other = best(cited_support), best(others)
+    if not cited and not invalid:
+        status, chosen = "uncited", in_other
+        reason = (f"no citation; [{in_other.number}] supports it" if in_other
+                  else "no citation, and no source supports it")
+    elif in_cited is not None:
+        status, chosen = "supported", in_cited
+        reason = f"[{in_cited.number}] supports it ({in_cited.score:.2f})"
+    elif in_other is not None and in_other.score > MISATTRIBUTION_MARGIN:
+        status, chosen = "misattributed", in_other
+        reason = f"{_why_not(cited_support, invalid, numbers)}; [{in_other.number}] supports it"
+    else:
+        status = "unsupported"
+        chosen = max(cited_support, key=lambda s: s.score) if cited_support else None
+        reason = _why_not(cited_support, invalid, numbers) + "; no other source supports it"
+    shown = list(cited_support)
+    if chosen is not None and chosen.number not in cited:
+        shown.append(chosen)
+    return Claim(
+        start=seg.start, end=seg.end, text=text, kind=seg.kind, cited=cited, invalid=invalid,
+        status=status, source=chosen.number if chosen and status != "unsupported" else None,
+        span=chosen.span if chosen else None,
+        field=chosen.field if chosen else "section_body",
+        score=chosen.score if chosen else 0.0, reason=reason, support=tuple(shown),
+    )
+
+
+def _why_not(cited: list[Support], invalid: tuple[int, ...], numbers: list[Quantity]) -> str:
+    parts = []
+    for s in cited:
+        if not s.numbers_ok:
+            parts.append(f"[{s.number}] does not state its numbers")
+        else:
+            parts.append(f"[{s.number}] shares too little of it ({s.score:.2f})")
+    if invalid:
+        parts.append("cites no such source " + ", ".join(f"[{n}]" for n in invalid))
+    return "; ".join(parts) or "no source cited"
+
+
+def _blend(plain: str, supports: list[Support], srcs: list[_Source], scorer: Scorer) -> list[Support]:
+    """Average each source's lexical score with the scorer's similarity of its best window."""
+    passages = []
+    for sup, src in zip(supports, srcs, strict=True):
+        if sup.span is None:
+            passages.append("")
+        else:
+            passages.append(src.texts[sup.field][sup.span[0]:sup.span[1]])
+    try:
+        sims = list(scorer(plain, passages))
+    except Exception:  # noqa: BLE001 - a failing model leaves the lexical check standing
+        return supports
+    if len(sims) != len(supports):
+        return supports
+    out = []
+    for sup, sim in zip(supports, sims, strict=True):
+        try:
+            value = float(sim)
+        except (TypeError, ValueError):
+            value = sup.score
+        if not math.isfinite(value):
+            value = sup.score
+        value = min(1.0, max(0.0, value))
+        score = (1 - SCORER_BLEND) * sup.score + SCORER_BLEND * value
+        out.append(Support(sup.number, score, sup.numbers_ok, sup.span, sup.field))
+    return out
