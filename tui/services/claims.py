@@ -239,7 +239,7 @@ _UNITS: dict[str, tuple[str | None, float]] = {
     "st": ("st", 1.0), "semitone": ("st", 1.0), "semitones": ("st", 1.0),
     "cent": ("cent", 1.0), "cents": ("cent", 1.0), "ct": ("cent", 1.0),
     "octave": ("oct", 1.0), "octaves": ("oct", 1.0), "oct": ("oct", 1.0),
-    "bit": ("bit", 1.0), "bits": ("bit", 1.0), "x": ("x", 1.0),
+    "bit": ("bit", 1.0), "bits": ("bit", 1.0), "x": ("x", 1.0), "×": ("x", 1.0),
     "voice": ("voice", 1.0), "voices": ("voice", 1.0), "pole": ("pole", 1.0),
     "poles": ("pole", 1.0), "step": ("step", 1.0), "steps": ("step", 1.0),
 }
@@ -337,15 +337,16 @@ def same_quantity(claim: Quantity, source: Quantity) -> bool:
 _ABBREVIATIONS = frozenset(
     "e.g i.e vs etc approx ca cf fig no nr mr mrs dr st eq ex incl resp".split()
 )
+# (Patterns used with .match(text, pos) have no "^": it would only match at 0.)
 # A sentence ends at . ! ? (closing quotes, brackets, emphasis and citations after
 # it stay with it) before white space and what can open a sentence.
 _SENTENCE_END = re.compile(
     r"[.!?](?P<tail>[*_\"'”’)\]]*(?:\s*\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\])*)"
     r"(?=\s+[\"'“‘(\[*_`A-Z0-9])"
 )
-_LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\])+[.,;:]?")
-_PREFIX = re.compile(r"^[ \t]*(?:>[ \t]?)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
-_SOURCE_PREFIX = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|(?:>[ \t]?)+|(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
+_LEADING_CITATIONS = re.compile(r"(?:\s*\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\])+[.,;:]?")
+_PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
+_SOURCE_PREFIX = re.compile(r"[ \t]*(?:#{1,6}[ \t]+|(?:>[ \t]?)+|(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
 
 
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -485,6 +486,13 @@ _NO_INFORMATION = re.compile(
 )
 
 
+# Openers of sentences about the answer itself rather than the subject.
+_ABOUT_THE_ANSWER = re.compile(
+    r"^\W*(?:let'?s|let\s+(?:me|us)|here(?:'s|\s+is|\s+are)|below|i\s+hope|hope\s+(?:this|that))\b",
+    re.IGNORECASE,
+)
+
+
 def _is_claim(text: str, has_citation: bool) -> bool:
     """Whether a sentence states something checkable (a citation makes a claim of
     a sentence unless it is plainly not one: a question, a greeting, a transition)."""
@@ -497,6 +505,8 @@ def _is_claim(text: str, has_citation: bool) -> bool:
         return False
     if has_citation:
         return True
+    if _ABOUT_THE_ANSWER.search(plain) and not quantities(plain):
+        return False
     if plain.rstrip("*_ ").endswith(":") and not quantities(plain):
         return False  # introduces a list
     return len(_content_words(plain)) >= 3 or (bool(quantities(plain)) and len(_content_words(plain)) >= 1)
