@@ -24,7 +24,7 @@ from tui.db import search_index
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 6
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -42,8 +42,27 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
         )
 
 
+async def _v5_to_v6(conn: AsyncConnection) -> None:
+    # v6: an answer keeps its claim check (messages.claims, JSON).
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "claims" not in await conn.run_sync(columns, "messages"):
+        await conn.execute(text("ALTER TABLE messages ADD COLUMN claims JSON"))
+
+
+async def _unchanged(conn: AsyncConnection) -> None:
+    """A version number whose step changes nothing in this schema."""
+
+
 # version N -> the step that upgrades a database at N-1 to N.
-MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {2: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
+    2: _v1_to_v2,
+    3: _unchanged,
+    4: _unchanged,
+    5: _unchanged,
+    6: _v5_to_v6,
+}
 
 
 def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:

@@ -59,6 +59,7 @@ __all__ = [
     "Scorer",
     "Support",
     "check_claims",
+    "summary_line",
     "claim_segments",
     "quantities",
     "same_quantity",
@@ -749,3 +750,21 @@ def _blend(plain: str, supports: list[Support], srcs: list[_Source], scorer: Sco
         score = (1 - SCORER_BLEND) * sup.score + SCORER_BLEND * value
         out.append(Support(sup.number, score, sup.numbers_ok, sup.span, sup.field))
     return out
+
+
+def summary_line(claims: dict[str, Any]) -> str:
+    """One line for an answer's meta line, from a `claims` payload:
+    `14 claims · 12 supported · 1 misattributed → [3] · 1 without support · 1 uncited`
+    (classes with no claim left out; → the sources the misattributed claims belong to)."""
+    total = int(claims.get("total") or 0)
+    parts = [f"{total} claim{'s' if total != 1 else ''}", f"{int(claims.get('supported') or 0)} supported"]
+    if claims.get("misattributed"):
+        offered = sorted({i["source"] for i in claims.get("items") or []
+                          if i.get("status") == "misattributed" and isinstance(i.get("source"), int)})
+        parts.append(f"{claims['misattributed']} misattributed"
+                     + (" → " + " ".join(f"[{n}]" for n in offered) if offered else ""))
+    if claims.get("unsupported"):
+        parts.append(f"{claims['unsupported']} without support")
+    if claims.get("uncited"):
+        parts.append(f"{claims['uncited']} uncited")
+    return " · ".join(parts)
