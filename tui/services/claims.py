@@ -189,11 +189,13 @@ def _stems(word: str) -> frozenset[str]:
     return frozenset(out)
 
 
+_HAS_DIGIT = re.compile(r"\d")
+
+
 def _content_words(text: str) -> list[str]:
     return [
         w for w in words(text)
-        if len(w) > 1 and not w.isdigit() and w not in STOPWORDS and w not in _FILLER
-        and not any(ch.isdigit() for ch in w)
+        if len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
     ]
 
 
@@ -388,12 +390,8 @@ _MD = MarkdownIt("commonmark").enable("table")
 
 
 def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            starts.append(i + 1)
-    starts.append(len(text) + 1)
-    return starts
+    """Where each line begins, plus one past the end (so line i is starts[i]:starts[i+1]-1)."""
+    return [0, *(m.end() for m in re.finditer("\n", text)), len(text) + 1]
 
 
 def claim_segments(answer: str) -> list[Segment]:
@@ -521,17 +519,50 @@ class _Window:
     field: str
     start: int
     end: int
-    stems: frozenset[str]
-    numbers: tuple[Quantity, ...]
+
+
+class _NumberIndex:
+    """Where a source states each number: a bit mask of its windows per normalised form,
+    so matching a claim's number is a lookup (the same rules as `same_quantity`)."""
+
+    def __init__(self) -> None:
+        self.ratios: dict[tuple[Any, ...], int] = {}
+        self.ratio_to_one: dict[float, int] = {}
+        self.with_unit: dict[tuple[str, float], int] = {}
+        self.values: dict[float, int] = {}
+
+    def add(self, q: Quantity, bit: int) -> None:
+        if q.ratio is not None:
+            key = q.key()
+            self.ratios[key] = self.ratios.get(key, 0) | bit
+            if _r(q.ratio[1]) == 1.0:
+                v = _r(q.ratio[0])
+                self.ratio_to_one[v] = self.ratio_to_one.get(v, 0) | bit
+            return
+        if q.dim is not None:
+            key2 = (q.dim, _r(q.value))
+            self.with_unit[key2] = self.with_unit.get(key2, 0) | bit
+        for v in {_r(q.value), _r(q.raw if q.raw is not None else q.value)}:
+            self.values[v] = self.values.get(v, 0) | bit
+
+    def match(self, q: Quantity) -> int:
+        if q.ratio is not None:
+            return self.ratios.get(q.key(), 0)
+        v = _r(q.value)
+        if q.dim is not None:
+            return self.with_unit.get((q.dim, v), 0)
+        return self.values.get(v, 0) | self.ratio_to_one.get(v, 0)
 
 
 @dataclass
 class _Source:
     number: int
     frame: frozenset[str]  # title and heading: they frame every window
+    frame_numbers: _NumberIndex
     windows: list[_Window] = field(default_factory=list)
     stems: frozenset[str] = frozenset()
-    numbers: tuple[Quantity, ...] = ()
+    index: dict[str, int] = field(default_factory=dict)  # stem -> mask of windows
+    numbers: _NumberIndex = field(default_factory=_NumberIndex)
     texts: dict[str, str] = field(default_factory=dict)
 
 
@@ -555,23 +586,33 @@ def _field_sentences(body: str) -> tuple[list[tuple[int, int]], str]:
 
 @lru_cache(maxsize=512)
 def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> _Source:
-    src = _Source(number, frozenset(_stem_set(f"{title} {heading}")), texts={
-        "section_body": body, "summary": summary})
+    """A source cut into windows (each sentence, each two neighbouring sentences of the
+    body, each sentence of the summary), with its words and numbers indexed by window."""
+    frame_numbers = _NumberIndex()
+    for q in quantities(f"{title} {heading}"):
+        frame_numbers.add(q, 1)
+    src = _Source(number, frozenset(_stem_set(f"{title} {heading}")), frame_numbers,
+                  texts={"section_body": body, "summary": summary})
     all_stems: set[str] = set(src.frame)
-    all_numbers: list[Quantity] = list(quantities(f"{title} {heading}"))
+
+    def add(fld: str, start: int, end: int, stems: set[str], nums: list[Quantity]) -> None:
+        bit = 1 << len(src.windows)
+        src.windows.append(_Window(fld, start, end))
+        for stem in stems:
+            src.index[stem] = src.index.get(stem, 0) | bit
+        for q in nums:
+            src.numbers.add(q, bit)
+
     for fld, text in (("section_body", body), ("summary", summary)):
         sentences, masked = _field_sentences(text)
-        per = [(s, e, frozenset(_stem_set(masked[s:e])), tuple(quantities(masked[s:e])))
-               for s, e in sentences]
+        per = [(s, e, _stem_set(masked[s:e]), quantities(masked[s:e])) for s, e in sentences]
         for i, (s, e, stems, nums) in enumerate(per):
-            src.windows.append(_Window(fld, s, e, stems, nums))
+            add(fld, s, e, stems, nums)
             all_stems |= stems
-            all_numbers.extend(nums)
             if i + 1 < len(per) and fld == "section_body":
-                s2, e2, stems2, nums2 = per[i + 1]
-                src.windows.append(_Window(fld, s, e2, stems | stems2, nums + nums2))
+                _s2, e2, stems2, nums2 = per[i + 1]
+                add(fld, s, e2, stems | stems2, nums + nums2)
     src.stems = frozenset(all_stems)
-    src.numbers = tuple(all_numbers)
     return src
 
 
@@ -602,27 +643,44 @@ def _score(
     terms: list[tuple[frozenset[str], float]], numbers: list[Quantity], src: _Source
 ) -> Support:
     total = sum(w for _, w in terms) + NUMBER_WEIGHT * len(numbers)
-    numbers_ok = all(any(same_quantity(q, s) for s in src.numbers) for q in numbers)
+    gains = [0.0] * len(src.windows)
+    framed = elsewhere = 0.0  # in the title or heading; somewhere in the section
+    numbers_ok = True
+    found: list[tuple[int, float]] = []
+    for forms, w in terms:
+        if forms & src.frame:
+            framed += w
+            continue
+        mask = 0
+        for form in forms:
+            mask |= src.index.get(form, 0)
+        if mask:
+            found.append((mask, w))
+    for q in numbers:
+        if src.frame_numbers.match(q):
+            framed += NUMBER_WEIGHT
+            continue
+        mask = src.numbers.match(q)
+        if mask:
+            found.append((mask, NUMBER_WEIGHT))
+        else:
+            numbers_ok = False
+    for mask, w in found:
+        elsewhere += w
+        while mask:
+            low = mask & -mask
+            gains[low.bit_length() - 1] += w
+            mask ^= low
     if total <= 0:
         return Support(src.number, 0.0, numbers_ok, None)
-    framed = sum(w for forms, w in terms if forms & src.frame)
-    best: tuple[float, _Window | None] = (framed / total, None)
-    for win in src.windows:
-        got = framed + sum(
-            w for forms, w in terms if not forms & src.frame and forms & win.stems)
-        got += NUMBER_WEIGHT * sum(
-            1 for q in numbers if any(same_quantity(q, s) for s in win.numbers))
-        if got > best[0] * total + 1e-9:
-            best = (got / total, win)
-    win = best[1]
+    best_gain = max(gains, default=0.0)
+    win = src.windows[gains.index(best_gain)] if best_gain > 0 else None
+    score = (framed + best_gain) / total
     # A claim may join two sentences of its source that are not neighbours: the whole
     # section counts too, a little less than one window.
-    whole = framed + sum(w for forms, w in terms if not forms & src.frame and forms & src.stems)
-    whole += NUMBER_WEIGHT * sum(1 for q in numbers if any(same_quantity(q, s) for s in src.numbers))
-    if SECTION_FACTOR * whole > best[0] * total + 1e-9:
-        best = (SECTION_FACTOR * whole / total, win)
+    score = max(score, SECTION_FACTOR * (framed + elsewhere) / total)
     return Support(
-        src.number, min(1.0, best[0]), numbers_ok,
+        src.number, min(1.0, score), numbers_ok,
         (win.start, win.end) if win else None, win.field if win else "section_body",
     )
 
