@@ -266,3 +266,23 @@ async def test_the_offline_digest_is_fully_supported(db):
             (c.text, c.status, c.reason) for c in report.claims if c.status != "supported"])
         checked += summary["total"]
     assert checked >= len(DIGEST_QUESTIONS) * 3
+
+
+def test_a_huge_answer_is_checked_up_to_a_bound():
+    from tui.services.claims import MAX_CHECK_CHARS, MAX_CLAIMS
+
+    sources = [section("parallel-compression-drums", "crush-settings")]
+    normal = check_claims("Aim for 10–20 dB of gain reduction [1].", sources).as_dict()
+    assert normal["unchecked_from"] is None
+    many = "Aim for 10–20 dB of gain reduction [1]. " * 1000
+    report = check_claims(many, sources)
+    assert len(report.claims) == MAX_CLAIMS
+    assert report.unchecked_from == report.claims[-1].end + 1
+    long = ("A paragraph about the crushed copy [1].\n\n" * 2000)
+    report = check_claims(long, sources)
+    assert report.unchecked_from is not None and report.unchecked_from <= MAX_CHECK_CHARS
+    assert all(c.end <= report.unchecked_from for c in report.claims)
+    # A run of abbreviation-like "A. A. A." and a sentence of 50,000 numbers stay cheap
+    # (they are bounded, not timed, here: see bench/claims.py).
+    assert check_claims("A. " * 30000, sources).claims == ()
+    assert check_claims("1 " * 50000, sources).claims == ()

@@ -19,7 +19,7 @@ from tui.db.importer import bundled_kb_path, import_path
 from tui.db.models import Message
 from tui.services import transcripts
 from tui.services.chat import ChatService, Done, Sources
-from tui.services.claims import summary_line
+from tui.services.claims import check_saved_answer, summary_line
 from tui.services.history import open_history
 from tui.services.search import SearchService
 from tui.services.usage import usage_report
@@ -153,6 +153,10 @@ async def test_done_carries_the_claim_check_and_the_transcript_keeps_it(
         saved = await transcripts.load_conversation(kb, done.conversation_id)
         assert saved[-1]["claims"] == done.claims and saved[-1]["content"] == answer
         assert saved[0]["claims"] is None  # the question
+
+        # An answer saved before checks were stored is checked from the knowledge base.
+        restored = await check_saved_answer(kb, saved[-1]["content"], saved[-1]["sources"])
+        assert restored == done.claims
 
         # A regenerated answer is checked too (this one is all supported).
         a = pick(n)[0]

@@ -59,6 +59,7 @@ __all__ = [
     "Scorer",
     "Support",
     "check_claims",
+    "check_saved_answer",
     "summary_line",
     "claim_segments",
     "quantities",
@@ -77,6 +78,13 @@ MISATTRIBUTION_MARGIN = 0.0
 NUMBER_WEIGHT = 2.0
 # A whole section's share of the claim counts this much against one window's.
 SECTION_FACTOR = 0.85
+# The check reads an answer up to MAX_CHECK_CHARS (cut at a blank line; a model's answer of
+# MAX_TOKENS is about half that), at most MAX_CLAIMS claims, and a claim's text up to
+# MAX_CLAIM_CHARS, so its cost stays bounded whatever a model sends; `unchecked_from` says
+# where the check stopped.
+MAX_CHECK_CHARS = 20_000
+MAX_CLAIMS = 400
+MAX_CLAIM_CHARS = 1500
 # Weight of an embedding scorer's similarity against the lexical score.
 SCORER_BLEND = 0.5
 
@@ -148,6 +156,7 @@ class Claim:
 @dataclass(frozen=True)
 class ClaimReport:
     claims: tuple[Claim, ...] = ()
+    unchecked_from: int | None = None  # offset in the answer where the check stopped
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.claims if c.status == status)
@@ -159,7 +168,8 @@ class ClaimReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The `claims` field of the `done` event and of a stored answer."""
-        return {**self.summary(), "items": [c.as_dict() for c in self.claims]}
+        return {**self.summary(), "unchecked_from": self.unchecked_from,
+                "items": [c.as_dict() for c in self.claims]}
 
 
 # ── words and numbers ─────────────────────────────────────────────────────
@@ -352,6 +362,9 @@ _PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?"
 _SOURCE_PREFIX = re.compile(r"[ \t]*(?:#{1,6}[ \t]+|(?:>[ \t]?)+|(?:[-*+]|\d{1,9}[.)])[ \t]+)?")
 
 
+_LAST_WORD = re.compile(r"([A-Za-z](?:\.[A-Za-z])*|[A-Za-z]+)$")
+
+
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence spans of text[start:end] (already masked: markers blanked out)."""
     spans: list[tuple[int, int]] = []
@@ -359,8 +372,10 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     chunk = text[start:end]
     for m in _SENTENCE_END.finditer(chunk):
         stop = start + m.end()
-        head = chunk[: m.start()]
-        word = re.search(r"([A-Za-z](?:\.[A-Za-z])*|[A-Za-z]+)$", head)
+        # Only the last few characters decide (a search over all of `head` would make a
+        # long run of "A. A. A." quadratic).
+        head = chunk[max(0, m.start() - 12): m.start()]
+        word = _LAST_WORD.search(head)
         if word and (word.group(1).lower() in _ABBREVIATIONS or len(word.group(1)) == 1):
             if m.group(0)[0] == ".":
                 continue
@@ -701,7 +716,11 @@ def check_claims(
     if not answer:
         return ClaimReport()
     srcs = _prepare_sources(sources)
-    segments = claim_segments(answer)
+    unchecked_from = None
+    if len(answer) > MAX_CHECK_CHARS:
+        cut = answer.rfind("\n\n", 0, MAX_CHECK_CHARS)
+        unchecked_from = cut if cut > 0 else MAX_CHECK_CHARS
+    segments = claim_segments(answer[:unchecked_from] if unchecked_from else answer)
     # A list item's citation covers its sentences that have none of their own.
     item_cites: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for seg in segments:
@@ -711,16 +730,19 @@ def check_claims(
                 item_cites[seg.block] = cites
     claims: list[Claim] = []
     for seg in segments:
+        if len(claims) >= MAX_CLAIMS:
+            unchecked_from = seg.start
+            break
         text = answer[seg.start:seg.end]
         cited, invalid = _cited(text, len(srcs))
         if not cited and not invalid and seg.block in item_cites:
             cited, invalid = item_cites[seg.block]
         has_citation = bool(cited or invalid)
-        if not _is_claim(text, has_citation):
+        if not _is_claim(text[:MAX_CLAIM_CHARS], has_citation):
             continue
-        plain = _LINK_TARGET.sub("]", _CITATION_TEXT.sub(" ", text))
+        plain = _LINK_TARGET.sub("]", _CITATION_TEXT.sub(" ", text[:MAX_CLAIM_CHARS]))
         claims.append(_classify(seg, text, plain, cited, invalid, srcs, scorer))
-    return ClaimReport(tuple(claims))
+    return ClaimReport(tuple(claims), unchecked_from)
 
 
 def _classify(seg, text, plain, cited, invalid, srcs, scorer) -> Claim:
@@ -826,3 +848,24 @@ def summary_line(claims: dict[str, Any]) -> str:
     if claims.get("uncited"):
         parts.append(f"{claims['uncited']} uncited")
     return " · ".join(parts)
+
+
+async def check_saved_answer(
+    db, content: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None
+) -> dict[str, Any]:
+    """The claim check (`ClaimReport.as_dict()`) of a saved answer that has none stored:
+    each source's section is read again from the knowledge base by its slug and anchor
+    (a source whose page is gone counts as an empty one), and the check runs in a thread."""
+    import asyncio
+
+    from tui.services.sources import source_detail
+
+    items: list[dict[str, Any]] = []
+    for source in sources:
+        slug = source.get("slug") if isinstance(source, dict) else None
+        detail = None
+        if isinstance(slug, str) and slug:
+            detail = await source_detail(db, slug, source.get("section_anchor") or None)
+        items.append(detail or {})
+    report = await asyncio.to_thread(check_claims, content or "", items, scorer=scorer)
+    return report.as_dict()
