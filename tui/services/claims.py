@@ -295,6 +295,11 @@ def quantities(text: str) -> list[Quantity]:
     A range takes its unit from its last number (`10–40 ms` is 10 ms and 40 ms).
     Citation markers are not numbers.
     """
+    return list(_quantities(text))
+
+
+@lru_cache(maxsize=4096)
+def _quantities(text: str) -> tuple[Quantity, ...]:
     text = _CITATION_TEXT.sub(" ", text)
     out: list[Quantity] = []
     taken: list[tuple[int, int]] = []
@@ -327,7 +332,7 @@ def quantities(text: str) -> list[Quantity]:
                 found[i] = (start, end, raw, nxt[3], nxt[4], True)
     for _s, _e, raw, dim, scale, _u in found:
         out.append(Quantity(raw * scale, dim, None, raw))
-    return out
+    return tuple(out)
 
 
 def same_quantity(claim: Quantity, source: Quantity) -> bool:
@@ -401,7 +406,8 @@ class Segment:
     block: int  # claims of one paragraph / list item share it
 
 
-_MD = MarkdownIt("commonmark").enable("table")
+# Blocks only: the inline rules (emphasis, links) say nothing about where claims are.
+_MD = MarkdownIt("commonmark").enable("table").disable("inline")
 
 
 def _line_starts(text: str) -> list[int]:
@@ -507,10 +513,11 @@ _ABOUT_THE_ANSWER = re.compile(
 )
 
 
-def _is_claim(text: str, has_citation: bool) -> bool:
-    """Whether a sentence states something checkable (a citation makes a claim of
-    a sentence unless it is plainly not one: a question, a greeting, a transition)."""
-    plain = _CITATION_TEXT.sub(" ", text).strip()
+def _is_claim(plain: str, has_citation: bool) -> bool:
+    """Whether a sentence (its citations taken out) states something checkable (a
+    citation makes a claim of a sentence unless it is plainly not one: a question, a
+    greeting, a transition)."""
+    plain = plain.strip()
     if not plain or plain.rstrip("*_ )\"'").endswith("?"):
         return False
     if _NOT_A_CLAIM.search(plain):
@@ -560,13 +567,22 @@ class _NumberIndex:
         for v in {_r(q.value), _r(q.raw if q.raw is not None else q.value)}:
             self.values[v] = self.values.get(v, 0) | bit
 
-    def match(self, q: Quantity) -> int:
+    @staticmethod
+    def probe(q: Quantity) -> tuple[str, Any]:
+        """What `match` looks up for a claim's number (computed once per claim)."""
         if q.ratio is not None:
-            return self.ratios.get(q.key(), 0)
-        v = _r(q.value)
+            return ("ratio", q.key())
         if q.dim is not None:
-            return self.with_unit.get((q.dim, v), 0)
-        return self.values.get(v, 0) | self.ratio_to_one.get(v, 0)
+            return ("unit", (q.dim, _r(q.value)))
+        return ("bare", _r(q.value))
+
+    def match(self, q: Quantity | tuple[str, Any]) -> int:
+        kind, key = q if isinstance(q, tuple) else self.probe(q)
+        if kind == "ratio":
+            return self.ratios.get(key, 0)
+        if kind == "unit":
+            return self.with_unit.get(key, 0)
+        return self.values.get(key, 0) | self.ratio_to_one.get(key, 0)
 
 
 @dataclass
@@ -655,57 +671,75 @@ def _cited(text: str, n_sources: int) -> tuple[tuple[int, ...], tuple[int, ...]]
 
 
 def _score(
-    terms: list[tuple[frozenset[str], float]], numbers: list[Quantity], src: _Source
+    hits: list[tuple[int, float]], framed: float, total: float, numbers_ok: bool, src: _Source
 ) -> Support:
-    total = sum(w for _, w in terms) + NUMBER_WEIGHT * len(numbers)
+    """A source's support for a claim from where its words and numbers are: `hits` are
+    (mask of windows, weight), `framed` the weight found in the title or heading."""
+    if total <= 0:
+        return Support(src.number, 0.0, numbers_ok, None)
     gains = [0.0] * len(src.windows)
-    framed = elsewhere = 0.0  # in the title or heading; somewhere in the section
-    numbers_ok = True
-    found: list[tuple[int, float]] = []
-    for forms, w in terms:
-        if forms & src.frame:
-            framed += w
-            continue
-        mask = 0
-        for form in forms:
-            mask |= src.index.get(form, 0)
-        if mask:
-            found.append((mask, w))
-    for q in numbers:
-        if src.frame_numbers.match(q):
-            framed += NUMBER_WEIGHT
-            continue
-        mask = src.numbers.match(q)
-        if mask:
-            found.append((mask, NUMBER_WEIGHT))
-        else:
-            numbers_ok = False
-    for mask, w in found:
+    elsewhere = 0.0
+    for mask, w in hits:
         elsewhere += w
         while mask:
             low = mask & -mask
             gains[low.bit_length() - 1] += w
             mask ^= low
-    if total <= 0:
-        return Support(src.number, 0.0, numbers_ok, None)
     best_gain = max(gains, default=0.0)
     win = src.windows[gains.index(best_gain)] if best_gain > 0 else None
-    score = (framed + best_gain) / total
     # A claim may join two sentences of its source that are not neighbours: the whole
     # section counts too, a little less than one window.
-    score = max(score, SECTION_FACTOR * (framed + elsewhere) / total)
+    score = max((framed + best_gain) / total, SECTION_FACTOR * (framed + elsewhere) / total)
     return Support(
         src.number, min(1.0, score), numbers_ok,
         (win.start, win.end) if win else None, win.field if win else "section_body",
     )
 
 
-def _weights(claim_terms: list[frozenset[str]], srcs: list[_Source]) -> list[float]:
+def _supports(forms: list[frozenset[str]], numbers: list[Quantity], srcs: list[_Source]) -> list[Support]:
+    """Every source's support for a claim with these content words and numbers. A word's
+    weight is 1 + log((n + 1) / (df + 1)) over this answer's n sources: a word every
+    source has says little; one that none has counts most against them all."""
     n = len(srcs)
+    where: list[list[tuple[int, bool]]] = []  # per word: per source (mask, in the frame)
+    weights: list[float] = []
+    for f in forms:
+        row = []
+        df = 0
+        for src in srcs:
+            framed = not src.frame.isdisjoint(f)
+            mask = 0
+            if not framed:
+                index = src.index
+                for form in f:
+                    mask |= index.get(form, 0)
+            df += framed or bool(mask)
+            row.append((mask, framed))
+        where.append(row)
+        weights.append(1.0 + math.log((n + 1) / (df + 1)))
+    total = sum(weights) + NUMBER_WEIGHT * len(numbers)
+    probes = [_NumberIndex.probe(q) for q in numbers]
     out = []
-    for forms in claim_terms:
-        df = sum(1 for s in srcs if forms & s.stems)
-        out.append(1.0 + math.log((n + 1) / (df + 1)))
+    for k, src in enumerate(srcs):
+        hits: list[tuple[int, float]] = []
+        framed_w = 0.0
+        for row, w in zip(where, weights, strict=True):
+            mask, framed = row[k]
+            if framed:
+                framed_w += w
+            elif mask:
+                hits.append((mask, w))
+        numbers_ok = True
+        for q in probes:
+            if src.frame_numbers.match(q):
+                framed_w += NUMBER_WEIGHT
+                continue
+            mask = src.numbers.match(q)
+            if mask:
+                hits.append((mask, NUMBER_WEIGHT))
+            else:
+                numbers_ok = False
+        out.append(_score(hits, framed_w, total, numbers_ok, src))
     return out
 
 
@@ -737,10 +771,9 @@ def check_claims(
         cited, invalid = _cited(text, len(srcs))
         if not cited and not invalid and seg.block in item_cites:
             cited, invalid = item_cites[seg.block]
-        has_citation = bool(cited or invalid)
-        if not _is_claim(text[:MAX_CLAIM_CHARS], has_citation):
-            continue
         plain = _LINK_TARGET.sub("]", _CITATION_TEXT.sub(" ", text[:MAX_CLAIM_CHARS]))
+        if not _is_claim(plain, bool(cited or invalid)):
+            continue
         claims.append(_classify(seg, text, plain, cited, invalid, srcs, scorer))
     return ClaimReport(tuple(claims), unchecked_from)
 
@@ -754,8 +787,7 @@ def _classify(seg, text, plain, cited, invalid, srcs, scorer) -> Claim:
             seen.add(f)
             forms.append(f)
     numbers = quantities(plain)
-    terms = list(zip(forms, _weights(forms, srcs), strict=True))
-    supports = [_score(terms, numbers, s) for s in srcs]
+    supports = _supports(forms, numbers, srcs)
     if scorer is not None and supports:
         supports = _blend(plain, supports, srcs, scorer)
 
