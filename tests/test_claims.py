@@ -49,7 +49,7 @@ def _same(claim: str, source: str) -> bool:
     return any(same_quantity(c, s) for s in found)
 
 
-@pytest.mark.parametrize("claim, source", [
+EQUIVALENT = [
     ("boost 2k", "a bell at 2 kHz"),
     ("boost 2k", "a bell at 2,000 Hz"),
     ("a bell at 2 kHz", "a bell at 2,000 Hz"),
@@ -66,12 +66,8 @@ def _same(claim: str, source: str) -> bool:
     ("cut 3 dB", "a cut of -3 dB"),
     ("1.5 kHz", "around 1,500 Hz"),
     ("4× oversampling", "oversampling, 4x to 16x"),
-])
-def test_equivalent_numbers_match(claim, source):
-    assert _same(claim, source)
-
-
-@pytest.mark.parametrize("claim, source", [
+]
+DIFFERENT = [
     ("a 2:1 ratio", "a 1:2 ratio"),  # FM: carrier and modulator swap places
     ("3 Hz", "3. Low-pass the return"),  # a bare number is not a frequency
     ("3 Hz", "3 dB of drive"),
@@ -79,9 +75,41 @@ def test_equivalent_numbers_match(claim, source):
     ("200 Hz", "2,000 Hz"),
     ("a 3:1 ratio", "every third harmonic is missing at 3 semitones"),
     ("10 ms", "10 Hz"),
-])
+]
+
+
+@pytest.mark.parametrize("claim, source", EQUIVALENT)
+def test_equivalent_numbers_match(claim, source):
+    assert _same(claim, source)
+
+
+@pytest.mark.parametrize("claim, source", DIFFERENT)
 def test_different_numbers_do_not_match(claim, source):
     assert not _same(claim, source)
+
+
+def test_number_words_before_a_unit():
+    assert _same("forty-eight semitones", "+24 to +48 semitones")
+    assert _same("eight bars", "8 bars")
+    assert not _same("forty-eight semitones", "8 semitones")
+
+
+def test_the_source_index_matches_as_same_quantity_does():
+    """Sources are matched through an index of their numbers; it must agree with
+    `same_quantity` on every pair the tests above use."""
+    from tui.services.claims import _NumberIndex
+
+    texts = [c for pair in EQUIVALENT + DIFFERENT for c in pair] + [
+        "4:1", "a ratio of 4", "1:1.41", "44.1 kHz", "−1 dBTP", "2x", "16th notes"]
+    for claim_text in texts:
+        for source_text in texts:
+            for q in quantities(claim_text):
+                index = _NumberIndex()
+                found = quantities(source_text)
+                for s in found:
+                    index.add(s, 1)
+                assert bool(index.match(q)) == any(same_quantity(q, s) for s in found), (
+                    claim_text, source_text)
 
 
 def test_a_range_with_to_is_not_a_ratio():

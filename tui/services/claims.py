@@ -70,9 +70,6 @@ CLASSES = ("supported", "misattributed", "unsupported", "uncited")
 # A source supports a claim when this share of the claim's (weighted) content
 # words is in one window of it and every number of the claim is in it.
 SUPPORT_THRESHOLD = 0.6
-# How far another source must beat the cited ones before the claim counts as
-# misattributed rather than supported by a weaker cited source.
-MISATTRIBUTION_MARGIN = 0.0
 # A number counts as this many content words in a window's score, so the span
 # lands on the sentence holding the figure.
 NUMBER_WEIGHT = 2.0
@@ -276,8 +273,11 @@ _QUANTITY = re.compile(
     rf"(?:\s*-?\s*(?P<unit>{_UNIT_RE})(?![a-z]))?",
     re.IGNORECASE,
 )
+_TENS = {"twenty": 20.0, "thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0,
+         "seventy": 70.0, "eighty": 80.0, "ninety": 90.0}
 _WORD_QUANTITY = re.compile(
-    rf"\b(?P<word>{'|'.join(_NUMBER_WORDS)})[\s-]+(?P<unit>{_UNIT_RE})(?![a-z])",
+    rf"\b(?:(?P<tens>{'|'.join(_TENS)})[\s-]+)?(?P<word>{'|'.join(_NUMBER_WORDS)})[\s-]+"
+    rf"(?P<unit>{_UNIT_RE})(?![a-z])",
     re.IGNORECASE,
 )
 _RANGE_GAP = re.compile(r"^\s*(?:[-–—]|to|and|or)\s*$", re.IGNORECASE)
@@ -321,6 +321,8 @@ def _quantities(text: str) -> tuple[Quantity, ...]:
     for m in _WORD_QUANTITY.finditer(text):
         dim, scale = _UNITS[" ".join(m.group("unit").lower().split())]
         raw = _NUMBER_WORDS[m.group("word").lower()]
+        if m.group("tens"):
+            raw += _TENS[m.group("tens").lower()]
         found.append((m.start(), m.end(), raw, dim, scale, True))
     found.sort()
     # A bare number before a number with a unit, joined as a range, takes that unit.
@@ -460,7 +462,7 @@ def claim_segments(answer: str) -> list[Segment]:
     out: list[Segment] = []
     for s, e, kind, blk in regions:
         spans = [(s, e)] if kind == "row" else _sentences(text, s, e)
-        for idx, (a, b) in enumerate(spans):
+        for a, b in spans:
             lead = _LEADING_CITATIONS.match(text, a, b)
             if lead and out and out[-1].block == blk:
                 # "... sustain. [2] Next": the citation closes the sentence before.
@@ -471,7 +473,7 @@ def claim_segments(answer: str) -> list[Segment]:
                     a += 1
                 if a >= b or not any(ch.isalnum() for ch in text[a:b]):
                     continue
-            out.append(Segment(a, b, kind if idx == 0 or kind == "sentence" else "item", blk))
+            out.append(Segment(a, b, kind, blk))
     return out
 
 
@@ -498,7 +500,8 @@ _NO_INFORMATION = re.compile(
              |can'?t|only\s+cover)\b
       | \bnot\s+(?:covered|mentioned|specified|stated|addressed|discussed)\s+(?:in|by)\s+
           (?:the\s+|these\s+|my\s+)?(?:sources?|knowledge\s+base|passages?)\b
-      | \b(?:i|we)\s+(?:do\s*n[o']t|don'?t|cannot|can'?t)\s+(?:know|have|find|see)\b
+      | \b(?:i|we)\s+(?:do\s*n[o']t|don'?t|cannot|can'?t|could\s*n[o']t|couldn'?t)\s+
+          (?:know|have|find|see)\b
       | \bno\s+(?:source|passage)\s+(?:says|covers|mentions|gives)\b
       | \b(?:no|a)\s+model\b | \bmodel\s+is\s+configured\b | \bknowledge\s+base\s+has\b
     )""",
@@ -805,7 +808,7 @@ def _classify(seg, text, plain, cited, invalid, srcs, scorer) -> Claim:
     elif in_cited is not None:
         status, chosen = "supported", in_cited
         reason = f"[{in_cited.number}] supports it ({in_cited.score:.2f})"
-    elif in_other is not None and in_other.score > MISATTRIBUTION_MARGIN:
+    elif in_other is not None:
         status, chosen = "misattributed", in_other
         reason = f"{_why_not(cited_support, invalid, numbers)}; [{in_other.number}] supports it"
     else:
