@@ -193,6 +193,12 @@ def test_claims_carry_offsets_citations_and_source_spans():
     assert by_text["Soloed, it should sound awful."].status == "uncited"
     summary = report.summary()
     assert summary["total"] == len(report.claims) == sum(summary[k] for k in CLASSES)
+    # Source 1 backs the claims it supports (and the uncited one it is offered for);
+    # source 2 the quote, and the table row's 8:1 to 20:1 is source 1's.
+    backed = report.as_dict()["backed_by_source"]
+    assert backed == [
+        sum(1 for c in report.claims if c.source == 1), sum(1 for c in report.claims if c.source == 2)]
+    assert backed[1] >= 1 and backed[0] >= 4
 
 
 def test_misattributed_names_the_right_source_and_its_span():

@@ -154,6 +154,7 @@ class Claim:
 class ClaimReport:
     claims: tuple[Claim, ...] = ()
     unchecked_from: int | None = None  # offset in the answer where the check stopped
+    n_sources: int = 0
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.claims if c.status == status)
@@ -163,9 +164,23 @@ class ClaimReport:
         out.update({status: self.count(status) for status in CLASSES})
         return out
 
+    def backed_by_source(self) -> list[int]:
+        """Per source (index N-1), how many claims it backs: claims that cite it and that
+        it supports, and claims it is offered for (misattributed or uncited)."""
+        counts = [0] * self.n_sources
+        for claim in self.claims:
+            backing = {s.number for s in claim.support if s.supports and s.number in claim.cited}
+            if claim.source is not None:
+                backing.add(claim.source)
+            for number in backing:
+                if 1 <= number <= self.n_sources:
+                    counts[number - 1] += 1
+        return counts
+
     def as_dict(self) -> dict[str, Any]:
         """The `claims` field of the `done` event and of a stored answer."""
         return {**self.summary(), "unchecked_from": self.unchecked_from,
+                "backed_by_source": self.backed_by_source(),
                 "items": [c.as_dict() for c in self.claims]}
 
 
@@ -751,7 +766,7 @@ def check_claims(
 ) -> ClaimReport:
     """Split `answer` into claims and check each against `sources` (see the module doc)."""
     if not answer:
-        return ClaimReport()
+        return ClaimReport(n_sources=len(sources))
     srcs = _prepare_sources(sources)
     unchecked_from = None
     if len(answer) > MAX_CHECK_CHARS:
@@ -778,7 +793,7 @@ def check_claims(
         if not _is_claim(plain, bool(cited or invalid)):
             continue
         claims.append(_classify(seg, text, plain, cited, invalid, srcs, scorer))
-    return ClaimReport(tuple(claims), unchecked_from)
+    return ClaimReport(tuple(claims), unchecked_from, len(srcs))
 
 
 def _classify(seg, text, plain, cited, invalid, srcs, scorer) -> Claim:
