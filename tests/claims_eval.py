@@ -27,13 +27,16 @@ def bundled_sections() -> dict[tuple[str, str], dict]:
     return out
 
 
-def run_eval(scorer=None) -> tuple[Counter, list[dict]]:
-    """(confusion counts keyed (label, predicted), the sentences checked wrongly)."""
+def run_eval(scorer=None, held_out: bool | None = None) -> tuple[Counter, list[dict]]:
+    """(confusion counts keyed (label, predicted), the sentences checked wrongly); with
+    `held_out` True or False, only the groups that are (or are not) held out."""
     sections = bundled_sections()
     doc = json.loads(EVAL.read_text(encoding="utf-8"))
     confusion: Counter = Counter()
     wrong = []
     for group in doc["groups"]:
+        if held_out is not None and bool(group.get("held_out")) != held_out:
+            continue
         sources = [sections[(s["page"], s["section"])] for s in group["sources"]]
         for case in group["sentences"]:
             report = check_claims(case["text"], sources, scorer=scorer)
@@ -71,7 +74,9 @@ def accuracy(confusion: Counter, label: str) -> float:
 
 
 if __name__ == "__main__":
+    for title, part in (("all", None), ("held out", True)):
+        print(title)
+        print(confusion_table(run_eval(held_out=part)[0]))
     confusion, wrong = run_eval()
-    print(confusion_table(confusion))
     for case in wrong:
         print(f"- {case['label']} -> {case['predicted']}: {case['text']}\n    {case['why']}")

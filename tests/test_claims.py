@@ -30,8 +30,10 @@ def section(page: str, anchor: str) -> dict:
 def test_labelled_set_accuracy_per_class(capsys):
     confusion, wrong = run_eval()
     table = confusion_table(confusion)
+    held_out, _ = run_eval(held_out=True)
     with capsys.disabled():
         print("\n" + table)
+        print("held out (written after the thresholds were set):\n" + confusion_table(held_out))
         for case in wrong:
             print(f"  {case['label']} -> {case['predicted']}: {case['text']}")
     counts = {label: sum(n for (lab, _), n in confusion.items() if lab == label)

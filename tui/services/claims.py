@@ -215,9 +215,12 @@ _HAS_DIGIT = re.compile(r"\d")
 
 
 def _content_words(text: str) -> list[str]:
+    """The words a claim is scored by: no stopwords, no filler, no numbers (numbers,
+    "three" as well as "3", are checked as numbers or not at all)."""
     return [
         w for w in words(text)
         if len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
+        and w not in _NUMBER_WORDS and w not in _TENS
     ]
 
 
