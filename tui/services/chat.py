@@ -14,9 +14,10 @@ One request, end to end (see docs/ARCHITECTURE.md, "Event protocol"):
    offline digest;
 7. on success: memory gets the turn, the transcript the answer (with the sources map,
    model, tier, usage, claim check), the usage log a row, then `Done` (with `cited`,
-   `invalid_citations` and `claims`, the check of each claim against its sources). On failure: transcript "failed", usage row if a model was
-   reached, `Error`. On cancellation: the HTTP stream is closed at once, the
-   partial answer is saved "cancelled", usage is logged, memory is untouched.
+   `invalid_citations` and `claims`, the check of each claim against its sources). On
+   failure: transcript "failed", usage row if a model was reached, `Error`. On
+   cancellation: the HTTP stream is closed at once, the partial answer is saved
+   "cancelled", usage is logged, memory is untouched.
 
 Consumers should close the stream when they stop early:
 `async with contextlib.aclosing(service.stream_response(...)) as events: ...`
