@@ -322,3 +322,15 @@ def test_a_huge_answer_is_checked_up_to_a_bound():
     # (they are bounded, not timed, here: see bench/claims.py).
     assert check_claims("A. " * 30000, sources).claims == ()
     assert check_claims("1 " * 50000, sources).claims == ()
+
+
+def test_a_reference_list_is_not_claims():
+    sources = [section("parallel-compression-drums", "crush-settings"),
+               section("parallel-compression-drums", "eq-and-blend")]
+    answer = ("Aim for 10–20 dB of gain reduction on the crushed copy [1].\n\n"
+              "**Sources:** [1], [2]\n\n"
+              "- [1] Parallel Compression on Drums — Settings for the Crushed Copy\n"
+              "- [2] Parallel Compression on Drums — EQ and Blending\n")
+    report = check_claims(answer, sources)
+    assert [c.text for c in report.claims] == [
+        "Aim for 10–20 dB of gain reduction on the crushed copy [1]."]

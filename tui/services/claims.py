@@ -8,8 +8,8 @@ with the section text the answer was written from: `section_body`, and
 1. The answer is split into claims: the sentences of its paragraphs, list items
    and table rows. Code blocks, headings and HTML are not claims; neither are
    questions, greetings, transitions ("Here is how:"), statements about the
-   sources or the app ("The sources do not say"), and fragments too short to
-   state anything. markdown-it finds the blocks (the parser the answer view
+   sources or the app ("The sources do not say"), reference lists ("Sources:",
+   "[2] Title — Section"), and fragments too short to state anything. markdown-it finds the blocks (the parser the answer view
    renders with, so a claim is what the user sees as a sentence).
 2. Each claim's citations `[N]` (a sentence that opens with a citation gives
    it to the sentence before: "... sustain. [2] Next"); in a list item a
@@ -506,6 +506,7 @@ _NOT_A_CLAIM = re.compile(
            |to\s+(?:sum|summari[sz]e|recap)|in\s+(?:short|summary|conclusion)|next|first|finally
            |that\s+said|with\s+that\s+in\s+mind|now|so)\b[^.!?]*:\s*$
       | (?:in\s+short|in\s+summary|to\s+sum\s+up|overall)[.!]?\s*$
+      | (?:sources?|references?|see\s+also|further\s+reading|citations?)\s*:
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -784,11 +785,16 @@ def check_claims(
             if cites[0] or cites[1]:
                 item_cites[seg.block] = cites
     claims: list[Claim] = []
+    first_of_block: set[int] = set()
     for seg in segments:
         if len(claims) >= MAX_CLAIMS:
             unchecked_from = seg.start
             break
         text = answer[seg.start:seg.end]
+        opens_block = seg.block not in first_of_block
+        first_of_block.add(seg.block)
+        if opens_block and _LEADING_CITATIONS.match(text):
+            continue  # "[2] Title — Section": an entry of a reference list
         cited, invalid = _cited(text, len(srcs))
         if not cited and not invalid and seg.block in item_cites:
             cited, invalid = item_cites[seg.block]
