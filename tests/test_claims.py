@@ -334,3 +334,35 @@ def test_a_reference_list_is_not_claims():
     report = check_claims(answer, sources)
     assert [c.text for c in report.claims] == [
         "Aim for 10–20 dB of gain reduction on the crushed copy [1]."]
+
+
+def test_the_view_helpers_find_the_span_of_a_citation_and_the_next_questionable_claim():
+    from tui.services.claims import citation_span, next_questionable
+
+    sources = [section("sidechain-compression-ducking", "compressor-settings"),
+               section("parallel-compression-drums", "crush-settings")]
+    answer = ("Aim for 10–20 dB of gain reduction on the crushed copy [1]. "
+              "For ducking, use an attack of 0.1–5 ms [1]. "
+              "Use a release of 900 ms on the crushed copy [2]. "
+              "Hope this helps [1]!")
+    payload = check_claims(answer, sources).as_dict()
+    statuses = [i["status"] for i in payload["items"]]
+    assert statuses == ["misattributed", "supported", "unsupported"]
+    # The misattributed claim's [1]: the closest words in source 1; the right source's span.
+    at = answer.index("[1]")
+    field, s, e = citation_span(payload, at, 1)
+    assert field == "section_body" and sources[0]["section_body"][s:e]
+    field, s, e = citation_span(payload, at, 2)
+    assert "10–20 dB" in sources[1]["section_body"][s:e]
+    at = answer.index("[1]", answer.index("ducking"))
+    field, s, e = citation_span(payload, at, 1)
+    assert "0.1–5 ms" in sources[0]["section_body"][s:e]
+    assert citation_span(payload, answer.rindex("[1]"), 1) is None  # not a claim
+    assert citation_span(None, 0, 1) is None
+    # The jump key: misattributed, then unsupported, then around again.
+    first = next_questionable(payload)
+    assert first["status"] == "misattributed"
+    second = next_questionable(payload, first["start"])
+    assert second["status"] == "unsupported"
+    assert next_questionable(payload, second["start"]) == first
+    assert next_questionable({"items": []}) is None

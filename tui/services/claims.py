@@ -58,8 +58,11 @@ __all__ = [
     "Quantity",
     "Scorer",
     "Support",
+    "QUESTIONABLE",
     "check_claims",
     "check_saved_answer",
+    "citation_span",
+    "next_questionable",
     "summary_line",
     "claim_segments",
     "quantities",
@@ -928,3 +931,36 @@ async def check_saved_answer(
         items.append(detail or {})
     report = await asyncio.to_thread(check_claims, content or "", items, scorer=scorer)
     return report.as_dict()
+
+
+# ── for the view (pure functions over a `claims` payload) ─────────────────
+
+QUESTIONABLE = ("misattributed", "unsupported")
+
+
+def citation_span(
+    claims: dict[str, Any] | None, offset: int, number: int
+) -> tuple[str, int, int] | None:
+    """What to light in source `number` when the citation at `offset` of the answer is
+    selected: `(field, start, end)` in that source's `field` ("section_body" or
+    "summary"), from the claim holding the citation; None when no claim holds it or
+    no window of the source matched."""
+    for item in (claims or {}).get("items") or []:
+        if not item.get("start", 0) <= offset < item.get("end", 0):
+            continue
+        for support in item.get("support") or []:
+            span = support.get("span")
+            if support.get("number") == number and span:
+                return (support.get("field") or "section_body", span[0], span[1])
+        return None
+    return None
+
+
+def next_questionable(claims: dict[str, Any] | None, after: int = -1) -> dict[str, Any] | None:
+    """The first misattributed or unsupported claim starting after `after` (wrapping
+    around to the first one), or None when the answer has none: the jump key's target."""
+    items = [i for i in (claims or {}).get("items") or [] if i.get("status") in QUESTIONABLE]
+    if not items:
+        return None
+    later = [i for i in items if i.get("start", 0) > after]
+    return min(later or items, key=lambda i: i.get("start", 0))
