@@ -165,7 +165,7 @@ class Served:
     def output(self) -> str:
         if self.log_path is None:
             return ""
-        if hasattr(self._log, "flush"):
+        if hasattr(self._log, "flush") and not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
@@ -246,7 +246,9 @@ class Browser:
         from selenium.webdriver.common.keys import Keys
 
         value = getattr(Keys, key) if len(key) > 1 else key
-        self._input()  # the terminal has keyboard focus once the page has it
+        # Keys go to the focused element: the terminal's input (never a click, which the
+        # app would receive as a mouse event).
+        self.driver.execute_script("arguments[0].focus()", self._input())
         chain = ActionChains(self.driver)
         if ctrl:
             chain = chain.key_down(Keys.CONTROL).send_keys(value).key_up(Keys.CONTROL)

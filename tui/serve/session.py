@@ -4,8 +4,9 @@ The server starts this with the web driver selected (`TEXTUAL_DRIVER`) and every
 in the environment (see `server.session_environment`), so it is the ordinary
 `chrysopedia run` with the server's database, Redis, model and config file.
 
-On Linux the process asks the kernel for SIGTERM when the server dies (even by SIGKILL),
-so a killed server leaves no app running; the web driver turns SIGTERM into a clean exit.
+A killed server (even by SIGKILL) leaves no app running: the app's pipes close, and on
+Linux the process has also asked the kernel for SIGTERM when the server dies (the web
+driver turns SIGTERM into a clean exit), so it ends even if it never reads or writes again.
 """
 
 from __future__ import annotations
