@@ -259,6 +259,15 @@ def test_in_the_browser_ask_answer_source_video_slider(served, browser, fake_mod
     assert "Sources (" in screen
     shot = browser.screenshot(tmp_path / "answered.png")
     assert shot.stat().st_size > 10_000
+    # Copy: the app's OSC 52 reaches the browser's clipboard (allowed on localhost).
+    browser.driver.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": served.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    browser.press("g", ctrl=True)
+    clipboard = wait_until(lambda: browser.driver.execute_async_script(
+        "const done = arguments[0];"
+        "navigator.clipboard.readText().then(done, () => done(''));"), 10, "the clipboard")
+    assert clipboard.startswith("Parallel compression adds sustain [1]")
+    assert "Blend to taste." in clipboard
     # A source by keyboard: Ctrl+L to the sidebar, Enter opens source 1.
     browser.press("l", ctrl=True)
     browser.wait_screen(lambda s: "esc Back to prompt" in s, 10, "the sidebar focused")
