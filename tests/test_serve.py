@@ -86,6 +86,8 @@ def run_serve(env, *args, timeout=30):
     (["--token-file", "/nonexistent/token"], "token file /nonexistent/token does not exist"),
     (["--max-sessions", "0"], "--max-sessions must be at least 1"),
     (["--public-url", "ftp://x"], "--public-url must be an http(s):// URL"),
+    (["--public-url", "https://studio.example.com"],
+     "serving at https://studio.example.com needs a token"),
 ])
 def test_bad_options_are_refused_in_one_line(env, args, message):
     done = run_serve(env, *args)

@@ -80,6 +80,12 @@ def check_options(args, token: str | None) -> None:
         parts = urlsplit(args.public_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--public-url must be an http(s):// URL, got {args.public_url!r}")
+        if token is None and not is_loopback(parts.hostname):
+            # A reverse proxy in front makes a loopback server as public as its address.
+            raise UsageError(
+                f"serving at {args.public_url} needs a token, or anyone who can reach that "
+                f"address gets the app: pass --token-file FILE (make one with: {TOKEN_HINT} > FILE)"
+            )
 
 
 def serve(args, settings) -> int:

@@ -50,6 +50,7 @@ from tui.serve.session import PARENT_ENV
 log = logging.getLogger("chrysopedia.serve")
 
 COOKIE = "chrysopedia_session"
+COOKIE_MAX_AGE_S = 30 * 24 * 3600  # a browser on the studio LAN need not ask again for a month
 # After asking the app to quit: how long it may take before SIGTERM, then SIGKILL.
 QUIT_GRACE_S = 3.0
 TERM_GRACE_S = 2.0
@@ -305,7 +306,7 @@ class ChrysopediaServer(Server):
             response = web.HTTPSeeOther(request.rel_url.with_query(query))
             response.set_cookie(
                 COOKIE, self._cookie_value, httponly=True, samesite="Lax", path="/",
-                secure=self.public_url.startswith("https:"),
+                secure=self.public_url.startswith("https:"), max_age=COOKIE_MAX_AGE_S,
             )
             return response
         if not self._authorised(request):
