@@ -7,7 +7,8 @@ answer (plain words in paragraphs, ending in a marker word) to both:
 
 - browser: `chrysopedia serve` on loopback and a headless Chromium (the system's, through
   chromedriver). `page_to_ready_s`: from asking for the page to the app's main screen in
-  the page's xterm.js buffer. `browser_answer_s`: from Enter to the marker word in that
+  the page's xterm.js buffer (details.page_load_s: to the page's load event; the rest is
+  the app process starting). `browser_answer_s`: from Enter to the marker word in that
   buffer (read through xterm.js's API every 20 ms).
 - terminal: `python -m tui` in a tmux window of the same size as the page's terminal;
   `terminal_answer_s`: from Enter (`tmux send-keys`) to the marker word in
@@ -70,14 +71,19 @@ def poll(read, predicate, timeout: float, what: str, interval: float = 0.02,
         time.sleep(interval)
 
 
+LOADS: list[float] = []  # asking for the page -> its load event (page, script, font)
+
+
 def browser_run(browser: Browser, url: str) -> tuple[float, float]:
     start = time.perf_counter()
     browser.open(url)
+    loaded = time.perf_counter() - start
     while not ready(browser.screen()):
         if time.perf_counter() - start > 60:
             raise SystemExit("bench: the page never showed the main screen")
         time.sleep(0.02)
     page_to_ready = time.perf_counter() - start
+    LOADS.append(loaded)
     browser.type(QUESTION)
     poll(browser.screen, lambda s: QUESTION in s, 10, "the typed question")
     start = time.perf_counter()
@@ -182,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "details": {
             "tokens": len(tokens), "repeat": args.repeat, "rate": args.rate or "unpaced",
             "size": [cols, rows], "terminal_ready_s": round(med(terminal_ready), 3),
+            "page_load_s": round(med(LOADS), 3),
             "page_to_ready_all": [round(x, 3) for x in page],
             "browser_answer_all": [round(x, 3) for x in browser_s],
             "terminal_answer_all": [round(x, 3) for x in terminal_s],

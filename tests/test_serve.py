@@ -97,6 +97,13 @@ def test_bad_options_are_refused_in_one_line(env, args, message):
     assert "Traceback" not in done.stderr
 
 
+def test_an_unreachable_database_is_one_line(env):
+    done = run_serve({**env, "CHRYSOPEDIA_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"})
+    assert done.returncode == 2
+    assert "cannot open the database postgresql+asyncpg://u:***@127.0.0.1:1/x" in done.stderr
+    assert "Traceback" not in done.stderr and "secret" not in done.stderr
+
+
 def test_a_taken_port_is_one_line(env, tmp_path):
     with serve(env, tmp_path) as server:
         done = run_serve(env, "--port", str(server.port))

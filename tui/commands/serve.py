@@ -97,7 +97,14 @@ def serve(args, settings) -> int:
     async def ready(db) -> None:  # schema and bundled KB ready before any session opens
         return None
 
-    run_with_db(settings, ready)
+    try:
+        run_with_db(settings, ready)
+    except OSError as exc:  # unreachable PostgreSQL, unwritable SQLite folder
+        from tui.config import redact_url
+
+        raise UsageError(
+            f"cannot open the database {redact_url(settings.database_url)}: {exc}"
+        ) from None
     from tui.serve.server import ChrysopediaServer
 
     server = ChrysopediaServer(
