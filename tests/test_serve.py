@@ -244,6 +244,14 @@ def browser(tmp_path_factory):
         yield b
 
 
+def voice_weight(screen: str) -> float:
+    """The weight the voice preview's title shows ("... at 0.15 (off)"), 0 when none."""
+    import re
+
+    found = re.search(r" at (\d\.\d\d) \(", screen)
+    return float(found.group(1)) if found else 0.0
+
+
 def creator_list_open(screen: str) -> bool:
     """The creator picker's list is open: its first option shows without the ▼ of the closed one."""
     return any(line.startswith(" Any creator") and "▼" not in line for line in screen.splitlines())
@@ -311,11 +319,20 @@ def test_in_the_browser_ask_answer_source_video_slider(served, browser, fake_mod
     browser.press("ENTER")
     browser.wait_screen(lambda s: "Any creator" not in s, 10, "a creator chosen")
     browser.press("F8")
-    for _ in range(3):
+    # As with F3: the first Right may come before the slider has the focus.
+    for _ in range(5):
         browser.press("RIGHT")
-    browser.wait_screen(lambda s: " at 0.15 (off)" in s, 10, "the slider at 0.15")
-    browser.press("RIGHT")
-    browser.wait_screen(lambda s: " at 0.20 (subtle)" in s, 10, "the slider at 0.20")
+        try:
+            screen = browser.wait_screen(lambda s: voice_weight(s) > 0, 2, "the slider to move")
+            break
+        except AssertionError:
+            continue
+    weight = voice_weight(screen)
+    for _ in range(4 - round(weight / 0.05)):
+        browser.press("RIGHT")
+    browser.wait_screen(lambda s: " at 0.20 (subtle)" in s, 10, "the slider at 0.20, subtle")
+    browser.press("LEFT")
+    browser.wait_screen(lambda s: " at 0.15 (off)" in s, 10, "the slider back at 0.15")
 
 
 @pytest.mark.browser
@@ -345,7 +362,8 @@ def test_in_the_browser_escape_stops_an_answer_and_export_downloads(served, brow
 @pytest.mark.browser
 @needs_browser
 def test_each_browser_context_has_its_own_session_and_a_closed_tab_ends_it(served, browser):
-    open_app(browser, served.url)
+    if not ready(browser.screen()):  # the page an earlier test left open serves as well
+        open_app(browser, served.url)
     before = served.descendants()
     binary, driver = BROWSER
     with Browser(binary, driver) as other:
@@ -375,14 +393,13 @@ def test_with_a_token_in_the_browser_and_stopping_the_server_ends_every_session(
     server = Served(env, "--host", "127.0.0.1", "--token", TOKEN,
                     log=tmp_path / "server.log").wait_ready()
     try:
-        with Browser(binary, driver) as one, Browser(binary, driver) as two:
+        with Browser(binary, driver) as one:
             one.open(server.url)
             assert "401" in one.driver.page_source
             open_app(one, f"{server.url}/?token={TOKEN}")
             assert TOKEN not in one.driver.current_url  # the token became a cookie
-            one.driver.refresh()  # the cookie alone lets it in again
-            one.wait_screen(ready, 60, "the main screen after a reload")
-            open_app(two, f"{server.url}/?token={TOKEN}")
+            one.driver.switch_to.new_window("tab")
+            open_app(one, server.url)  # the cookie alone lets it in
             pids = wait_until(lambda: (d := server.descendants()) and len(d) >= 2 and d, 20,
                               "two sessions")
             assert server.stop() == 0
