@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI
 from faults_support import app_env
 from serve_support import (
     ROOT,
@@ -26,7 +27,6 @@ from serve_support import (
     websocket_handshake,
 )
 
-from tests.fake_openai import FakeOpenAI
 from tui.config import load_settings
 from tui.serve.server import session_environment
 

@@ -88,9 +88,27 @@ def check_options(args, token: str | None) -> None:
             )
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail before opening the database when the address cannot be listened on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(args, settings) -> int:
     token = read_token(args)
     check_options(args, token)
+    check_port(args.host, args.port)
 
     from tui.commands._common import run_with_db
 
