@@ -130,6 +130,22 @@ def test_each_session_gets_the_servers_settings(tmp_path):
     assert again.redis_url == "redis://127.0.0.1:6379/5"  # the flag, not the server's env
 
 
+def test_the_textual_serve_internals_we_use_are_still_there():
+    from textual_serve.app_service import AppService
+    from textual_serve.download_manager import DownloadManager
+
+    from tui.serve.server import JS_NEEDLE, JS_PATCH, TEXTUAL_JS, Session, patched_textual_js
+
+    assert JS_NEEDLE in TEXTUAL_JS.read_text(encoding="utf-8")
+    assert JS_PATCH.encode() in patched_textual_js()
+    for name in ("_open_app_process", "stop", "run", "send_meta", "send_bytes", "start"):
+        assert callable(getattr(AppService, name)), name
+    session = Session(["true"], {}, write_bytes=None, write_str=None, close=None,
+                      download_manager=DownloadManager())
+    for name in ("_process", "_stdin", "_task", "_download_manager", "app_service_id"):
+        assert hasattr(session, name), name
+
+
 # -- the guard (real HTTP, no browser) -------------------------------------------------
 
 

@@ -97,7 +97,12 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
 
 class Session(AppService):
-    """One browser session's app process, in its own process group, always ended."""
+    """One browser session's app process, in its own process group, always ended.
+
+    Overrides AppService's `_open_app_process` (an argv, no shell, a new session) and
+    `stop`, and uses its `_process`, `_stdin`, `_task` and `_download_manager`;
+    tests/test_serve.py checks these are still there.
+    """
 
     def __init__(self, argv: list[str], env: dict[str, str], **kwargs: Any) -> None:
         super().__init__(" ".join(argv), **kwargs)
