@@ -146,6 +146,48 @@ def test_the_textual_serve_internals_we_use_are_still_there():
         assert hasattr(session, name), name
 
 
+HUNG_APP = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+open(sys.argv[1], "w").write(str(child.pid))
+print("__GANGLION__", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_session_whose_app_hangs_is_killed_with_everything_it_started(tmp_path):
+    """Quit ignored, SIGTERM ignored, stdin never read, a child of its own: all end."""
+    import asyncio
+
+    from textual_serve.download_manager import DownloadManager
+
+    from tui.serve.server import Session
+
+    async def scenario():
+        sent: list[bytes] = []
+
+        async def write_bytes(data: bytes) -> None:
+            sent.append(data)
+
+        pid_file = tmp_path / "grandchild.pid"
+        session = Session([sys.executable, "-c", HUNG_APP, str(pid_file)], {"PATH": "/usr/bin:/bin"},
+                          write_bytes=write_bytes, write_str=write_bytes, close=write_bytes,
+                          download_manager=DownloadManager())
+        session.quit_grace = session.term_grace = 0.5
+        await session.start(80, 24)
+        await asyncio.to_thread(wait_until, lambda: pid_file.exists() and pid_file.read_text(),
+                                10, "the hung app to start its child")
+        grandchild = int(pid_file.read_text())
+        pid = session.pid
+        assert alive(pid) and alive(grandchild)
+        await asyncio.wait_for(session.stop(), 10)
+        return pid, grandchild
+
+    pid, grandchild = asyncio.run(scenario())
+    wait_until(lambda: not alive(pid) and not alive(grandchild), 5, "the hung app's group to end")
+
+
 # -- the guard (real HTTP, no browser) -------------------------------------------------
 
 

@@ -104,6 +104,9 @@ class Session(AppService):
     tests/test_serve.py checks these are still there.
     """
 
+    quit_grace = QUIT_GRACE_S
+    term_grace = TERM_GRACE_S
+
     def __init__(self, argv: list[str], env: dict[str, str], **kwargs: Any) -> None:
         super().__init__(" ".join(argv), **kwargs)
         self.argv = argv
@@ -145,9 +148,10 @@ class Session(AppService):
         if process is None:
             return
         if process.returncode is None:
+            # A hung app may not read its stdin: the message must not wait on it forever.
             with contextlib.suppress(Exception):
-                await self.send_meta({"type": "quit"})
-        for sig, grace in ((None, QUIT_GRACE_S), (signal.SIGTERM, TERM_GRACE_S),
+                await asyncio.wait_for(self.send_meta({"type": "quit"}), self.quit_grace)
+        for sig, grace in ((None, self.quit_grace), (signal.SIGTERM, self.term_grace),
                            (signal.SIGKILL, None)):
             if sig is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -162,7 +166,7 @@ class Session(AppService):
             os.killpg(process.pid, signal.SIGKILL)
         if self._task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, TERM_GRACE_S)
+                await asyncio.wait_for(self._task, self.term_grace)
             self._task = None
 
 
