@@ -96,6 +96,17 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
         )
 
 
+def _signal_group(process: asyncio.subprocess.Process, step: str) -> None:
+    """SIGTERM ("term") or SIGKILL ("kill") to the process's group (Windows: the process)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGTERM if step == "term" else signal.SIGKILL)
+        elif process.returncode is None and step == "term":
+            process.terminate()
+        elif process.returncode is None:
+            process.kill()
+
+
 class Session(AppService):
     """One browser session's app process, in its own process group, always ended.
 
@@ -151,19 +162,17 @@ class Session(AppService):
             # A hung app may not read its stdin: the message must not wait on it forever.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.send_meta({"type": "quit"}), self.quit_grace)
-        for sig, grace in ((None, self.quit_grace), (signal.SIGTERM, self.term_grace),
-                           (signal.SIGKILL, None)):
-            if sig is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, sig)
+        for step, grace in (("quit", self.quit_grace), ("term", self.term_grace),
+                            ("kill", None)):
+            if step != "quit":
+                _signal_group(process, step)
             try:
                 await asyncio.wait_for(asyncio.shield(process.wait()), grace)
                 break
             except TimeoutError:
                 continue
         # Whatever the app left in its group (a player it started is in its own session).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _signal_group(process, "kill")
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, self.term_grace)
