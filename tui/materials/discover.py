@@ -150,6 +150,12 @@ def _peek(path: Path, limit: int, what: str, n: int = PEEK) -> bytes | Refusal:
         return Refusal(path, f"cannot read: {exc.strerror or exc}")
 
 
+def _is_webvtt(head: bytes) -> bool:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM
+        head = head.decode("utf-16", "ignore").encode()
+    return head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT")
+
+
 def _lang(path: Path) -> str | None:
     stem = path.name[: -len(path.suffix)]
     m = LANG_SUFFIX.search(stem)
@@ -180,6 +186,8 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
             head = _peek(path, MAX_TEXT_BYTES, "subtitles")
             if isinstance(head, Refusal):
                 yield head
+            elif suffix == ".vtt" and not _is_webvtt(head):
+                yield Refusal(path, "not a WebVTT file (no WEBVTT header)")
             else:
                 subtitles.setdefault(subtitle_stem(path), []).append((path, head))
         elif suffix in NOTE_SUFFIXES:
@@ -211,7 +219,7 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
                 continue
             if head.startswith(b"%PDF-"):
                 yield SourceGroup("pdf", path, (path,))
-            elif head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+            elif _is_webvtt(head):
                 subtitles.setdefault(path.name, []).append((path, head))
     for name in sorted(set(infos) | set(subtitles)):
         candidates = subtitles.get(name)

@@ -1,0 +1,157 @@
+"""Subtitles to sentences and sections: every spoken word once, in order; hostile files refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from materials_fixtures import (
+    AUTO_SENTENCES,
+    AUTO_VTT,
+    AUTO_WORDS,
+    MANUAL_VTT,
+    SRT_CP1252,
+    SRT_UTF8,
+    ytdlp_material,
+)
+
+from tui.materials import Material, Refusal, SourceGroup, content_hash, read
+
+
+def subtitles(path: Path, **kw) -> Material | Refusal:
+    return read(SourceGroup("subtitles", path, (path,)), **kw)
+
+
+def spoken(material: Material) -> list[str]:
+    return [w.rstrip(".,!?").lower() for s in material.sentences for w in s.text.split()]
+
+
+def test_rolling_auto_captions_give_each_word_once_in_sentences(tmp_path):
+    path = tmp_path / "Reverb basics.en.vtt"
+    path.write_text(AUTO_VTT, encoding="utf-8")
+    m = subtitles(path)
+    assert isinstance(m, Material), m
+    assert spoken(m) == AUTO_WORDS
+    assert [s.text for s in m.sentences] == AUTO_SENTENCES
+    assert [s.start for s in m.sentences] == [3.0, 5.16, 8.28]
+    text = " ".join(s.body for s in m.sections)
+    for junk in ("<", ">", "[Music]", "[Applause]", "align:", "position:", "-->", "Kind:"):
+        assert junk not in text
+    assert m.title == "Reverb basics"
+    assert m.creator_name == tmp_path.name  # the folder's name without --creator
+    assert subtitles(path, creator="Mix Desk").creator_name == "Mix Desk"
+    assert m.sections[0].locator == "video" and m.sections[0].start_time == 3.0
+    assert m.key == f"subtitles:{path}" and m.kind == "subtitles"
+    assert m.content_hash == content_hash([path])
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_generated_twenty_minute_videos_read_back_word_for_word(tmp_path, index):
+    """yt-dlp's rolling format at full length: the words and sentences that were "said"."""
+    video = ytdlp_material.build_video(7, index)
+    info, vtt = ytdlp_material.write_video(tmp_path, video)
+    m = read(SourceGroup("ytdlp", vtt, (vtt, info)))
+    assert isinstance(m, Material), m
+    assert spoken(m) == video.words
+    assert len(m.sentences) == len(video.sentences)
+    assert [s.start for s in m.sentences] == [row[0] for row in video.times]
+    # sections hold whole sentences, every sentence exactly once, in order
+    sentence_texts = [s.text for s in m.sentences]
+    assert " ".join(sec.body.replace("\n\n", " ") for sec in m.sections) == " ".join(sentence_texts)
+    starts = {s.start for s in m.sentences}
+    ends = {s.end for s in m.sentences}
+    if video.chapters:
+        with_speech = [c for c in video.chapters
+                       if any(c["start_time"] <= s.start < c["end_time"] for s in m.sentences)]
+        assert [(s.heading, s.start_time, s.end_time) for s in m.sections] == [
+            (c["title"], c["start_time"], c["end_time"]) for c in with_speech]
+        for sec, c in zip(m.sections, with_speech, strict=True):
+            first = sec.body.split(". ")[0]
+            owner = next(s for s in m.sentences if s.text.startswith(first))
+            assert c["start_time"] <= owner.start < c["end_time"]
+    else:
+        assert len(m.sections) >= 4
+        for sec in m.sections:
+            assert sec.start_time in starts and sec.end_time in ends  # never mid-sentence
+            assert 60 <= sec.end_time - sec.start_time <= 300, sec.heading
+            assert sec.heading and len(sec.heading) <= 80
+        for a, b in zip(m.sections, m.sections[1:], strict=False):
+            assert a.end_time <= b.start_time
+
+
+def test_manual_vtt_keeps_its_punctuation_and_drops_notes_styles_and_tags(tmp_path):
+    path = tmp_path / "drums.vtt"
+    path.write_text(MANUAL_VTT, encoding="utf-8")
+    m = subtitles(path)
+    assert [s.text for s in m.sentences] == [
+        "Welcome back to the studio.",
+        "Today we compress the drum bus, then we add a little saturation.",
+        "Rock & roll needs glue.",
+    ]
+    assert [(s.start, s.end) for s in m.sentences] == [(1.0, 4.0), (4.5, 8.0), (9.5, 12.0)]
+    assert "yellow" not in m.sections[0].body and "note" not in m.sections[0].body.lower()
+
+
+def test_srt_utf8_with_bom_and_crlf(tmp_path):
+    path = tmp_path / "pads_and_keys.en.srt"
+    path.write_bytes(b"\xef\xbb\xbf" + SRT_UTF8.encode("utf-8"))
+    m = subtitles(path)
+    assert [s.text for s in m.sentences] == ["The café sound is warm.", "We sidechain the pad to the kick."]
+    assert m.title == "Pads and keys"
+    assert "\r" not in m.sections[0].body
+
+
+def test_srt_in_cp1252(tmp_path):
+    path = tmp_path / "filters.srt"
+    path.write_bytes(SRT_CP1252.encode("cp1252"))
+    m = subtitles(path)
+    assert m.sentences[0].text == "That’s the naïve way – don’t."
+
+
+def test_escape_sequences_and_bidi_overrides_are_stripped(tmp_path):
+    path = tmp_path / "evil.vtt"
+    path.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n"
+                    "Set the \x1b]52;c;aGk=\x07gain \x1b[31mhere\u202e now.\n", encoding="utf-8")
+    m = subtitles(path)
+    assert m.sentences[0].text == "Set the gain here now."
+
+
+HOSTILE = {
+    "junk.en.vtt": (lambda p: p.write_bytes(bytes(range(256)) * 20), "not a WebVTT file (no WEBVTT header)"),
+    "truncated.vtt": (lambda p: p.write_text(AUTO_VTT[: AUTO_VTT.index("00:00:05.160 --> 00:00:06.430") + 20]),
+                      "malformed cue timing"),
+    "backwards.vtt": (lambda p: p.write_text("WEBVTT\n\n00:01:00.000 --> 00:01:02.000\nlate\n\n"
+                                             "00:00:10.000 --> 00:00:12.000\nearly\n"),
+                      "times go backwards"),
+    "inverted.vtt": (lambda p: p.write_text("WEBVTT\n\n00:00:05.000 --> 00:00:02.000\nhm\n"),
+                     "line 3: cue ends at 00:00:02.000, before it starts (00:00:05.000)"),
+    "longline.vtt": (lambda p: p.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n" + "a" * 2_000_000 + "\n"),
+                     "line 4 is longer than 65536 characters"),
+    "empty.vtt": (lambda p: p.write_text("WEBVTT\n\n"), "no cues"),
+    "music.vtt": (lambda p: p.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:09.000\n[Music]\n"),
+                  "no speech in the subtitles"),
+    "junk.srt": (lambda p: p.write_bytes(b"\x00\x01PK\x03\x04 not subtitles at all\n\x89PNG"), "not an SRT file"),
+    "inverted.srt": (lambda p: p.write_text("1\n00:00:05,000 --> 00:00:01,000\nback\n"), "cue 1: cue ends"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_subtitles_are_refused_with_their_reason(tmp_path, name):
+    make, reason = HOSTILE[name]
+    path = tmp_path / name
+    make(path)
+    result = subtitles(path)
+    assert isinstance(result, Refusal), result
+    assert reason in result.reason
+    assert "\n" not in str(result)
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.vtt"
+    with open(path, "wb") as f:  # sparse: 17 MiB of nothing on disk
+        f.write(b"WEBVTT\n\n")
+        f.truncate(17 * 1024 * 1024)
+    result = subtitles(path)
+    assert isinstance(result, Refusal)
+    assert re.fullmatch(r"file is 17 MiB, over the 16 MiB limit for subtitles", result.reason)
