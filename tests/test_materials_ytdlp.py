@@ -140,3 +140,14 @@ def test_escape_sequences_in_metadata_are_stripped(tmp_path):
                    channel="Bad\x1b[31m Channel")
     m = only(tmp_path)
     assert m.title == "Mix tips" and m.creator_name == "Bad Channel"
+
+
+def test_the_generator_is_deterministic(tmp_path):
+    a = ytdlp_material.generate(tmp_path / "a", 2, seed=5, words=300, minutes=2)
+    b = ytdlp_material.generate(tmp_path / "b", 2, seed=5, words=300, minutes=2)
+    assert [p.name for p in a] == [p.name for p in b]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+    vtt = a[1].read_text()
+    assert vtt.startswith("WEBVTT\nKind: captions\nLanguage: en\n\n")
+    assert "align:start position:0%" in vtt and "<c> " in vtt and "[Music]" in vtt
+    assert a[0].name.endswith(".info.json") and a[1].name == a[0].name.replace(".info.json", ".en.vtt")

@@ -49,6 +49,8 @@ def discover(paths: Iterable[str | Path]) -> Iterator[SourceGroup | Refusal]:
     subtitle file with the info.json beside it); a group is yielded once even
     when two paths reach it.
     """
+    if isinstance(paths, str | Path):
+        paths = [paths]
     yielded: set[Path] = set()
     visited: set[tuple[int, int]] = set()
     for raw in paths:
@@ -241,5 +243,5 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
             elif PLAYLIST_MARKER.search(head):
                 continue  # a playlist's own info.json: its videos have theirs
             else:
-                yield Refusal(info, f"yt-dlp info.json without subtitles beside it (no {name}.LANG.vtt or .srt; "
+                yield Refusal(info, "yt-dlp info.json without subtitles beside it (no NAME.LANG.vtt or .srt; "
                               "download them with --write-subs --write-auto-subs)")

@@ -30,6 +30,7 @@ INLINE_TS = re.compile(r"<((?:\d+:)?\d{2}:\d{2}\.\d{3})>")
 TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # HTML-like cue tags, and ASS overrides ({\an8}) in SRT
 MARKER = re.compile(r"\[[^\]]*\]|♪+|>>")
 SENTENCE_END = (".", "!", "?", "…")
+ENDER_RE = re.compile(r"[.!?…][\"')\]»”’]*(?= |$)")
 MAX_SENTENCE_WORDS = 40
 SOFT_SENTENCE_WORDS = 28
 MAX_WORD_SECONDS = 0.8
@@ -41,6 +42,34 @@ class Cue:
     end: float
     lines: list[str]
     line: int  # 1-based line of the timing line, for messages
+
+
+class LazyCue:
+    """A cue whose times are "HH:MM:SS.mmm" strings until asked for: half the cues of
+    auto-captions only repeat a line and their times are never needed."""
+
+    __slots__ = ("_start", "_end", "lines", "line", "stamps")
+
+    def __init__(self, stamps: str, lines: list[str], line: int) -> None:
+        self.stamps = stamps  # "HH:MM:SS.mmmHH:MM:SS.mmm"
+        self._start: float | None = None
+        self._end: float | None = None
+        self.lines = lines
+        self.line = line
+
+    @property
+    def start(self) -> float:
+        if self._start is None:
+            s = self.stamps
+            self._start = float(s[6:12]) + int(s[3:5]) * 60 + int(s[:2]) * 3600
+        return self._start
+
+    @property
+    def end(self) -> float:
+        if self._end is None:
+            s = self.stamps
+            self._end = float(s[18:24]) + int(s[15:17]) * 60 + int(s[12:14]) * 3600
+        return self._end
 
 
 def seconds(stamp: str) -> float:
@@ -70,7 +99,7 @@ def _check_order(cues: list[Cue], start: float, end: float, line: int) -> None:
                       f"({clock(cues[-1].start)}); times go backwards")
 
 
-def parse_vtt(text: str) -> list[Cue]:
+def parse_vtt(text: str) -> list[Cue | LazyCue]:
     """The cues of a WebVTT file (text with LF line ends). Raises Refused."""
     first = text[: text.find("\n")] if "\n" in text else text
     first = first.lstrip("\ufeff")
@@ -100,6 +129,24 @@ def parse_vtt(text: str) -> list[Cue]:
                 at += 1
             else:  # NOTE, STYLE, REGION, or text outside a cue: skipped as the spec says
                 continue
+        # The usual "HH:MM:SS.mmm --> HH:MM:SS.mmm ...": fixed-width stamps compare as
+        # strings, so the order is checked without converting them.
+        stamps = timing[:12] + timing[17:29]
+        if (
+            len(timing) >= 29 and timing[12:17] == " --> " and (len(timing) == 29 or timing[29] in " \t")
+            and stamps[2] == stamps[5] == stamps[14] == stamps[17] == ":" and stamps[8] == stamps[20] == "."
+            and stamps.replace(":", "").replace(".", "").isdigit()
+        ):
+            previous = cues[-1] if cues else None
+            if stamps[12:] < stamps[:12] or (
+                previous is not None and (stamps[:12] < previous.stamps[:12] if isinstance(previous, LazyCue)
+                                          else float(stamps[6:12]) + int(stamps[3:5]) * 60 + int(stamps[:2]) * 3600
+                                          < previous.start - 0.0005)
+            ):
+                cue = LazyCue(stamps, [], at)
+                _check_order(cues, cue.start, cue.end, at)
+            cues.append(LazyCue(stamps, lines[1:], at))
+            continue
         m = TIMING_RE.match(timing)
         if not m:
             raise Refused(f"line {at}: malformed cue timing {cut(timing, 40)!r} (truncated file?)")
@@ -162,12 +209,6 @@ class Words:
         self.pauses: list[float] = []
 
 
-def _stamp(stamp: str) -> float:
-    if len(stamp) == 12:
-        return int(stamp[:2]) * 3600 + int(stamp[3:5]) * 60 + float(stamp[6:])
-    return seconds(stamp)
-
-
 def rolling_words(cues: list[Cue]) -> Words:
     words = Words()
     starts, texts = words.starts, words.texts
@@ -176,13 +217,20 @@ def rolling_words(cues: list[Cue]) -> Words:
     last_end = 0.0
     for cue in cues:
         for raw in cue.lines:
+            if "<" not in raw and "&" not in raw:  # a plain line: mostly a repeat
+                plain = raw.strip()
+                if "  " in plain or "\t" in plain:
+                    plain = " ".join(plain.split())
+                if not plain or plain in recent:
+                    continue
             if "<" in raw:
                 # YouTube's <c> tags go with str.replace, other tags with a regex; the split
                 # leaves text and timestamps alternating
                 line = raw.replace("<c>", "").replace("</c>", "")
                 parts = INLINE_TS.split(line)
                 segments = parts[0::2]
-                if any("<" in p or "{" in p for p in segments):
+                rest = "".join(segments)
+                if "<" in rest or "{" in rest:
                     segments = [TAG.sub("", p) for p in segments]
             else:
                 segments = [raw]
@@ -200,7 +248,8 @@ def rolling_words(cues: list[Cue]) -> Words:
                 del recent[0]
             top = max(cue.end, cue.start)
             times = [cue.start]
-            times += [_stamp(p) for p in parts[1::2]]
+            times += [float(p[6:]) + int(p[3:5]) * 60 + int(p[:2]) * 3600 if len(p) == 12 else seconds(p)
+                      for p in parts[1::2]]
             split = [p.split() for p in segments]
             simple = (
                 all(len(ws) == 1 for ws in split)
@@ -276,7 +325,7 @@ def sentences(words: Words, *, rolling: bool) -> list[TimedSentence]:
     n = len(texts)
     if not n:
         return []
-    enders = sum(1 for w in texts if w.rstrip("\"')]»”’").endswith(SENTENCE_END))
+    enders = len(ENDER_RE.findall(" ".join(texts)))
     punctuated = enders >= max(1, n // 40)
     if rolling:
         sample = sorted(pauses[:-1:3]) or [0.3]

@@ -172,7 +172,11 @@ def fallback_title(path: Path) -> str:
     return name[0].upper() + name[1:]
 
 
-LANG_SUFFIX = re.compile(r"\.(?:[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)$")
+# A language code as yt-dlp names subtitle files (`en`, `en-GB`, `en-orig`, `zh-Hans`, `fil`):
+# two letters, or two or three with a region, or one of YouTube's few three-letter codes, so
+# `drums.mix.srt` keeps its ".mix".
+LANG_SUFFIX = re.compile(
+    r"\.(?:[a-z]{2}|fil|haw|hmn|ceb|bho|kri|nso|yue|ckb|[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})+)$")
 
 STOPWORDS = frozenset(
     """a about above after again against all almost also alright am an and any are around as at
