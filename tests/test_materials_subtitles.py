@@ -155,3 +155,14 @@ def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
     result = subtitles(path)
     assert isinstance(result, Refusal)
     assert re.fullmatch(r"file is 17 MiB, over the 16 MiB limit for subtitles", result.reason)
+
+
+def test_a_run_without_pauses_is_cut_at_the_length_cap(tmp_path):
+    words = [f"w{i}" for i in range(130)]
+    line = words[0] + "".join(f"<00:00:{1 + k * 0.25:06.3f}><c> {w}</c>" for k, w in enumerate(words[1:], 1))
+    path = tmp_path / "run.vtt"
+    path.write_text(f"WEBVTT\n\n00:00:01.000 --> 00:00:40.000 align:start position:0%\n \n{line}\n")
+    m = subtitles(path)
+    sizes = [len(s.text.split()) for s in m.sentences]
+    assert sizes == [40, 40, 40, 10]
+    assert spoken(m) == words

@@ -27,6 +27,7 @@ TIMING_RE = re.compile(
     r"^\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})[ \t]+-->[ \t]+((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})(?:[ \t].*)?$"
 )
 INLINE_TS = re.compile(r"<((?:\d+:)?\d{2}:\d{2}\.\d{3})>")
+YOUTUBE_PAIR = re.compile(r"<(\d\d):(\d\d):(\d\d\.\d\d\d)><c> ([^\s<>&\[\]♪]+)</c>")
 TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # HTML-like cue tags, and ASS overrides ({\an8}) in SRT
 MARKER = re.compile(r"\[[^\]]*\]|♪+|>>")
 SENTENCE_END = (".", "!", "?", "…")
@@ -223,6 +224,27 @@ def rolling_words(cues: list[Cue]) -> Words:
                     plain = " ".join(plain.split())
                 if not plain or plain in recent:
                     continue
+            if "<c> " in raw:  # YouTube's own layout, "word<HH:MM:SS.mmm><c> word</c>...", in one findall
+                i = raw.find("<")
+                head = raw[:i].strip()
+                pairs = YOUTUBE_PAIR.findall(raw, i)
+                if (
+                    head and " " not in head and "[" not in head and "&" not in raw
+                    and 22 * len(pairs) + sum(len(w) for _, _, _, w in pairs) == len(raw.rstrip()) - i
+                ):
+                    times = [cue.start]
+                    times += [float(sec) + int(mi) * 60 + int(h) * 3600 for h, mi, sec, _ in pairs]
+                    if last <= times[0] and times[-1] <= max(cue.end, cue.start) and times == sorted(times):
+                        line_words = [head]
+                        line_words += [w for _, _, _, w in pairs]
+                        recent.append(" ".join(line_words))
+                        if len(recent) > 2:
+                            del recent[0]
+                        starts += times
+                        texts += line_words
+                        last = times[-1]
+                        last_end = cue.end
+                        continue
             if "<" in raw:
                 # YouTube's <c> tags go with str.replace, other tags with a regex; the split
                 # leaves text and timestamps alternating
@@ -335,22 +357,32 @@ def sentences(words: Words, *, rolling: bool) -> list[TimedSentence]:
         threshold = 0.5
     if punctuated:
         threshold = max(threshold, 2.0)
+    # Hard breaks found in one pass each (comprehensions, not a loop over every word);
+    # only a stretch longer than the soft cap is walked word by word.
+    hard = {i for i, p in enumerate(pauses) if p >= threshold}
+    if punctuated:
+        hard.update(i for i, w in enumerate(texts) if w.rstrip("\"')]»”’").endswith(SENTENCE_END))
+    hard.add(n - 1)
+    soft = 0.6 * threshold
+    cuts: list[int] = []
+    begin = 0
+    for i in sorted(hard):
+        while i - begin + 1 > SOFT_SENTENCE_WORDS:  # too long: a shorter pause, else the cap
+            j = next((k for k in range(begin + SOFT_SENTENCE_WORDS - 1, min(i, begin + MAX_SENTENCE_WORDS - 1))
+                      if pauses[k] >= soft), min(i, begin + MAX_SENTENCE_WORDS - 1))
+            if j >= i:
+                break
+            cuts.append(j)
+            begin = j + 1
+        cuts.append(i)
+        begin = i + 1
     out: list[TimedSentence] = []
     begin = 0
-    for i in range(n):
-        size = i - begin + 1
-        end_here = (
-            i == n - 1
-            or pauses[i] >= threshold
-            or size >= MAX_SENTENCE_WORDS
-            or (size >= SOFT_SENTENCE_WORDS and pauses[i] >= 0.6 * threshold)
-            or (punctuated and texts[i].rstrip("\"')]»”’").endswith(SENTENCE_END))
-        )
-        if not end_here:
-            continue
+    for i in cuts:
         text = " ".join(texts[begin : i + 1])
         if not punctuated:
-            text = I_WORD.sub("I", text)
+            if "i" in text:
+                text = I_WORD.sub("I", text)
             if not text.endswith(SENTENCE_END):
                 text += "."
         text = text[0].upper() + text[1:]

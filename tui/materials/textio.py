@@ -225,10 +225,16 @@ def distinctive_terms(parts: list[str], limit: int = 3, *, min_count: int = 2) -
     return out
 
 
-def top_terms(text: str, limit: int = 5) -> list[str]:
-    """The most frequent content words of `text` (ties in alphabetical order)."""
-    c = Counter(content_words(text))
-    return [w for w, _ in sorted(c.items(), key=lambda x: (-x[1], x[0]))[:limit]]
+def word_counts(text: str) -> Counter[str]:
+    """Every word of `text`, lower-cased, counted (shared by `top_terms` and `topic_category`)."""
+    return Counter(WORD_RE.findall(text.lower()))
+
+
+def top_terms(text: str | Counter[str], limit: int = 5) -> list[str]:
+    """The most frequent content words of `text` (or of its `word_counts`), ties alphabetical."""
+    counts = word_counts(text) if isinstance(text, str) else text
+    items = [(w, c) for w, c in counts.items() if len(w) > 2 and w not in STOPWORDS]
+    return [w for w, _ in sorted(items, key=lambda x: (-x[1], x[0]))[:limit]]
 
 
 # Keywords for the bundled topic categories (tests check the names against tui/data/kb).
@@ -256,7 +262,7 @@ CATEGORY_KEYWORDS: dict[str, frozenset[str]] = {
 }
 
 
-def topic_category(title: str, tags: list[str], body: str, *, hint: str | None = None) -> str:
+def topic_category(title: str, tags: list[str], body: str | Counter[str], *, hint: str | None = None) -> str:
     """The bundled category whose keywords the material uses most, else "General".
 
     The title counts three times, each tag twice, and the body by its rate of
@@ -268,7 +274,7 @@ def topic_category(title: str, tags: list[str], body: str, *, hint: str | None =
                 return name
     title_words = WORD_RE.findall(title.lower())
     tag_words = [w for t in tags for w in WORD_RE.findall(str(t).lower())]
-    body_words = Counter(WORD_RE.findall(body.lower()))
+    body_words = word_counts(body) if isinstance(body, str) else body
     per = 100.0 / max(sum(body_words.values()), 1)
     best, best_score = "General", 0.0
     for name, keys in CATEGORY_KEYWORDS.items():

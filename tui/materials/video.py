@@ -30,6 +30,7 @@ from tui.materials.textio import (
     summary_from,
     top_terms,
     topic_category,
+    word_counts,
 )
 from tui.text import clean, one_line
 
@@ -155,16 +156,16 @@ def _assemble(
     sections: list[MaterialSection] = by_chapters(sentences, chapters) if chapters else []
     if not sections:
         sections = by_topic(sentences)
-    spoken = " ".join(s.text for s in sentences)
+    counts = word_counts(" ".join(s.text for s in sentences))
     summary = summary_from((description or "").split("\n\n")) or cut(
         " ".join(s.text for s in sentences[:3]), 300)
     seen = {t.lower() for t in tags}
-    tags = tags[:10] + [t for t in top_terms(spoken, 5) if t not in seen]
+    tags = tags[:10] + [t for t in top_terms(counts, 5) if t not in seen]
     return Material(
         kind=kind, source=group.main, files=list(group.files), content_hash=sha256_hex(data),
         key=key, creator_name=creator, creator_slug=creator_slug(creator), creator_key=creator_key,
         title=title, summary=summary, tags=tags[:MAX_TAGS],
-        topic_category=topic_category(title, tags, spoken), sections=sections, video=video,
+        topic_category=topic_category(title, tags, counts), sections=sections, video=video,
         sentences=sentences, warnings=warnings,
     )
 
