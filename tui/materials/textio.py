@@ -199,7 +199,8 @@ STOPWORDS = frozenset(
     add adding help helps trick tricks place part parts point end ends less many least
     someone everyone anyone always never often sometimes already around across along
     enough far fine free full high higher low lower big bigger small smaller long longer
-    short shorter next last time times real whole kinda sorta able tell says said say""".split()
+    short shorter next last time times real whole kinda sorta able tell says said say
+    gives comes sits takes puts starts gets goes makes fighting bury moving changes behind""".split()
 )
 WORD_RE = re.compile(r"[a-z][a-z0-9'-]*[a-z0-9]|[a-z]")
 
@@ -209,8 +210,18 @@ def content_words(text: str) -> list[str]:
 
 
 def distinctive_terms(parts: list[str], limit: int = 3, *, min_count: int = 2) -> list[list[str]]:
-    """For each text in `parts`, its `limit` most distinctive words (tf x idf over the parts)."""
-    counts = [Counter(content_words(p)) for p in parts]
+    """For each text in `parts`, its `limit` most distinctive terms (tf x idf over the parts).
+
+    Terms are content words and pairs of adjacent content words ("pitch shift", "warp
+    marker"); a pair that is chosen hides its own words.
+    """
+    counts = []
+    for text in parts:
+        tokens = WORD_RE.findall(text.lower())
+        keep = [len(w) > 2 and w not in STOPWORDS for w in tokens]
+        c: Counter[str] = Counter(w for w, k in zip(tokens, keep, strict=True) if k)
+        c.update(f"{a} {b}" for a, b, ka, kb in zip(tokens, tokens[1:], keep, keep[1:], strict=False) if ka and kb)
+        counts.append(c)
     df: Counter[str] = Counter()
     for c in counts:
         df.update(c.keys())
@@ -218,10 +229,23 @@ def distinctive_terms(parts: list[str], limit: int = 3, *, min_count: int = 2) -
     out = []
     for c in counts:
         scored = sorted(
-            ((tf * (math.log((1 + n) / (1 + df[w])) + 1.0), w) for w, tf in c.items() if tf >= min_count),
+            ((tf * (math.log((1 + n) / (1 + df[w])) + 1.0) * (1.5 if " " in w else 1.0), w)
+             for w, tf in c.items() if tf >= min_count),
             key=lambda x: (-x[0], x[1]),
         )
-        out.append([w for _, w in scored[:limit]])
+        chosen: list[str] = []
+        hidden: set[str] = set()
+        for _, w in scored:
+            if w in hidden or any(w in t.split() for t in chosen if " " in t):
+                continue
+            if " " in w:
+                if any(part in chosen for part in w.split()):
+                    continue
+                hidden.update(w.split())
+            chosen.append(w)
+            if len(chosen) == limit:
+                break
+        out.append(chosen)
     return out
 
 
