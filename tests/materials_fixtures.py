@@ -102,6 +102,52 @@ to around 20 milliseconds
 [Applause]
 """
 
+# Newer auto-captions, laid out as YouTube serves them after pauses: the lines are
+# cleared (a 10 ms cue of two lines holding one space), one-word lines come without
+# timings, markers are lower case, and the speech recogniser adds case and punctuation.
+CLEARED_WORDS = ["cheers", "cheers", "guys", "we're", "going", "live", "today", "tom", "&", "jerry", "mix", "it"]
+CLEARED_SENTENCES = ["Cheers.", "Cheers.", "Guys, we're going live today.", "Tom & Jerry mix it."]
+CLEARED_VTT = """WEBVTT
+Kind: captions
+Language: en
+
+00:00:00.000 --> 00:00:02.000 align:start position:0%
+\x20
+[music]
+
+00:00:02.000 --> 00:00:02.010 align:start position:0%
+\x20
+\x20
+
+00:00:02.010 --> 00:00:04.500 align:start position:0%
+\x20
+cheers
+
+00:00:04.500 --> 00:00:04.510 align:start position:0%
+\x20
+\x20
+
+00:00:04.510 --> 00:00:07.000 align:start position:0%
+\x20
+cheers
+
+00:00:07.000 --> 00:00:07.010 align:start position:0%
+cheers
+\x20
+
+00:00:07.010 --> 00:00:09.000 align:start position:0%
+cheers
+Guys,<00:00:07.300><c> we're</c><00:00:07.500><c> going</c><00:00:07.700><c> live</c><00:00:07.900><c> today.</c>
+
+00:00:09.000 --> 00:00:09.010 align:start position:0%
+Guys, we're going live today.
+\x20
+
+00:00:09.010 --> 00:00:11.000 align:start position:0%
+Guys, we're going live today.
+Tom<00:00:09.300><c> &amp;</c><00:00:09.500><c> Jerry</c><00:00:09.700><c> mix</c><00:00:09.900><c> it.</c>
+"""
+
 MANUAL_VTT = """WEBVTT - made in a subtitle editor
 
 STYLE

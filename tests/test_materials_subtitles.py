@@ -10,6 +10,9 @@ from materials_fixtures import (
     AUTO_SENTENCES,
     AUTO_VTT,
     AUTO_WORDS,
+    CLEARED_SENTENCES,
+    CLEARED_VTT,
+    CLEARED_WORDS,
     MANUAL_VTT,
     SRT_CP1252,
     SRT_UTF8,
@@ -44,6 +47,15 @@ def test_rolling_auto_captions_give_each_word_once_in_sentences(tmp_path):
     assert m.sections[0].locator == "video" and m.sections[0].start_time == 3.0
     assert m.key == f"subtitles:{path}" and m.kind == "subtitles"
     assert m.content_hash == content_hash([path])
+
+
+def test_a_word_said_again_after_the_lines_were_cleared_is_kept(tmp_path):
+    path = tmp_path / "live.en.vtt"
+    path.write_text(CLEARED_VTT, encoding="utf-8")
+    m = subtitles(path)
+    assert spoken(m) == CLEARED_WORDS
+    assert [s.text for s in m.sentences] == CLEARED_SENTENCES
+    assert [s.start for s in m.sentences] == [2.01, 4.51, 7.01, 9.01]
 
 
 @pytest.mark.parametrize("index", range(4))

@@ -213,16 +213,22 @@ class Words:
 def rolling_words(cues: list[Cue]) -> Words:
     words = Words()
     starts, texts = words.starts, words.texts
-    recent: list[str] = []  # the last two lines shown: their plain repeats are skipped
+    # A plain line that the cue before showed too is a repeat. After a pause YouTube
+    # clears the lines (a cue of blank lines), so a word said again then is new.
+    previous: list[str] = []
     last = 0.0
     last_end = 0.0
     for cue in cues:
+        shown: list[str] = []
         for raw in cue.lines:
             if "<" not in raw and "&" not in raw:  # a plain line: mostly a repeat
                 plain = raw.strip()
                 if "  " in plain or "\t" in plain:
                     plain = " ".join(plain.split())
-                if not plain or plain in recent:
+                if not plain:
+                    continue
+                shown.append(plain)
+                if plain in previous:
                     continue
             if "<c> " in raw:  # YouTube's own layout, "word<HH:MM:SS.mmm><c> word</c>...", in one findall
                 i = raw.find("<")
@@ -237,9 +243,7 @@ def rolling_words(cues: list[Cue]) -> Words:
                     if last <= times[0] and times[-1] <= max(cue.end, cue.start) and times == sorted(times):
                         line_words = [head]
                         line_words += [w for _, _, _, w in pairs]
-                        recent.append(" ".join(line_words))
-                        if len(recent) > 2:
-                            del recent[0]
+                        shown.append(" ".join(line_words))
                         starts += times
                         texts += line_words
                         last = times[-1]
@@ -263,11 +267,10 @@ def rolling_words(cues: list[Cue]) -> Words:
             if not plain:
                 continue
             timed = len(parts) > 1
-            if not timed and plain in recent:
-                continue
-            recent.append(plain)
-            if len(recent) > 2:
-                del recent[0]
+            if timed or "&" in raw:
+                shown.append(plain)
+                if not timed and plain in previous:
+                    continue
             top = max(cue.end, cue.start)
             times = [cue.start]
             times += [float(p[6:]) + int(p[3:5]) * 60 + int(p[:2]) * 3600 if len(p) == 12 else seconds(p)
@@ -293,6 +296,7 @@ def rolling_words(cues: list[Cue]) -> Words:
                         texts.append(w)
                     last = t
             last_end = cue.end
+        previous = shown
     n = len(starts)
     ends = words.ends
     pauses = words.pauses
@@ -380,11 +384,10 @@ def sentences(words: Words, *, rolling: bool) -> list[TimedSentence]:
     begin = 0
     for i in cuts:
         text = " ".join(texts[begin : i + 1])
-        if not punctuated:
-            if "i" in text:
-                text = I_WORD.sub("I", text)
-            if not text.endswith(SENTENCE_END):
-                text += "."
+        if not punctuated and "i" in text:
+            text = I_WORD.sub("I", text)
+        if not text.rstrip("\"')]»”’").endswith(SENTENCE_END):  # cut at a pause or the cap
+            text += "."
         text = text[0].upper() + text[1:]
         out.append(TimedSentence(round(starts[begin], 3), round(max(ends[i], starts[begin]), 3), text))
         begin = i + 1
