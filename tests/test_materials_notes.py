@@ -103,3 +103,12 @@ def test_terminal_escapes_in_a_note_are_stripped(tmp_path):
     path.write_text("---\ntitle: \"\\e]0;pwned\\aMix\"\n---\n## Gain\u202e\nRaise \x1b[31mit\x1b[0m.\n")
     m = note(path)
     assert m.title == "Mix" and m.sections[0].heading == "Gain" and m.sections[0].body == "Raise it."
+
+
+def test_a_note_with_only_top_level_headings_is_split_at_them(tmp_path):
+    path = tmp_path / "mixing_checklist.md"
+    path.write_text("# Gain staging\nPeaks at -6 dB.\n\n# Bus compression\nTwo dB of glue.\n")
+    m = note(path)
+    assert m.title == "Mixing checklist"
+    assert [(s.heading, s.line, s.body) for s in m.sections] == [
+        ("Gain staging", 1, "Peaks at -6 dB."), ("Bus compression", 4, "Two dB of glue.")]

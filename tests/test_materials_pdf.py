@@ -88,3 +88,18 @@ def test_damaged_pdfs_are_refused(tmp_path):
         f.write(b"%PDF-1.7\n")
         f.truncate(65 * 1024 * 1024)
     assert pdf(huge).reason == "file is 65 MiB, over the 64 MiB limit for PDFs"
+
+
+def test_a_single_outline_root_uses_its_children(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(__import__("io").BytesIO(pdf_bytes(PAGES))))
+    root = writer.add_outline_item(title="Manual", page_number=0)
+    writer.add_outline_item(title="Oscillators", page_number=1, parent=root)
+    writer.add_outline_item(title="Filters", page_number=3, parent=root)
+    path = tmp_path / "nested.pdf"
+    with open(path, "wb") as f:
+        writer.write(f)
+    m = pdf(path)
+    assert [(s.heading, s.first_page, s.last_page) for s in m.sections] == [
+        ("Nested", 1, 1), ("Oscillators", 2, 3), ("Filters", 4, 5)]

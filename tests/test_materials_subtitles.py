@@ -178,3 +178,23 @@ def test_a_run_without_pauses_is_cut_at_the_length_cap(tmp_path):
     sizes = [len(s.text.split()) for s in m.sentences]
     assert sizes == [40, 40, 40, 10]
     assert spoken(m) == words
+
+
+def test_utf16_subtitles_and_a_media_file_beside_them(tmp_path):
+    path = tmp_path / "synth pads.en.vtt"
+    path.write_bytes(MANUAL_VTT.encode("utf-16"))  # with its BOM, as Windows tools save it
+    (tmp_path / "synth pads.mkv").write_bytes(b"\x1aE\xdf\xa3")
+    from tui.materials import discover
+
+    (group,) = discover([tmp_path])
+    m = read(group)
+    assert m.sentences[0].text == "Welcome back to the studio."
+    assert m.video.filename == "synth pads.mkv"
+    assert m.video.id.startswith("local-") and m.video.id == read(group).video.id
+
+
+def test_a_truncated_srt_is_refused(tmp_path):
+    path = tmp_path / "cut.srt"
+    path.write_text(SRT_UTF8.replace("\r\n", "\n")[:70])
+    result = subtitles(path)
+    assert isinstance(result, Refusal) and result.reason.startswith("not an SRT file")

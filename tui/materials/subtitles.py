@@ -29,6 +29,7 @@ TIMING_RE = re.compile(
 INLINE_TS = re.compile(r"<((?:\d+:)?\d{2}:\d{2}\.\d{3})>")
 YOUTUBE_PAIR = re.compile(r"<(\d\d):(\d\d):(\d\d\.\d\d\d)><c> ([^\s<>&\[\]♪]+)</c>")
 TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # HTML-like cue tags, and ASS overrides ({\an8}) in SRT
+SRT_STRAY_INDEX = re.compile(r"\n[ \t]*\n[ \t]*\d+[ \t]*(?:\n|$)")
 MARKER = re.compile(r"\[[^\]]*\]|♪+|>>")
 SENTENCE_END = (".", "!", "?", "…")
 ENDER_RE = re.compile(r"[.!?…][\"')\]»”’]*(?= |$)")
@@ -169,9 +170,14 @@ def parse_srt(text: str) -> list[Cue]:
         for number, sub in enumerate(srt.parse(text.lstrip("\ufeff")), 1):
             start, end = sub.start.total_seconds(), sub.end.total_seconds()
             _check_order(cues, start, end, number)
+            if "\n\n" in sub.content and SRT_STRAY_INDEX.search(sub.content):
+                # `srt` keeps a blank line and what follows in the cue; an index there is a
+                # cue whose timing line is missing or cut off
+                raise Refused(f"not an SRT file (cue {number + 1} has no timing line; truncated file?)")
             cues.append(Cue(start, end, sub.content.split("\n"), number))
-    except Refused as exc:
-        raise Refused(exc.reason.replace("line ", "cue ", 1)) from None
+    except Refused as exc:  # an order problem names the cue: SubRip counts cues, not lines
+        reason = exc.reason
+        raise Refused("cue " + reason[5:] if reason.startswith("line ") else reason) from None
     except (srt.SRTParseError, ValueError) as exc:
         where = ""
         m = re.search(r"at char (\d+)", str(exc))
