@@ -8,7 +8,7 @@ cue grammar subtitles use is small. SubRip goes through the `srt` library.
 YouTube's auto-captions ("rolling" captions) show each line twice: once as it
 is spoken, with inline word timings (`word<00:00:01.234><c> next</c>`), then
 again, plain, above the next line (and alone in a 10 ms cue). A line with
-word timings is new; a plain line equal to one just shown is a repeat. What
+word timings is new; a plain line the cue before showed is a repeat. What
 is left has every spoken word once, in order; `[Music]`-style markers, tags and
 entities are dropped. Without punctuation, sentences are cut at pauses between
 word timings (and at a length cap), then capitalised and ended with a full stop.
