@@ -137,7 +137,8 @@ def parse_vtt(text: str) -> list[Cue | LazyCue]:
         if (
             len(timing) >= 29 and timing[12:17] == " --> " and (len(timing) == 29 or timing[29] in " \t")
             and stamps[2] == stamps[5] == stamps[14] == stamps[17] == ":" and stamps[8] == stamps[20] == "."
-            and stamps.replace(":", "").replace(".", "").isdigit()
+            and stamps.count(":") == 4 and stamps.count(".") == 2
+            and stamps.isascii() and stamps.replace(":", "").replace(".", "").isdigit()
         ):
             previous = cues[-1] if cues else None
             if stamps[12:] < stamps[:12] or (
