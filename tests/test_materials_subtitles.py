@@ -198,3 +198,28 @@ def test_a_truncated_srt_is_refused(tmp_path):
     path.write_text(SRT_UTF8.replace("\r\n", "\n")[:70])
     result = subtitles(path)
     assert isinstance(result, Refusal) and result.reason.startswith("not an SRT file")
+
+
+def as_srt(vtt: str) -> str:
+    """Rolling auto-captions as `yt-dlp --convert-subs srt` leaves them: ffmpeg keeps every
+    cue and its lines, drops the word timings and tags, writes SubRip times."""
+    out = []
+    blocks = [b for b in vtt.split("\n\n")[1:] if "-->" in b]
+    for number, block in enumerate(blocks, 1):
+        timing, *lines = block.split("\n")
+        start, end = (t.replace(".", ",") for t in timing.split(" ")[0:3:2])
+        text = [re.sub(r"<[^>]*>", "", ln) for ln in lines if ln.strip()]
+        out.append(f"{number}\n{start} --> {end}\n" + "\n".join(text) + "\n")
+    return "\n".join(out)
+
+
+def test_auto_captions_converted_to_srt_keep_each_word_once(tmp_path):
+    path = tmp_path / "reverb.en.srt"
+    path.write_text(as_srt(AUTO_VTT))
+    m = subtitles(path)
+    assert spoken(m) == AUTO_WORDS
+    video = ytdlp_material.build_video(3, 1)
+    path.write_text(as_srt(ytdlp_material.auto_caption_vtt(video)))
+    m = subtitles(path)
+    assert spoken(m) == video.words
+    assert max(len(s.text.split()) for s in m.sentences) <= 40

@@ -191,12 +191,17 @@ def parse_srt(text: str) -> list[Cue]:
 
 
 def is_rolling(cues: list[Cue]) -> bool:
-    """YouTube's auto-captions: inline word timings in the cues."""
+    """YouTube's auto-captions: inline word timings in the cues, or (converted to SubRip
+    by `yt-dlp --convert-subs srt`, which drops the timings) cues that mostly begin
+    with the line the cue before ended with."""
     for cue in cues[:200]:
         for line in cue.lines:
             if "<" in line and INLINE_TS.search(line):
                 return True
-    return False
+    sample = [[ln.strip() for ln in c.lines if ln.strip()] for c in cues[:200]]
+    sample = [lines for lines in sample if lines]
+    carried = sum(1 for a, b in zip(sample, sample[1:], strict=False) if b[0] == a[-1])
+    return len(sample) >= 4 and carried >= 0.5 * (len(sample) - 1)
 
 
 def _plain(segment: str) -> str:
@@ -293,6 +298,17 @@ def rolling_words(cues: list[Cue]) -> Words:
                 starts += times
                 texts += [ws[0] for ws in split]
                 last = times[-1]
+            elif not timed:  # a new line without word timings: its words spread over the cue
+                if "[" in plain or "♪" in plain or ">>" in plain:
+                    plain = MARKER.sub(" ", plain)
+                items = plain.split()
+                begin = min(max(cue.start, last), top)
+                step = (top - begin) / max(len(items), 1)
+                for k, w in enumerate(items):
+                    starts.append(begin + k * step)
+                    texts.append(w)
+                if items:
+                    last = starts[-1]
             else:
                 for t, segment in zip(times, segments, strict=False):
                     if "[" in segment or "♪" in segment or ">>" in segment:
