@@ -112,3 +112,9 @@ def test_a_note_with_only_top_level_headings_is_split_at_them(tmp_path):
     assert m.title == "Mixing checklist"
     assert [(s.heading, s.line, s.body) for s in m.sections] == [
         ("Gain staging", 1, "Peaks at -6 dB."), ("Bus compression", 4, "Two dB of glue.")]
+
+
+def test_a_front_matter_title_empty_after_cleaning_falls_back(tmp_path):
+    path = tmp_path / "compression_notes.md"
+    path.write_text('---\ntitle: "\\e[2J\\u202e"\n---\nAttack and release.\n')
+    assert note(path).title == "Compression notes"

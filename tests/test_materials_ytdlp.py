@@ -151,3 +151,9 @@ def test_the_generator_is_deterministic(tmp_path):
     assert vtt.startswith("WEBVTT\nKind: captions\nLanguage: en\n\n")
     assert "align:start position:0%" in vtt and "<c> " in vtt and "[Music]" in vtt
     assert a[0].name.endswith(".info.json") and a[1].name == a[0].name.replace(".info.json", ".en.vtt")
+
+
+def test_a_title_empty_after_cleaning_falls_back_to_the_file_name(tmp_path):
+    write_download(tmp_path, "Sidechain_basics [dQw4w9WgXcQ]", title="\x1b[2J\u202e\x07 ")
+    m = only(tmp_path)
+    assert m.title == "Sidechain basics" and m.video.title == "Sidechain basics"
