@@ -102,3 +102,12 @@ def test_a_deep_tree_does_not_hit_the_recursion_limit(tmp_path):
     folder.mkdir(parents=True)
     (folder / "deep.md").write_text("Deep note.\n")
     assert [i.main.name for i in discover([tmp_path])] == ["deep.md"]
+
+
+def test_json_is_a_kb_document_by_content_or_when_named(tmp_path):
+    (tmp_path / "my-kb.json").write_text('{"creators": [], "techniques": [], "format": "chrysopedia.kb/2"}')
+    (tmp_path / "typo.json").write_text('{"format": "chrysopedia.kb/1x", "techniques": []}')
+    (tmp_path / "package.json").write_text('{"name": "vault-plugin", "version": "1.0.0"}')
+    assert [(i.kind, i.main.name) for i in discover([tmp_path])] == [("kb", "my-kb.json"), ("kb", "typo.json")]
+    # named on its own, any .json goes to the KB validator (which refuses this one)
+    assert [(i.kind, i.main.name) for i in discover([tmp_path / "package.json"])] == [("kb", "package.json")]

@@ -11,8 +11,10 @@ subtitles beside it, a `.pdf` that is not a PDF.
 Kinds come from the content where the name is not enough: `NAME.info.json` with
 `NAME.LANG.vtt` (or `.srt`) beside it is one yt-dlp download, a file of any
 name starting `%PDF-` or `WEBVTT` is a PDF or subtitles, a `.pdf` without `%PDF-` is
-refused. Any other `.json` is a KB document (kind "kb"): the KB importer's
-validator reads it whole and says what is wrong with one that is not.
+refused. A `.json` saying `"format": "chrysopedia.kb/1"` (or with the KB's
+`techniques`/`creators` lists), or named on its own, is a KB document (kind "kb"):
+the KB importer's validator reads it whole and says what is wrong with it. Other
+JSON in a folder (a `package.json`) is not material.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SKIP_SUFFIXES = {
     ".zip", ".7z", ".rar", ".gz", ".als", ".flp", ".logicx", ".ptx", ".mid", ".midi", ".fxp",
     ".nki", ".nkm", ".vstpreset", ".exe", ".dll", ".so", ".dylib", ".dmg", ".iso", ".pyc",
 }
+KB_LIKE = re.compile(rb'"format"\s*:\s*"chrysopedia\.kb/|"(?:techniques|creators)"\s*:\s*\[')
 PLAYLIST_MARKER = re.compile(rb'"_type"\s*:\s*"playlist"')
 AUTO_CAPTION_MARKER = re.compile(rb"<\d{2}:\d{2}:\d{2}\.\d{3}>")
 PEEK = 4096
@@ -64,7 +67,7 @@ def discover(paths: Iterable[str | Path]) -> Iterator[SourceGroup | Refusal]:
             items = _walk(path, (st.st_dev, st.st_ino), visited)
         else:
             items = (
-                item for item in _groups(path.parent, _listing(path.parent, path))
+                item for item in _groups(path.parent, _listing(path.parent, path), named=path)
                 if path in (item.files if isinstance(item, SourceGroup) else (item.path,))
             )
         for item in items:
@@ -172,8 +175,8 @@ def _subtitle_rank(path: Path, head: bytes) -> tuple:
     return (english, manual, lang == "en", path.suffix.lower() == ".vtt", path.name)
 
 
-def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
-    """The groups made by the files of one folder."""
+def _groups(folder: Path, files: list[Path], named: Path | None = None) -> Iterator[SourceGroup | Refusal]:
+    """The groups made by the files of one folder (`named`: the file the user named itself)."""
     from tui.materials.video import subtitle_stem
 
     infos: dict[str, Path] = {}
@@ -209,10 +212,11 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
             head = _peek(path, MAX_TEXT_BYTES, "KB documents", JSON_PEEK)
             if isinstance(head, Refusal):
                 yield head
-            else:
-                # Everything else a .json could be goes to the KB importer, whose validator
-                # names what is wrong with it ("format: expected 'chrysopedia.kb/1'").
+            elif path == named or KB_LIKE.search(head):
+                # A KB document, or one meant to be (a named file, or one with the KB's keys):
+                # the KB importer's validator says what is wrong with it, as it always has.
                 yield SourceGroup("kb", path, (path,))
+            # else: some other program's JSON in the folder (package.json ...): not material
         elif suffix in SKIP_SUFFIXES:
             continue
         else:  # an unknown name: the first bytes may still say what it is
