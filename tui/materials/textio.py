@@ -16,7 +16,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from tui.text import clean, one_line
+from tui.text import CONTROL_CHARS, clean, one_line
 
 MiB = 1024 * 1024
 MAX_TEXT_BYTES = 16 * MiB  # subtitles, notes, info.json
@@ -112,9 +112,14 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def text_lines(text: str) -> list[str]:
-    """Lines of `text` with CRLF, LF or a lone CR ending them."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+def clean_text(data: bytes) -> str:
+    """A file's text: decoded, LF line ends, passed through `clean()`.
+
+    Every escape sequence starts with a character `CONTROL_CHARS` matches, so a text
+    without any (nearly all) is left as it is after one search instead of two rewrites.
+    """
+    text = decode(data).replace("\r\n", "\n").replace("\r", "\n")
+    return clean(text) if CONTROL_CHARS.search(text) else text
 
 
 def sha256_hex(chunks: list[bytes]) -> str:

@@ -21,9 +21,9 @@ from tui.materials.textio import (
     MAX_LINE_CHARS,
     MAX_TEXT_BYTES,
     Refused,
+    clean_text,
     creator_slug,
     cut,
-    decode,
     fallback_title,
     read_bytes,
     sha256_hex,
@@ -49,7 +49,7 @@ def subtitle_stem(path: Path) -> str:
 def load_subtitles(path: Path) -> tuple[list[TimedSentence], bool, bytes]:
     """Sentences of a .vtt/.srt file, whether they were rolling auto-captions, and the bytes read."""
     data = read_bytes(path, MAX_TEXT_BYTES, "subtitles", max_line=MAX_LINE_CHARS)
-    text = clean(decode(data).replace("\r\n", "\n").replace("\r", "\n"))
+    text = clean_text(data)
     head = text.lstrip("\ufeff\n ")[:6]
     if path.suffix.lower() == ".srt" and not head.startswith("WEBVTT"):
         cues = parse_srt(text)
