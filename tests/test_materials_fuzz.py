@@ -6,7 +6,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from materials_fixtures import AUTO_VTT, CLEARED_VTT, MANUAL_VTT, SRT_UTF8, pdf_bytes
+from materials_fixtures import (
+    AUTO_VTT,
+    CLEARED_VTT,
+    MANUAL_VTT,
+    SRT_UTF8,
+    pdf_bytes,
+    ytdlp_material,
+)
 
 from tui.materials import Material, Refusal, SourceGroup, read
 
@@ -32,6 +39,8 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("name,kind,data", [
     ("auto.vtt", "subtitles", AUTO_VTT.encode()),
+    ("youtube.vtt", "subtitles",  # YouTube's own layout: the bulk reading
+     ytdlp_material.auto_caption_vtt(ytdlp_material.build_video(2, 1, words=120, minutes=1)).encode()),
     ("cleared.vtt", "subtitles", CLEARED_VTT.encode()),
     ("manual.vtt", "subtitles", MANUAL_VTT.encode()),
     ("movie.srt", "subtitles", SRT_UTF8.encode()),

@@ -223,3 +223,28 @@ def test_auto_captions_converted_to_srt_keep_each_word_once(tmp_path):
     m = subtitles(path)
     assert spoken(m) == video.words
     assert max(len(s.text.split()) for s in m.sentences) <= 40
+
+
+@pytest.mark.parametrize("text", [
+    ytdlp_material.auto_caption_vtt(ytdlp_material.build_video(11, 0, words=900, minutes=6)),
+    CLEARED_VTT.replace("&amp;", "and"),
+], ids=["generated", "cleared"])
+def test_the_bulk_reading_of_youtube_captions_agrees_with_the_cue_by_cue_one(text):
+    from tui.materials.subtitles import parse_vtt, rolling_words, youtube_words
+
+    fast = youtube_words(text)
+    assert fast is not None  # the layout is YouTube's own: the bulk path takes it
+    slow = rolling_words(parse_vtt(text))
+    assert fast.texts == slow.texts
+    assert fast.starts == pytest.approx(slow.starts, abs=1e-9)
+    assert fast.ends == pytest.approx(slow.ends, abs=1e-9)
+    assert fast.pauses == pytest.approx(slow.pauses, abs=1e-9)
+
+
+def test_the_bulk_reading_leaves_other_layouts_to_the_cue_by_cue_one():
+    from tui.materials.subtitles import youtube_words
+
+    assert youtube_words(AUTO_VTT) is None  # a <c.colorE5E5E5> tag
+    assert youtube_words(CLEARED_VTT) is None  # an entity
+    backwards = "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\na<00:00:05.500><c> b</c>\n\n00:00:01.000 --> 00:00:02.000\nc\n"
+    assert youtube_words(backwards) is None

@@ -359,6 +359,95 @@ def cue_words(cues: list[Cue]) -> Words:
     return words
 
 
+CUE_RE = re.compile(
+    r"^(\d\d:\d\d:\d\d\.\d\d\d) --> (\d\d:\d\d:\d\d\.\d\d\d)(?:[ \t][^\n]*)?\n((?:[^\n]+(?:\n|$))*)", re.M)
+YOUTUBE_WORD = re.compile(r"<(\d\d:\d\d:\d\d\.\d\d\d)><c> ([^\s<>&\[\]♪]+)</c>")
+
+
+def youtube_words(text: str) -> Words | None:
+    """Words of a WebVTT file in YouTube's own rolling layout, read in bulk: one regex
+    pass finds every cue, times stay strings (fixed width, so they compare as strings)
+    until the words are known. None as soon as the file strays from that layout (any
+    other tag, a timing elsewhere, a cue out of order ...): `parse_vtt` and
+    `rolling_words` then read it, and say what is wrong with it."""
+    blocks = CUE_RE.findall(text)
+    if not blocks or len(blocks) != text.count("-->"):
+        return None
+    starts_s = [b[0] for b in blocks]
+    if starts_s != sorted(starts_s) or any(e < s for s, e, _ in blocks):
+        return None
+    stamps: list[str] = []
+    texts: list[str] = []
+    previous: list[str] = []
+    last = "00:00:00.000"
+    last_end = last
+    for start, end, body in blocks:
+        shown: list[str] = []
+        for raw in body.split("\n"):
+            if "<" in raw:
+                i = raw.find("<")
+                head = raw[:i].strip()
+                pairs = YOUTUBE_WORD.findall(raw, i)
+                if (
+                    not head or " " in head or "[" in head or "&" in raw or "♪" in head
+                    or 22 * len(pairs) + sum(len(w) for _, w in pairs) != len(raw.rstrip()) - i
+                ):
+                    return None
+                line_stamps = [start]
+                line_stamps += [t for t, _ in pairs]
+                if start < last or line_stamps[-1] > end or line_stamps != sorted(line_stamps):
+                    return None
+                line_words = [head]
+                line_words += [w for _, w in pairs]
+                shown.append(" ".join(line_words))
+                stamps += line_stamps
+                texts += line_words
+                last, last_end = line_stamps[-1], end
+                continue
+            plain = raw.strip()
+            if not plain:
+                continue
+            if "&" in plain or "  " in plain or "\t" in plain:
+                return None
+            shown.append(plain)
+            if plain in previous:  # shown by the cue before: a repeat
+                continue
+            if "[" in plain or "♪" in plain or ">>" in plain:
+                plain = MARKER.sub(" ", plain)
+            items = plain.split()
+            if len(items) > 1:  # a new line of several words without timings: the slow path
+                return None
+            if items:
+                stamps.append(max(start, last))
+                texts.append(items[0])
+                last, last_end = stamps[-1], end
+        previous = shown
+    words = Words()
+    words.texts = texts
+    starts = words.starts = [float(t[6:]) + int(t[3:5]) * 60 + int(t[:2]) * 3600 for t in stamps]
+    n = len(starts)
+    words.pauses = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    words.ends = [b if b - a < MAX_WORD_SECONDS else a + MAX_WORD_SECONDS
+                  for a, b in zip(starts, starts[1:], strict=False)]
+    if n:
+        end_f = float(last_end[6:]) + int(last_end[3:5]) * 60 + int(last_end[:2]) * 3600
+        words.ends.append(min(max(end_f, starts[-1]), starts[-1] + MAX_WORD_SECONDS))
+        words.pauses.append(0.0)
+    return words
+
+
+def vtt_transcript(text: str) -> tuple[list[TimedSentence], bool]:
+    """A WebVTT file's sentences, and whether they were rolling auto-captions."""
+    first = text[: text.find("\n")] if "\n" in text else text
+    first = first.lstrip("\ufeff")
+    if not first.startswith("WEBVTT") or (len(first) > 6 and first[6] not in " \t"):
+        raise Refused("not a WebVTT file (no WEBVTT header)")
+    words = youtube_words(text) if "<c> " in text else None
+    if words is not None:
+        return sentences(words, rolling=True), True
+    return transcript(parse_vtt(text))
+
+
 I_WORD = re.compile(r"\bi\b")
 
 

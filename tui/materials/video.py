@@ -15,7 +15,7 @@ from typing import Any
 
 from tui.materials.model import Material, MaterialSection, MaterialVideo, SourceGroup, TimedSentence
 from tui.materials.sections import Chapter, by_chapters, by_topic
-from tui.materials.subtitles import parse_srt, parse_vtt, transcript
+from tui.materials.subtitles import parse_srt, transcript, vtt_transcript
 from tui.materials.textio import (
     LANG_SUFFIX,
     MAX_LINE_CHARS,
@@ -52,10 +52,9 @@ def load_subtitles(path: Path) -> tuple[list[TimedSentence], bool, bytes]:
     text = clean_text(data)
     head = text.lstrip("\ufeff\n ")[:6]
     if path.suffix.lower() == ".srt" and not head.startswith("WEBVTT"):
-        cues = parse_srt(text)
+        sentences, rolling = transcript(parse_srt(text))
     else:
-        cues = parse_vtt(text)
-    sentences, rolling = transcript(cues)
+        sentences, rolling = vtt_transcript(text)
     if not sentences:
         raise Refused("no speech in the subtitles (only markers or empty cues)")
     return sentences, rolling, data
