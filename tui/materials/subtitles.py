@@ -12,6 +12,10 @@ word timings is new; a plain line the cue before showed is a repeat. What
 is left has every spoken word once, in order; `[Music]`-style markers, tags and
 entities are dropped. Without punctuation, sentences are cut at pauses between
 word timings (and at a length cap), then capitalised and ended with a full stop.
+
+A file in exactly YouTube's layout is read in bulk (`youtube_words`); any other
+WebVTT, and any such file with something unexpected in it, cue by cue
+(`parse_vtt`, then `rolling_words` or `cue_words`), which also names the problem.
 """
 
 from __future__ import annotations
