@@ -26,7 +26,7 @@ from tui.widgets.safe_text import clean
 
 if TYPE_CHECKING:
     from textual.widgets import Markdown
-    from textual.widgets._markdown import MarkdownStream
+    from textual.widgets.markdown import MarkdownStream
 
     from tui.widgets.answer_markdown import FrozenSegment
 
