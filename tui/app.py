@@ -157,8 +157,18 @@ class ChrysopediaApp(App[int]):
         self._state = self._read_state()
         self.pacer = FramePacer()
         self.theme = theme or settings.theme or self._state.get("theme") or DEFAULT_THEME
+        self.keymap: dict[str, str] = {}
         if settings.keymap:
             self.set_keymap(dict(settings.keymap))
+
+    def set_keymap(self, keymap: dict[str, str]) -> None:
+        # Kept as given: the help screen and the prompt read the keys bound to an id here.
+        super().set_keymap(keymap)
+        self.keymap = dict(keymap)
+
+    def update_keymap(self, keymap: dict[str, str]) -> None:
+        super().update_keymap(keymap)
+        self.keymap = {**self.keymap, **keymap}
 
     # -- layout ---------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -588,25 +598,19 @@ class ChrysopediaApp(App[int]):
         self._update_voice_preview()
 
     def _update_voice_preview(self) -> None:
-        from tui.services.personality import build_personality_block, tier_name
+        from tui.services.personality import describe_voice
+        from tui.voice_tiers import tier_name
 
-        self.slider.tier_name = tier_name
         creator = self.picker.creator
         preview = self.query_one("#voice-preview", Collapsible)
         text = self.query_one("#voice-preview-text", Static)
+        weight = self.slider.value
         if creator is None:
             preview.title = "Voice instructions (choose a creator)"
-            text.update("With any creator, answers use the neutral encyclopedic voice.")
+            text.update(describe_voice(None, None, weight))
             return
-        weight = self.slider.value
-        block = build_personality_block(creator["name"], creator.get("personality_profile") or {}, weight)
         preview.title = f"Voice instructions: {one_line(creator['name'])} at {weight:.2f} ({tier_name(weight)})"
-        if not creator.get("personality_profile"):
-            body = f"{creator['name']} has no personality profile: the voice stays neutral."
-        elif not block:
-            body = "Off: nothing is added to the prompt below 0.20."
-        else:
-            body = block
+        body = describe_voice(creator["name"], creator.get("personality_profile"), weight)
         text.update(clean(body) + "\n(applies to the next answer; Ctrl+R regenerates the last one)")
 
     def action_toggle_voice_preview(self) -> None:
@@ -783,14 +787,16 @@ class ChrysopediaApp(App[int]):
         rows: list[tuple[str, str, str]] = []
         for group, node, prefix in groups:
             by_action: dict[str, tuple[list[str], str]] = {}
-            for key, bindings in node._bindings.key_to_bindings.items():
-                for binding in bindings:
-                    if not (binding.id or "").startswith(prefix) or not binding.description:
-                        continue
-                    if binding.action.startswith("jump_source"):
-                        continue
-                    keys, _ = by_action.setdefault(binding.action, ([], binding.description))
-                    keys.append(self.get_key_display(replace(binding, key=key)))
+            for binding in node.BINDINGS:
+                if not isinstance(binding, Binding):
+                    continue
+                if not (binding.id or "").startswith(prefix) or not binding.description:
+                    continue
+                if binding.action.startswith("jump_source"):
+                    continue
+                keys, _ = by_action.setdefault(binding.action, ([], binding.description))
+                for key in self.keymap.get(binding.id, binding.key).split(","):
+                    keys.append(self.get_key_display(replace(binding, key=key.strip())))
             for keys, description in by_action.values():
                 rows.append((" / ".join(dict.fromkeys(keys)), description, group))
             if group == "Everywhere":
