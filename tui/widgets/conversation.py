@@ -1,16 +1,18 @@
 """The conversation pane: questions and streamed, cited answers.
 
-An answer streams through `Markdown.get_stream` (appends, batched while one is
-in flight), never a whole re-render per token; one final `update()` after the
-stream stops repairs any block split mid-stream. Citations `[N]` become
-`cite:N` links only when 1 <= N <= the number of sources of that answer.
-The pane follows the bottom with `anchor()` until the user scrolls up, and
-reports which answer is in view so the sidebar can show its sources.
+An answer streams through `Markdown.get_stream` (appends, batched while one is in
+flight), never a whole re-render per token. `AnswerSegmenter` (tui/answer_segmenter.py,
+pure) decides where the answer is split into segments and where it goes on as plain text;
+`AssistantMessage` applies its operations: it mounts the segments, hands them their text
+at most every FLUSH_INTERVAL, checks a closed segment against a fresh parse (rendering it
+whole only if a block came out wrong) and freezes it into its rendered lines. Citations
+`[N]` become `cite:N` links only when 1 <= N <= the number of sources of that answer.
+The pane follows the bottom with `anchor()` until the user scrolls up, and reports which
+answer is in view so the sidebar can show its sources.
 """
 
 from __future__ import annotations
 
-import re
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,17 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Button, Static
 
+from tui.answer_segmenter import (
+    LONG_LINE_CHARS,
+    MARKDOWN_LINES,
+    AnswerSegmenter,
+    Append,
+    NewSegment,
+    Operation,
+    Plain,
+    link_citations,
+    markdown_head,
+)
 from tui.widgets.safe_text import clean
 
 if TYPE_CHECKING:
@@ -34,88 +47,24 @@ if TYPE_CHECKING:
 FLUSH_INTERVAL = 0.05
 # ... and while tokens flood in faster than frames are drawn (see tui/pacing.py).
 FLOOD_FLUSH_INTERVAL = 0.15
-# Split a streamed answer into a new segment after this many characters, at a block edge.
-SEGMENT_CHARS = 1200
-# ... or after this many lines: an answer of tiny blocks (a list of one-word items) makes
-# several widgets per line, and a live segment is laid out again on every append.
-SEGMENT_LINES = 40
 # A segment frozen lazily while tokens flood in renders the rest of its lines once the
 # stream has been quiet this long (seconds).
 SETTLE_AFTER_S = 0.5
-# After a blank line, these continue the block before it (list items, quotes, indented
-# continuation, tables): never split there.
-_CONTINUES_BLOCK = re.compile(r"[ \t]|[-*+][ \t]|\d{1,9}[.)][ \t]|>|\|")
-# A top-level list item: a long list is split between two of them (two adjacent lists;
-# an ordered one goes on at the right number).
-_LIST_ITEM = re.compile(r"(?:[-*+]|(\d{1,9})([.)]))(?:[ \t]|$)")
-# Enough of a line to tell whether it starts a list item.
-_LINE_START_CHARS = 12
-_FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)$")
-# One line of a paragraph longer than this is cut at a space into a new segment that
-# runs on without a gap: Textual's Markdown wraps a paragraph whole on every append, so
-# one 100,000-character line without a break took ~12 s to stream.
-LONG_LINE_CHARS = 1500
-# A long line that cannot be cut there (a list item, a heading, a table row, code, or
-# unbalanced inline markup) goes on as plain text once it is this long.
-LONG_LINE_PLAIN_CHARS = 8000
-# A line starting like this is not a plain paragraph line: not cut; nor is a line cut
-# where the rest would start like this (it would begin a new block).
-_NOT_PARAGRAPH = re.compile(
-    r"[ \t]|[-*+](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[>|#<=]|`{3}|~{3}|-{3}|_{3}|\*{3}")
-
-# An answer is shown as Markdown up to this many non-blank lines: Textual's Markdown makes
-# widgets per block (~10 ms a list item), so an answer of thousands of tiny blocks would
-# take minutes. The rest is shown as plain text, saying so (the source detail's rule),
-# in chunks of PLAIN_CHUNK_LINES lines (one Static each).
-MARKDOWN_LINES = 400
+# A restored answer is Markdown up to as many non-blank lines as a streamed one.
 RESTORE_MARKDOWN_LINES = MARKDOWN_LINES
+# The plain-text part of an answer: one Static per PLAIN_CHUNK_LINES lines ...
 PLAIN_CHUNK_LINES = 200
 # ... or this many characters (cut at a space where there is one): one long line too.
 PLAIN_CHUNK_CHARS = 8000
 PLAIN_NOTE = "… the rest of this long answer, as plain text:"
 
-_CITE = re.compile(r"\[(\d{1,3})\]")
-# A possible citation cut at the end of a fragment: hold it until the next one.
-_PARTIAL_CITE = re.compile(r"\[\d{0,3}$")
-
-
-def link_citations(text: str, count: int) -> str:
-    """`[N]` -> a `cite:N` Markdown link for 1 <= N <= count; others stay plain text."""
-
-    def repl(match: re.Match[str]) -> str:
-        n = int(match.group(1))
-        return f"[\\[{n}\\]](cite:{n})" if 1 <= n <= count else match.group(0)
-
-    return _CITE.sub(repl, text)
-
 
 def _answer_markdown():
     """The module of an answer's Markdown widgets, imported at the first answer (the app's
-    boot worker imports it after the first paint: see answer_markdown.py)."""
+    boot imports it after the first paint: see answer_markdown.py)."""
     from tui.widgets import answer_markdown
 
     return answer_markdown
-
-
-class CitationLinker:
-    """Turn citations into links in a stream of fragments that may split `[12]`."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._held = ""
-
-    def feed(self, fragment: str) -> str:
-        text = self._held + fragment
-        partial = _PARTIAL_CITE.search(text)
-        if partial:
-            self._held, text = text[partial.start() :], text[: partial.start()]
-        else:
-            self._held = ""
-        return link_citations(text, self.count)
-
-    def flush(self) -> str:
-        text, self._held = self._held, ""
-        return link_citations(text, self.count)
 
 
 def format_meta(done: dict[str, Any]) -> str:
@@ -139,26 +88,6 @@ def format_meta(done: dict[str, Any]) -> str:
         # The model ran past the stored-answer cap: generation was stopped there.
         parts.insert(0, "⚠ answer cut at the size limit")
     return " · ".join(clean(p) for p in parts)
-
-
-def _inline_balanced(text: str) -> bool:
-    """No code span, emphasis or link text left open: a safe place to cut a paragraph."""
-    return (text.count("`") % 2 == 0 and text.count("*") % 2 == 0
-            and text.count("~~") % 2 == 0 and text.count("[") == text.count("]"))
-
-
-def _markdown_head(text: str, max_lines: int) -> tuple[str, str]:
-    """`text` cut after `max_lines` lines, outside a code fence when one ends soon after."""
-    lines = text.splitlines(keepends=True)
-    in_fence = False
-    count = 0
-    for n, line in enumerate(lines):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        count += bool(line.strip())
-        if count >= max_lines and not in_fence or count >= 2 * max_lines:
-            return "".join(lines[: n + 1]), "".join(lines[n + 1 :])
-    return text, ""
 
 
 class UserMessage(Static):
@@ -194,25 +123,12 @@ class AssistantMessage(Vertical):
         self.raw = ""  # the answer as the model wrote it (cleaned), before linking
         self.meta: dict[str, Any] = {}
         self.got_sources = False  # the service accepted the question (and archived it)
+        self._segmenter: AnswerSegmenter | None = None  # set while the answer streams
         self._stream: MarkdownStream | None = None
-        self._streaming = False
-        self._linker: CitationLinker | None = None
         self._segment: Markdown | None = None  # the segment being streamed into
         self._segment_text = ""  # linked Markdown written to that segment
-        self._line = ""  # the current, unfinished line (for fence tracking)
-        self._after_blank = True  # the line before the current one was blank (or none)
-        self._runs_on = False  # the current line is the rest of a cut paragraph line
-        self._in_fence = False
-        self._split_pending = False  # a long segment may split before the next line
-        self._held = ""  # text held while deciding whether to split
-        self._fence_open = ""  # the line that opened the current code fence
-        self._in_list = False  # the last block line was part of a top-level list
-        self._list_next: int | None = None  # the number the next ordered item renders as
-        self._list_marker = ""  # that list's bullet (- * +) or number delimiter (. or ))
-        self._segment_lines = 0
         self._segment_writes = 0  # texts handed to the segment's stream
-        self._markdown_lines = 0  # non-blank lines of the answer streamed as Markdown
-        self._plain: Static | None = None  # past MARKDOWN_LINES: the plain-text chunk written to
+        self._plain: Static | None = None  # past the Markdown part: the plain-text chunk written to
         self._plain_text = ""
         self._plain_dirty = False
         self._plain_total = 0  # characters written to the plain-text part
@@ -281,34 +197,28 @@ class AssistantMessage(Vertical):
             )
 
     # -- streaming ---------------------------------------------------------------
-    # A long answer is streamed into several Markdown segments, split at block
-    # boundaries (~1,200 characters or 40 lines): between top-level list items (an
-    # ordered list goes on at its number), inside a long code fence (closed and
-    # reopened), never inside a quote. Each append then re-lays-out one bounded segment
-    # instead of the whole answer, so the cost of a token does not grow with the length
-    # of the answer. Past MARKDOWN_LINES the rest is plain text: Textual's Markdown makes
-    # widgets per block, which no segmenting avoids.
+    # Each append re-lays-out one bounded segment instead of the whole answer, so the cost
+    # of a token does not grow with the length of the answer (where the segments end is
+    # the segmenter's decision).
 
     async def write(self, delta: str) -> None:
         """Append a streamed fragment."""
         delta = clean(delta)
         if not delta:
             return
-        if not self._streaming:
-            self._streaming = True
+        if self._segmenter is None:
+            self._segmenter = AnswerSegmenter(len(self.sources))
             self.status = "streaming"
             self.query_one(".working").display = False
-            self._linker = CitationLinker(len(self.sources))
             self._segment = self.body
             self._segment_text = ""
-            self._segment_lines = self._segment_writes = 0
-            self._in_list, self._list_next = False, None
+            self._segment_writes = 0
             self._stream = _answer_markdown().AnswerMarkdown.get_stream(self._segment)
             self._pacer = getattr(self.app, "pacer", None)
         self.raw += delta
         pacer = self._pacer
         if pacer is None:
-            await self._feed(delta)
+            await self._apply(self._segmenter.feed(delta))
             return
         # Frames are put off while tokens flood in; when they stop, what is left is sent
         # to the segment at once (not at the next flush tick) and drawn.
@@ -316,148 +226,27 @@ class AssistantMessage(Vertical):
             pacer.when_quiet(self._flush_soon)
         pacer.token()
         try:
-            await self._feed(delta)
+            await self._apply(self._segmenter.feed(delta))
         finally:
             pacer.taken()
+
+    async def _apply(self, operations: list[Operation]) -> None:
+        for operation in operations:
+            match operation:
+                case Append(text):
+                    await self._write_segment(text)
+                case NewSegment(runs_on):
+                    await self._new_segment(runs_on=runs_on)
+                case Plain(text):
+                    if self._plain is None:
+                        await self._start_plain()
+                    await self._write_plain(text)
 
     def _flush_soon(self) -> None:
         if self._unsent or self._plain_dirty:
             self.call_next(self._flush)
 
-    async def _feed(self, text: str, *, final: bool = False) -> None:
-        if self._plain is not None:
-            await self._write_plain(text)
-            return
-        out: list[str] = []
-        i = 0
-        while i < len(text) or (final and self._split_pending):
-            if self._split_pending:
-                # A long segment ended a line: hold what follows until the start of the
-                # next block line shows whether it may open a new segment.
-                newline = text.find("\n", i)
-                self._held += text[i:] if newline == -1 else text[i : newline + 1]
-                i = len(text) if newline == -1 else newline + 1
-                start = self._held.lstrip("\n")
-                if not final and "\n" not in start and len(start) < _LINE_START_CHARS:
-                    continue
-                self._split_pending = False
-                held, self._held = self._held, ""
-                blank = held.startswith("\n")
-                item = _LIST_ITEM.match(start)
-                if start and item and (self._in_list or blank):
-                    await self._write_segment("".join(out))
-                    out.clear()
-                    # The same list going on (another marker starts a new list): no gap
-                    # between its two halves.
-                    same_list = self._in_list and (item.group(2) or start[0]) == self._list_marker
-                    await self._new_segment(runs_on=same_list)
-                    if item.group(1) and self._list_next is not None and same_list:
-                        # The next list starts at the number this item renders as.
-                        start = f"{self._list_next}{item.group(2)}" + start[item.end(2) :]
-                    held = start
-                elif start and blank and not _CONTINUES_BLOCK.match(start):
-                    await self._write_segment("".join(out))
-                    out.clear()
-                    await self._new_segment()
-                    held = start
-                # Run the held text through the line logic below.
-                text, i = held + text[i:], 0
-                if not held:
-                    continue
-            newline = text.find("\n", i)
-            end = len(text) if newline == -1 else newline
-            if len(self._line) + end - i >= LONG_LINE_CHARS:
-                cut = self._long_line_cut(text, i, end)
-                if cut is not None:
-                    # Cut the paragraph after a space; the rest runs on in a new segment.
-                    out.append(self._link(text[i:cut]) + self._linker.flush())
-                    await self._write_segment("".join(out))
-                    out.clear()
-                    await self._new_segment(runs_on=True)
-                    self._line, self._runs_on = "", True
-                    self._markdown_lines += 1
-                    i = cut
-                    continue
-                if len(self._line) + end - i >= LONG_LINE_PLAIN_CHARS:
-                    # A long line that cannot be cut: the rest of the answer as plain text.
-                    if self._in_fence:
-                        opener = _FENCE_OPEN.match(self._fence_open.lstrip())
-                        out.append("\n" + (opener.group(1) if opener else "```") + "\n")
-                    await self._write_segment("".join(out) + self._linker.flush())
-                    await self._start_plain()
-                    await self._write_plain(text[i:])
-                    return
-            if newline == -1:
-                out.append(self._link(text[i:]))
-                self._line += text[i:]
-                break
-            out.append(self._link(text[i : newline + 1]))
-            line, self._line = self._line + text[i:newline], ""
-            self._after_blank, self._runs_on = not line.strip(), False
-            self._segment_lines += 1
-            self._markdown_lines += bool(line.strip())
-            stripped = line.lstrip()
-            long = (
-                len(self._segment_text) + sum(map(len, out)) >= SEGMENT_CHARS
-                or self._segment_lines >= SEGMENT_LINES
-            )
-            if stripped.startswith(("```", "~~~")):
-                if not self._in_fence:
-                    self._fence_open = line
-                self._in_fence = not self._in_fence
-                self._in_list = False
-            elif self._in_fence:
-                opener = _FENCE_OPEN.match(self._fence_open)
-                if long and opener:
-                    # A long code block: close it here and open it again, with the same
-                    # info string, in a new segment.
-                    out.append(opener.group(1) + "\n")
-                    await self._write_segment("".join(out))
-                    out.clear()
-                    await self._new_segment()
-                    out.append(self._fence_open + "\n")
-            else:
-                self._track_list(line)
-                if long:
-                    self._split_pending = True
-            i = newline + 1
-            if self._markdown_lines >= MARKDOWN_LINES and not self._held:
-                # Enough Markdown for one answer: the rest as plain text.
-                if self._in_fence:
-                    opener = _FENCE_OPEN.match(self._fence_open.lstrip())
-                    out.append((opener.group(1) if opener else "```") + "\n")
-                await self._write_segment("".join(out))
-                await self._start_plain()
-                await self._write_plain(text[i:])
-                return
-        await self._write_segment("".join(out))
-
-    def _long_line_cut(self, text: str, i: int, end: int) -> int | None:
-        """Where to cut the current line, a long paragraph line: just after the first
-        space past LONG_LINE_CHARS with the inline markup before it balanced and a word
-        after it that does not start a block (None: not a paragraph line, or no such
-        space in text[i:end] yet)."""
-        if self._in_fence:
-            return None
-        if not self._runs_on:
-            start = self._line or text[i:end]
-            if _NOT_PARAGRAPH.match(start) or (self._in_list and not self._after_blank):
-                return None  # not a paragraph line (or a list item's lazy continuation)
-        if (len(self._line) >= LONG_LINE_CHARS and self._line.endswith(" ") and i < end
-                and not _NOT_PARAGRAPH.match(text, i) and _inline_balanced(self._line)):
-            return i  # the line so far ends with a space: cut before this fragment
-        space = text.find(" ", i + max(0, LONG_LINE_CHARS - len(self._line)), end)
-        while space != -1:
-            if (space + 1 < end and not _NOT_PARAGRAPH.match(text, space + 1)
-                    and _inline_balanced(self._line + text[i:space])):
-                return space + 1
-            if len(self._line) + space - i >= LONG_LINE_PLAIN_CHARS:
-                return None
-            space = text.find(" ", space + 1, end)
-        return None
-
     async def _start_plain(self) -> None:
-        self._split_pending = False
         await self._close_segment()
         note = Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note")
         await self.mount(note, before=self.query_one(".meta"))
@@ -495,29 +284,6 @@ class AssistantMessage(Vertical):
                     or len(self._plain_text) >= PLAIN_CHUNK_CHARS):
                 await self._new_plain_chunk()
         await self._write_segment("")
-
-    def _track_list(self, line: str) -> None:
-        """Whether the block lines so far end in a top-level list, and its numbering."""
-        if not line.strip():
-            return  # a blank line: the list may go on
-        item = _LIST_ITEM.match(line)
-        if item:
-            marker = item.group(2) or line[0]
-            if item.group(1) is None:
-                self._list_next = None
-            elif self._in_list and marker == self._list_marker and self._list_next is not None:
-                self._list_next += 1
-            else:
-                self._list_next = int(item.group(1)) + 1
-            self._in_list, self._list_marker = True, marker
-        elif not line[:1].isspace():
-            self._in_list = False
-            self._list_next = None
-
-    def _link(self, text: str) -> str:
-        if self._in_fence:
-            return self._linker.flush() + text
-        return self._linker.feed(text)
 
     async def _write_segment(self, text: str) -> None:
         """Queue text for the segment; hand it to the MarkdownStream at most every
@@ -565,7 +331,7 @@ class AssistantMessage(Vertical):
         await self._close_segment()
         self._segment = segment
         self._segment_text = ""
-        self._segment_lines = self._segment_writes = 0
+        self._segment_writes = 0
         self._stream = markdown.get_stream(segment)
 
     async def _close_segment(self, *, freeze: bool = True) -> None:
@@ -648,17 +414,15 @@ class AssistantMessage(Vertical):
         self._unsettled.clear()
 
     async def _stop_stream(self) -> None:
-        if not self._streaming:
+        segmenter = self._segmenter
+        if segmenter is None:
             return
-        if self._plain is None and self._split_pending:
-            await self._feed("", final=True)
+        await self._apply(segmenter.finish())
+        self._segmenter = None
         if self._plain is not None:
             await self._flush()
-            self._streaming = False
-            return
-        await self._write_segment(self._linker.flush() if self._linker else "")
-        self._streaming = False
-        await self._close_segment(freeze=False)
+        else:
+            await self._close_segment(freeze=False)
 
     async def reset(self, reason: str = "") -> None:
         """The model restarted the answer (fallback): clear the partial text."""
@@ -669,11 +433,8 @@ class AssistantMessage(Vertical):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
-        self._streaming = False
-        self._split_pending, self._held, self._line, self._in_fence = False, "", "", False
-        self._after_blank, self._runs_on = True, False
-        self._in_list, self._list_next, self._segment_lines = False, None, 0
-        self._markdown_lines, self._plain, self._plain_text, self._plain_dirty = 0, None, "", False
+        self._segmenter = None
+        self._plain, self._plain_text, self._plain_dirty = None, "", False
         self._plain_total = self.plain_shown = 0
         self.raw = ""
         for segment in self.segments[1:]:
@@ -686,27 +447,32 @@ class AssistantMessage(Vertical):
 
     async def finish(self, done: dict[str, Any]) -> None:
         await self._stop_stream()
-        self.status = "answered"
         self.meta = dict(done)
-        self.query_one(".working").display = False
-        self._show_meta(format_meta(done))
+        self._show_status("answered")
 
     async def stop(self) -> None:
         """Cancelled by the user: keep the partial answer, mark it stopped."""
         await self._stop_stream()
-        self.status = "stopped"
-        self.query_one(".working").display = False
-        self.add_class("-stopped")
-        self._show_meta("⏹ stopped" + (" · " + format_meta(self.meta) if self.meta else ""))
+        self._show_status("stopped")
 
     async def fail(self, message: str) -> None:
         await self._stop_stream()
-        self.status = "failed"
-        self.query_one(".working").display = False
         if not self.raw:
             self.body.display = False
-        self.add_class("-failed")
-        self.query_one(".error-text", Static).update(Text("⚠ " + clean(message)))
+        self._show_status("failed", error=message)
+
+    def _show_status(self, status: str, *, error: str = "") -> None:
+        """The end of an answer, streamed or restored: answered, stopped or failed."""
+        self.status = status
+        self.query_one(".working").display = False
+        if status == "failed":
+            self.add_class("-failed")
+            self.query_one(".error-text", Static).update(Text("⚠ " + clean(error)))
+        elif status == "stopped":
+            self.add_class("-stopped")
+            self._show_meta("⏹ stopped · " + format_meta(self.meta))
+        else:
+            self._show_meta(format_meta(self.meta))
 
     def mark_previous(self) -> None:
         """A newer answer to the same question replaced this one."""
@@ -719,7 +485,7 @@ class AssistantMessage(Vertical):
         self.meta = dict(meta)
         self.query_one(".working").display = False
         body = await self._fresh_body()
-        head, rest = _markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
+        head, rest = markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
         if any(len(line) > LONG_LINE_CHARS for line in head.split("\n")):
             # A very long line: shown the way it streamed (cut into run-on segments, or
             # plain text past the limits), not as one paragraph wrapped whole.
@@ -731,18 +497,11 @@ class AssistantMessage(Vertical):
             if rest:
                 await self._restore_plain(rest)
         if status == "failed":
-            self.status = "failed"
-            self.add_class("-failed")
-            self.query_one(".error-text", Static).update(
-                Text("⚠ " + clean(meta.get("error") or "failed"))
-            )
+            self._show_status("failed", error=meta.get("error") or "failed")
         elif status in ("cancelled", "stopped", "incomplete"):
-            self.status = "stopped"
-            self.add_class("-stopped")
-            self._show_meta("⏹ stopped · " + format_meta(meta))
+            self._show_status("stopped")
         else:
-            self.status = "answered"
-            self._show_meta(format_meta(meta))
+            self._show_status("answered")
 
     async def _restore_plain(self, rest: str) -> None:
         """The part of a restored answer past the Markdown limit, as plain text."""
