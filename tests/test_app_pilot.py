@@ -515,7 +515,7 @@ async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_sett
             await wait_until(pilot, lambda: app.conversation.answers
                              and app.conversation.answers[-1].status == "streaming")
             # While it streams, young collections are rare and full ones off...
-            from tui.app import STREAMING_GC_THRESHOLDS
+            from tui.collector import STREAMING_GC_THRESHOLDS
 
             assert gc.get_threshold() == STREAMING_GC_THRESHOLDS
             chat.release.set()

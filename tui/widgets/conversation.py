@@ -581,6 +581,31 @@ class ConversationView(VerticalScroll):
         self.query_one(".welcome").display = True
         self._set_in_view(None)
 
+    async def show_transcript(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Show a saved conversation in place of this one (its messages oldest first, as
+        the archive gives them); its questions."""
+        await self.clear()
+        questions: dict[int, str] = {}
+        for m in messages:
+            turn = int(m.get("turn") or 0)
+            if m.get("role") == "user":
+                questions[turn] = m.get("content") or ""
+                await self.add_question(questions[turn])
+            elif m.get("role") == "assistant":
+                answer = await self.add_answer(
+                    m.get("sources") or [], question=questions.get(turn, ""), turn=turn
+                )
+                await answer.restore(m.get("content") or "", m, m.get("status") or "answered")
+                if not m.get("current", True):
+                    answer.mark_previous()
+        self.scroll_end(animate=False)
+        self.anchor()
+        return list(questions.values())
+
+    @property
+    def answer_in_view(self) -> AssistantMessage | None:
+        return self._in_view
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if round(old_value) != round(new_value):
