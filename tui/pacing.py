@@ -14,7 +14,7 @@ includes its end) the held frame is drawn at once, so the last words appear with
 wait. While fragments come faster than anyone reads (over FLOOD_RATE a second: a very
 fast model, or the pane reading a backlog from the socket), frames take a smaller share
 (FLOOD_FRAME_SHARE) and may wait longer (FLOOD_MAX_HOLD_S): on a slow machine the frames
-were what made the pane fall behind. `PacedScreen` is the screen that asks it.
+are what makes the pane fall behind. `PacedScreen` is the screen that asks it.
 """
 
 from __future__ import annotations

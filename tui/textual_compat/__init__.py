@@ -63,7 +63,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName(
         "textual.screen", "Screen._on_timer_update",
         "the screen's frame callback: `GatedScreen` holds a frame while an answer floods "
-        "in (the frames alone took most of the loop on a slow machine)",
+        "in (the frames alone can take most of the loop on a slow machine)",
         "none public: a hook to throttle a screen's refresh (no upstream issue yet)"),
     PrivateName(
         "textual.screen", "Screen._update_timer",

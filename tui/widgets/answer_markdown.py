@@ -1,8 +1,8 @@
 """An answer's Markdown: Textual's Markdown blocks made cheaper to stream, and the
 frozen form of a finished segment.
 
-Kept apart from `conversation.py` so that Textual's Markdown (markdown-it, Pygments:
-~40 ms of imports on a fast machine) stays off the first frame: the app imports this
+Kept apart from `conversation.py` so that Textual's Markdown (markdown-it, Pygments: the
+largest imports of an answer) stays off the first frame: the app imports this
 module in its boot worker, after the first paint, and an answer takes it from there.
 """
 
@@ -41,7 +41,7 @@ _PARSER = None
 
 def shared_parser():
     """One "gfm-like" MarkdownIt for every answer: Textual's Markdown makes a new one for
-    every append and update (~0.5 ms each on a fast machine); parsing keeps no state in it."""
+    every append and update; parsing keeps no state in it."""
     global _PARSER
     if _PARSER is None:
         from markdown_it import MarkdownIt
@@ -70,7 +70,7 @@ class AnswerFence(SharedComponentStyles, MarkdownFence):
     """A code block; one without a language is shown as plain text.
 
     Textual would ask Pygments to guess the language of an unlabelled block, on every
-    append while it streams (~15 ms a guess); answers' unlabelled blocks are signal chains
+    append while it streams (a slow guess); answers' unlabelled blocks are signal chains
     and settings, not code, so a guess only adds stray colours.
     """
 
@@ -201,7 +201,7 @@ class FrozenSegment(Widget):
 
     Made `lazy`, it renders its lines only when a frame shows them: while an answer floods
     in, most of a segment scrolls past unseen, and rendering every line of it at once was
-    a fifth of the work of streaming. Until `settle()` (which renders the rest and removes
+    a large share of the work of streaming. Until `settle()` (which renders the rest and removes
     it), the Markdown it came from stays mounted, hidden, to render from.
     """
 

@@ -2,9 +2,9 @@
 
 Textual's Footer composes all its keys again whenever the screen's bindings may have
 changed: when an answer starts (its worker goes pending, then running: two rebuilds)
-and when it ends, though all that changes is one key ("Stop answer"). On a slow machine
-each rebuild took 25-40 ms, at the start of the stream, where it delays the first
-words. `AppFooter` compares what it would show with what it shows: nothing changed, it
+and when it ends, though all that changes is one key ("Stop answer"). A rebuild costs
+tens of milliseconds on a slow machine, at the start of the stream, where it delays the
+first words. `AppFooter` compares what it would show with what it shows: nothing changed, it
 does nothing; keys appeared, went or were enabled/disabled, it mounts, removes or
 restyles just those keys, at once (not after the next frame, which the frame pacer may
 hold while an answer floods in), and asks for the next frame to show them. Binding
@@ -91,7 +91,7 @@ class AppFooter(Footer):
         if self.is_attached and screen is self.screen and not self._update_pending:
             # Several changes in a row make one update. Not put off until after the next
             # frame, as Textual's is: while an answer floods in, frames are held (see
-            # tui/pacing.py) and "Stop answer" showed up to 0.8 s late, or not at all.
+            # tui/pacing.py) and "Stop answer" would show late, or not at all.
             self._update_pending = True
             if self._shown is None:
                 # The first keys: after the first frame, as Textual's (start-up comes first).
