@@ -289,7 +289,7 @@ async def test_a_long_lazily_numbered_list_keeps_its_numbering_across_segments(t
 
 
 async def test_a_saved_answer_of_many_tiny_blocks_is_restored_bounded(tmp_path):
-    from tui.widgets.conversation import RESTORE_MARKDOWN_LINES
+    from tui.widgets.answer import RESTORE_MARKDOWN_LINES
 
     s = app_settings(tmp_path)
     await load_mini_kb(s)
