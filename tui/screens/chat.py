@@ -229,7 +229,7 @@ class ChatScreen(PacedScreen):
         if answer.turn == 0 and done.turn:
             answer.turn = int(done.turn)
         self.conversation_id = done.conversation_id or self.conversation_id
-        await answer.finish(done.payload())
+        await answer.finish(done)
         usage = done.usage or {}
         self.status_bar.set(
             model=done.model or self._model_label(),

@@ -11,6 +11,7 @@ whole only if a block came out wrong) and freezes it into its rendered lines. Ci
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -65,27 +66,44 @@ def _answer_markdown():
     return answer_markdown
 
 
-def format_meta(done: dict[str, Any]) -> str:
-    """'model · tier · N tokens · 1.2 s' from a done payload (or a saved message)."""
-    parts = []
-    if done.get("model"):
-        parts.append(str(done["model"]))
-    if done.get("fallback_used"):
-        parts.append("fallback")
-    if done.get("cascade_tier"):
-        parts.append(f"tier {done['cascade_tier']}")
-    usage = done.get("usage") or {}
-    tokens = usage.get("total_tokens") or usage.get("completion_tokens")
-    if tokens:
-        estimated = " (est.)" if usage.get("estimated") else ""
-        parts.append(f"{tokens} tokens{estimated}")
-    latency = done.get("latency_ms")
-    if latency is not None:
-        parts.append(f"{float(latency) / 1000:.1f} s")
-    if done.get("truncated"):
-        # The model ran past the stored-answer cap: generation was stopped there.
-        parts.insert(0, "⚠ answer cut at the size limit")
-    return " · ".join(clean(p) for p in parts)
+@dataclass(frozen=True)
+class AnswerMeta:
+    """What the meta line under an answer says, from a `Done` event or a saved message."""
+
+    model: str = ""
+    fallback_used: bool = False
+    cascade_tier: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None
+    truncated: bool = False
+
+    @classmethod
+    def of(cls, source: Any) -> AnswerMeta:
+        """From an object with these attributes (a `Done` event) or a dict (a saved message)."""
+        get = source.get if isinstance(source, dict) else (lambda k: getattr(source, k, None))
+        return cls(model=get("model") or "", fallback_used=bool(get("fallback_used")),
+                   cascade_tier=get("cascade_tier") or "", usage=get("usage") or {},
+                   latency_ms=get("latency_ms"), truncated=bool(get("truncated")))
+
+    def line(self) -> str:
+        """'model · tier · N tokens · 1.2 s'."""
+        parts = []
+        if self.model:
+            parts.append(str(self.model))
+        if self.fallback_used:
+            parts.append("fallback")
+        if self.cascade_tier:
+            parts.append(f"tier {self.cascade_tier}")
+        tokens = self.usage.get("total_tokens") or self.usage.get("completion_tokens")
+        if tokens:
+            estimated = " (est.)" if self.usage.get("estimated") else ""
+            parts.append(f"{tokens} tokens{estimated}")
+        if self.latency_ms is not None:
+            parts.append(f"{float(self.latency_ms) / 1000:.1f} s")
+        if self.truncated:
+            # The model ran past the stored-answer cap: generation was stopped there.
+            parts.insert(0, "⚠ answer cut at the size limit")
+        return " · ".join(clean(p) for p in parts)
 
 
 class AssistantMessage(Vertical):
@@ -111,7 +129,7 @@ class AssistantMessage(Vertical):
         self.status = "working"  # working|streaming|answered|stopped|failed
         self._meta_text = ""
         self.raw = ""  # the answer as the model wrote it (cleaned), before linking
-        self.meta: dict[str, Any] = {}
+        self.meta = AnswerMeta()
         self.got_sources = False  # the service accepted the question (and archived it)
         self._segmenter: AnswerSegmenter | None = None  # set while the answer streams
         self._stream: MarkdownStream | None = None
@@ -435,9 +453,10 @@ class AssistantMessage(Vertical):
         working.display = True
         working.update(Text(clean(f"Restarting: {reason}" if reason else "Restarting…")))
 
-    async def finish(self, done: dict[str, Any]) -> None:
+    async def finish(self, done: Any) -> None:
+        """The answer is complete: `done` is the `Done` event (or anything AnswerMeta reads)."""
         await self._stop_stream()
-        self.meta = dict(done)
+        self.meta = AnswerMeta.of(done)
         self._show_status("answered")
 
     async def stop(self) -> None:
@@ -460,9 +479,9 @@ class AssistantMessage(Vertical):
             self.query_one(".error-text", Static).update(Text("⚠ " + clean(error)))
         elif status == "stopped":
             self.add_class("-stopped")
-            self._show_meta("⏹ stopped · " + format_meta(self.meta))
+            self._show_meta("⏹ stopped · " + self.meta.line())
         else:
-            self._show_meta(format_meta(self.meta))
+            self._show_meta(self.meta.line())
 
     def mark_previous(self) -> None:
         """A newer answer to the same question replaced this one."""
@@ -472,7 +491,7 @@ class AssistantMessage(Vertical):
     async def restore(self, content: str, meta: dict[str, Any], status: str) -> None:
         """Show a saved answer (resuming a conversation)."""
         self.raw = clean(content)
-        self.meta = dict(meta)
+        self.meta = AnswerMeta.of(meta)
         self.query_one(".working").display = False
         body = await self._fresh_body()
         head, rest = markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
