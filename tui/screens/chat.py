@@ -30,7 +30,6 @@ from textual.worker import Worker, WorkerState
 
 from tui import actions
 from tui.pacing import PacedScreen
-from tui.services.events import Done, Error, Reset, Sources, Token
 from tui.services.personality import describe_voice
 from tui.voice_tiers import tier_name
 from tui.widgets.conversation import AssistantMessage, ConversationView
@@ -210,6 +209,10 @@ class ChatScreen(PacedScreen):
 
     async def _route(self, answer: AssistantMessage, event: Any) -> None:
         """One chat event to the widgets."""
+        # Imported here, not with the screen: the events come with the services, after
+        # the first frame.
+        from tui.services.events import Done, Error, Reset, Sources, Token
+
         match event:
             case Token(text=text):
                 await answer.write(text)

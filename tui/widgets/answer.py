@@ -7,6 +7,9 @@ pure) decides where the answer is split into segments and where it goes on as pl
 at most every FLUSH_INTERVAL, checks a closed segment against a fresh parse (rendering it
 whole only if a block came out wrong) and freezes it into its rendered lines. Citations
 `[N]` become `cite:N` links only when 1 <= N <= the number of sources of that answer.
+
+One topic, an answer's lifecycle in the view (streaming, plain part, freezing, status),
+hence its length; the decisions about the text are the segmenter's.
 """
 
 from __future__ import annotations
