@@ -113,9 +113,15 @@ class AssistantMessage(Vertical):
     """One answer: working indicator, Markdown body, a meta line, an error with Retry."""
 
     class RetryRequested(Message):
+        """The user pressed Retry under this answer."""
+
         def __init__(self, answer: AssistantMessage) -> None:
             super().__init__()
             self.answer = answer
+
+        @property
+        def control(self) -> AssistantMessage:
+            return self.answer
 
     def __init__(
         self,

@@ -36,9 +36,14 @@ class ConversationView(VerticalScroll):
     class AnswerInView(Message):
         """The answer whose sources the sidebar should show changed."""
 
-        def __init__(self, answer: AssistantMessage | None) -> None:
+        def __init__(self, view: ConversationView, answer: AssistantMessage | None) -> None:
             super().__init__()
+            self.view = view
             self.answer = answer
+
+        @property
+        def control(self) -> ConversationView:
+            return self.view
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -138,4 +143,4 @@ class ConversationView(VerticalScroll):
     def _set_in_view(self, answer: AssistantMessage | None) -> None:
         if answer is not self._in_view:
             self._in_view = answer
-            self.post_message(self.AnswerInView(answer))
+            self.post_message(self.AnswerInView(self, answer))
