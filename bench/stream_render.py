@@ -374,7 +374,7 @@ async def run_floor(tokens: list[str]) -> dict:
     async with app.run_test(size=SIZE) as pilot:
         markdown = app.query_one(Markdown)
         start = time.monotonic()
-        from tui.widgets.conversation import link_citations
+        from tui.answer_segmenter import link_citations
 
         await markdown.update(link_citations("".join(tokens), 3))
         await pilot.pause()

@@ -14,7 +14,8 @@ from test_app_support import ScriptedChat, app_settings, load_mini_kb, make_test
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBlock
 
-from tui.widgets.conversation import AssistantMessage, CitationLinker, link_citations
+from tui.answer_segmenter import CitationLinker, link_citations
+from tui.widgets.conversation import AssistantMessage
 from tui.widgets.safe_text import clean, plain
 
 SIZE = (120, 40)
@@ -514,7 +515,7 @@ async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_sett
             await wait_until(pilot, lambda: app.conversation.answers
                              and app.conversation.answers[-1].status == "streaming")
             # While it streams, young collections are rare and full ones off...
-            from tui.app import STREAMING_GC_THRESHOLDS
+            from tui.collector import STREAMING_GC_THRESHOLDS
 
             assert gc.get_threshold() == STREAMING_GC_THRESHOLDS
             chat.release.set()
@@ -571,7 +572,7 @@ def _answer_lines(answer: AssistantMessage) -> list[str]:
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
 async def test_one_long_paragraph_line_is_cut_into_run_on_segments(offline_settings, spacing):
-    from tui.widgets.conversation import _NOT_PARAGRAPH, LONG_LINE_CHARS
+    from tui.answer_segmenter import _NOT_PARAGRAPH, LONG_LINE_CHARS
 
     text = LONG_SENTENCE * 300  # ~40,000 characters, no line break
     words = text.split(" ")
@@ -602,7 +603,7 @@ async def test_one_long_paragraph_line_is_cut_into_run_on_segments(offline_setti
 
 
 async def test_a_long_list_item_line_goes_on_as_plain_text(offline_settings):
-    from tui.widgets.conversation import LONG_LINE_PLAIN_CHARS
+    from tui.answer_segmenter import LONG_LINE_PLAIN_CHARS
 
     item = "- " + "ducking " * 2000  # 16,000 characters in one list item
     tokens = ["Intro [1]\n\n"] + [item[k : k + 7] for k in range(0, len(item), 7)] + ["\n\nEnd\n"]
@@ -920,7 +921,7 @@ async def test_a_bullet_list_then_a_numbered_one_stay_two_lists_across_segments(
         offline_settings, monkeypatch):
     """Another kind of marker starts another list, also where a segment is split: a gap
     between the two lists, the numbers from 1."""
-    import tui.widgets.conversation as conversation
+    import tui.answer_segmenter as conversation
 
     # Segments of 10 lines: "Intro", a blank line and 18 bullets make two, so the split
     # falls just before the numbered list.

@@ -216,3 +216,17 @@ def test_unique_conversations_per_question(db_url, fake_llm):
         result = chrysopedia(db_url, "ask", QUESTION, "--json", env=model_env(fake_llm.url))
         ids.add(json.loads(result.stdout.splitlines()[-1])["data"]["conversation_id"])
     assert len(ids) == 2 and all(uuid.UUID(i) for i in ids)
+
+
+def test_voice_prints_the_voice_text_and_asks_nothing(db_url, fake_llm):
+    fake_llm.set_mode("normal", tokens=SCRIPT)
+    before = len(fake_llm.chat_requests)
+    result = chrysopedia(db_url, "ask", "--voice", "--creator", "mara-voss", "--weight", "0.95",
+                         env=model_env(fake_llm.url))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Fully embody Mara Voss")
+    assert len(fake_llm.chat_requests) == before  # no request to the model
+    off = chrysopedia(db_url, "ask", "--voice", "--creator", "mara-voss", "--weight", "0.1")
+    assert off.returncode == 0 and off.stdout.startswith("Voice off (weight 0.10")
+    unknown = chrysopedia(db_url, "ask", "--voice", "--creator", "nobody", "--weight", "0.5")
+    assert unknown.returncode == 1 and "unknown creator 'nobody'" in unknown.stderr

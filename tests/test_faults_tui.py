@@ -236,7 +236,7 @@ async def test_an_answer_of_many_tiny_blocks_keeps_the_view_bounded(tmp_path):
 
     s = app_settings(tmp_path)
     await load_mini_kb(s)
-    from tui.widgets.conversation import MARKDOWN_LINES
+    from tui.answer_segmenter import MARKDOWN_LINES
 
     items = 2000  # ~12,000 characters; the model may send 100,000 (a 14,000-item list)
     tokens = [f"- item {k}\n" for k in range(items)]
@@ -289,7 +289,7 @@ async def test_a_long_lazily_numbered_list_keeps_its_numbering_across_segments(t
 
 
 async def test_a_saved_answer_of_many_tiny_blocks_is_restored_bounded(tmp_path):
-    from tui.widgets.conversation import RESTORE_MARKDOWN_LINES
+    from tui.widgets.answer import RESTORE_MARKDOWN_LINES
 
     s = app_settings(tmp_path)
     await load_mini_kb(s)
@@ -311,7 +311,7 @@ async def test_a_saved_answer_of_many_tiny_blocks_is_restored_bounded(tmp_path):
 async def test_a_saved_answer_of_one_endless_line_is_restored_cut(tmp_path):
     """A 100,000-character line with no break, resumed: cut into run-on segments as it
     was when it streamed, not one paragraph re-wrapped whole (seconds per layout)."""
-    from tui.widgets.conversation import LONG_LINE_CHARS
+    from tui.answer_segmenter import LONG_LINE_CHARS
 
     s = app_settings(tmp_path)
     await load_mini_kb(s)

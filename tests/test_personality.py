@@ -146,3 +146,54 @@ def test_wrong_typed_fields_are_skipped_and_good_ones_kept():
     profile = WRONG_TYPES[-2]
     block = build_personality_block("Ada", profile, 1.0)
     assert block == f"{EMBODY} Match their conversational moderate tone."
+
+
+# -- fields that already end a sentence -----------------------------------------------
+PUNCTUATED = {
+    "summary": "Ada talks in short, exact sentences.",
+    "tone": {"teaching_style": "explained along the way.", "energy": "high!",
+             "formality": "casual.", "descriptors": ["warm", "dry?"]},
+    "vocabulary": {"signature_phrases": ["trust the meter!", "check mono…"],
+                   "distinctive_terms": ["headroom."], "sound_descriptions": ["glassy?"]},
+    "style_markers": {"explanation_approach": "numbers first…",
+                      "audience_engagement": "rhetorical questions?",
+                      "sound_words": ["thwack!"], "self_references": "rarely.",
+                      "pacing": "slow…"},
+}
+
+
+@pytest.mark.parametrize("weight", [0.2, 0.45, 0.7, 0.85, 1.0])
+def test_no_doubled_punctuation_whatever_the_fields_end_with(weight):
+    block = build_personality_block("Ada", PUNCTUATED, weight)
+    for doubled in ("..", "!.", "?.", "….", ". .", "! tone", ". tone"):
+        assert doubled not in block, (doubled, block)
+    assert "Teaching style: explained along the way. Match their casual high tone." in block
+
+
+def test_plain_fields_still_end_with_a_full_stop():
+    block = build_personality_block("Ada", PROFILE, 1.0)
+    assert "Teaching style: step by step. Match their formal low tone." in block
+    assert "Pacing: slow." in block
+
+
+def test_describe_voice_is_the_one_voice_text():
+    from tui.services.personality import describe_voice
+
+    assert describe_voice(None, None, 0.5).startswith("No creator chosen")
+    assert "has no voice profile" in describe_voice("Bo", None, 0.5)
+    assert "has no voice profile" in describe_voice("Bo", {}, 0.5)
+    assert describe_voice("Ada", PROFILE, 0.1).startswith("Voice off (weight 0.10")
+    assert describe_voice("Ada", PROFILE, 0.95) == build_personality_block("Ada", PROFILE, 0.95)
+    with pytest.raises(ValueError):
+        describe_voice("Ada", PROFILE, 2)
+
+
+def test_one_tier_table_for_the_slider_and_the_prompt():
+    from tui.voice_tiers import TIERS, reaches
+    from tui.widgets.voice_slider import VoiceSlider
+
+    slider = VoiceSlider()
+    for tier in TIERS:
+        assert tier_name(tier.min_weight) == tier.name
+        assert slider.tier_name(tier.min_weight) == tier.name
+        assert reaches(tier.min_weight, tier.name)

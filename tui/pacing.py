@@ -14,7 +14,7 @@ includes its end) the held frame is drawn at once, so the last words appear with
 wait. While fragments come faster than anyone reads (over FLOOD_RATE a second: a very
 fast model, or the pane reading a backlog from the socket), frames take a smaller share
 (FLOOD_FRAME_SHARE) and may wait longer (FLOOD_MAX_HOLD_S): on a slow machine the frames
-were what made the pane fall behind. `PacedScreen` is the screen that asks it.
+are what makes the pane fall behind. `PacedScreen` is the screen that asks it.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from time import monotonic
 
 from textual import errors
-from textual._compositor import Compositor, MapGeometry
-from textual.screen import Screen
+from textual.map_geometry import MapGeometry
 from textual.widget import Widget
+
+from tui.textual_compat import Compositor, GatedScreen
 
 # Frames may take at most this share of the time while an answer streams in.
 FRAME_SHARE = 0.25
@@ -142,7 +143,7 @@ class FramePacer:
             self._release()
 
 
-class PacedScreen(Screen):
+class PacedScreen(GatedScreen):
     """The app's main screen: its frames are paced by the app's `FramePacer`."""
 
     def __init__(self, pacer: FramePacer, **kwargs) -> None:
@@ -180,18 +181,19 @@ class PacedScreen(Screen):
         if self._held is not None:
             self._held.cancel()
             self._held = None
-            self._update_timer.resume()
+            self.release_frames()
 
-    def _on_timer_update(self) -> None:
-        start = monotonic()
-        wait = self.pacer.hold_for(start)
+    def frame_may_start(self, now: float) -> bool:
+        wait = self.pacer.hold_for(now)
         if wait > 0:
-            self._update_timer.pause()
+            self.hold_frames()
             if self._held is None:
                 self._held = asyncio.get_running_loop().call_later(wait, self._resume)
-            return
+            return False
         if self._held is not None:
             self._held.cancel()
             self._held = None
-        super()._on_timer_update()
-        self.pacer.framed(start, monotonic())
+        return True
+
+    def framed(self, start: float, end: float) -> None:
+        self.pacer.framed(start, end)

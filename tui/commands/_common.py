@@ -8,23 +8,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from tui.services.database import open_database
+
 T = TypeVar("T")
-
-
-async def open_database(settings, *, load_bundled: bool = True):
-    """The configured database, schema ready, bundled KB loaded when new or changed."""
-    from tui.db.engine import Database
-    from tui.db.importer import ensure_bundled_kb
-
-    db = Database(settings.database_url)
-    try:
-        await db.init()
-        if load_bundled:
-            await ensure_bundled_kb(db)
-    except BaseException:
-        await db.dispose()
-        raise
-    return db
 
 
 def run_with_db(settings, body: Callable[[Any], Awaitable[T]], *, load_bundled: bool = True) -> T:

@@ -4,6 +4,8 @@ Plain: the answer's tokens as they arrive, then the numbered sources and a
 line naming the conversation (pass it to `--conversation` to go on).
 `--json`: one `{"event": NAME, "data": PAYLOAD}` object per line per event.
 `--sse`: the SSE text (`event: NAME` / `data: ...` lines), as an HTTP endpoint would send.
+`--voice`: no answer; what the creator voice adds to the prompt at `--weight` (the
+app's voice preview text).
 Exit status 0 when the answer is done, 1 on an error event, 2 on bad arguments.
 The model comes from the configuration (`CHRYSOPEDIA_LLM_API_URL` or
 `OPENAI_BASE_URL`, `OPENAI_API_KEY`, `CHRYSOPEDIA_LLM_MODEL`, …); with none, the
@@ -27,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--conversation", metavar="ID", help="continue this conversation (a UUID)")
     p.add_argument("--regenerate", action="store_true",
                    help="answer the conversation's last question again (needs --conversation)")
+    p.add_argument("--voice", action="store_true",
+                   help="print what --creator's voice adds to the prompt at --weight, and exit")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object per event, one per line")
     fmt.add_argument("--sse", action="store_true", help="print the server-sent-events text")
@@ -70,6 +74,8 @@ def cmd_ask(args, settings) -> int:
             validate_conversation_id(args.conversation)
         except ValueError as exc:
             raise UsageError(f"--conversation: {exc}") from None
+    if args.voice:
+        return run_with_db(settings, lambda db: _voice(db, settings, args.creator, weight))
     if args.regenerate and not args.conversation:
         raise UsageError("--regenerate needs --conversation ID")
     if not args.regenerate and not args.question.strip():
@@ -81,6 +87,20 @@ def cmd_ask(args, settings) -> int:
     # handler, logging's last resort would print warnings and tracebacks on stderr.
     logging.getLogger("chrysopedia").addHandler(logging.NullHandler())
     return run_with_db(settings, lambda db: _ask(db, settings, args, weight, mode))
+
+
+async def _voice(db, settings, creator: str | None, weight: float) -> int:
+    from tui.services.chat import ChatService
+
+    service = ChatService(settings, db, None)
+    try:
+        if creator and await service.creator_profile(creator) is None:
+            print(f"chrysopedia: unknown creator {creator!r}", file=sys.stderr)
+            return 1
+        print(await service.voice_preview(creator, weight))
+    finally:
+        await service.aclose()
+    return 0
 
 
 async def _ask(db, settings, args, weight: float, mode: str) -> int:

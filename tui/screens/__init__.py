@@ -11,21 +11,29 @@ messages that bubble to the App. Contracts are in each module's docstring:
 - `usage.UsageScreen(report)` -> None
 - `help.HelpScreen(bindings)` -> None
 - `confirm.ConfirmScreen(question, *, confirm_label="Yes", cancel_label="No")` -> bool
+- `chat.ChatScreen(pacer)`: the main screen (the app's default screen), not modal
 
 Text from the knowledge base, a model or the user is shown through
 `tui.widgets.safe_text` (escape sequences stripped, never parsed as markup).
 """
 
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.conversations import ConversationsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.source_detail import SourceDetailScreen
-from tui.screens.usage import UsageScreen
+import importlib
 
-__all__ = [
-    "ConfirmScreen",
-    "ConversationsScreen",
-    "HelpScreen",
-    "SourceDetailScreen",
-    "UsageScreen",
-]
+# Imported when first named, not with the package: the chat screen is on the first frame,
+# the others (the source detail's Markdown among them) come later.
+_MODULES = {
+    "ChatScreen": "chat",
+    "ConfirmScreen": "confirm",
+    "ConversationsScreen": "conversations",
+    "HelpScreen": "help",
+    "SourceDetailScreen": "source_detail",
+    "UsageScreen": "usage",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"tui.screens.{_MODULES[name]}"), name)
+    raise AttributeError(f"module 'tui.screens' has no attribute {name!r}")

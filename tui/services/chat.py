@@ -49,8 +49,8 @@ from tui.services.llm import (
 )
 from tui.services.personality import (
     build_personality_block,
+    describe_voice,
     temperature_for,
-    tier_name,
     validate_weight,
 )
 
@@ -277,20 +277,15 @@ class ChatService:
         return dict(found) if found is not None else None
 
     async def voice_preview(self, creator: str | None, weight: float) -> str:
-        """What the creator voice adds at `weight`: the personality block itself, or one
-        line saying why there is none. ValueError for a weight outside [0, 1]."""
+        """What the creator voice adds at `weight` (`personality.describe_voice`), or that
+        the creator is unknown. ValueError for a weight outside [0, 1]."""
         w = validate_weight(weight)
-        tier = tier_name(w)
         if not creator:
-            return "No creator chosen: answers use the encyclopedic voice."
+            return describe_voice(None, None, w)
         info = await self.creator_profile(creator)
         if info is None:
             return f"Unknown creator {creator!r}."
-        if tier == "off":
-            return f"Voice off (weight {w:.2f} < 0.20): encyclopedic answers."
-        if not isinstance(info["profile"], dict):
-            return f"{info['name']} has no voice profile: answers stay encyclopedic."
-        return build_personality_block(info["name"], info["profile"], w)
+        return describe_voice(info["name"], info["profile"], w)
 
     async def system_prompt(
         self, items: Sequence[dict[str, Any]], creator: dict[str, Any] | None, weight: float

@@ -1,6 +1,4 @@
-"""The creator-voice block appended to the system prompt, in five tiers by weight.
-
-Same tiers and wording as the original service:
+"""The creator-voice block appended to the system prompt, by tier (tui/voice_tiers.py):
 
 | weight      | tier         | adds |
 | ----------- | ------------ | ---- |
@@ -12,45 +10,29 @@ Same tiers and wording as the original service:
 | ≥ 0.9       | full         | + the profile's summary paragraph |
 
 A profile is data from a file: any field of the wrong type (a string where a
-list belongs, null, a number) is skipped, never raised on.
+list belongs, null, a number) is skipped, never raised on. A field that already ends a
+sentence ('.', '!', '?', '…') gets no second full stop.
+
+`describe_voice` is the one text saying what the voice adds (the app's voice preview,
+`chrysopedia ask --voice`, `ChatService.voice_preview`).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-TIERS: tuple[tuple[float, str], ...] = (
-    (0.9, "full"),
-    (0.8, "embody"),
-    (0.6, "respond as"),
-    (0.4, "adopt"),
-    (0.2, "subtle"),
-)
+from tui.voice_tiers import TIERS, VOICE_ON, reaches, tier_name, validate_weight
 
+__all__ = [
+    "TIERS",
+    "build_personality_block",
+    "describe_voice",
+    "temperature_for",
+    "tier_name",
+    "validate_weight",
+]
 
-def validate_weight(weight: Any) -> float:
-    """The weight as a float in [0, 1]; ValueError with a clear message otherwise."""
-    if isinstance(weight, bool):
-        raise ValueError(f"personality weight must be a number from 0 to 1, got {weight!r}")
-    try:
-        value = float(weight)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"personality weight must be a number from 0 to 1, got {weight!r}"
-        ) from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"personality weight must be a number from 0 to 1, got {weight!r}")
-    return value
-
-
-def tier_name(weight: float) -> str:
-    """"off", "subtle", "adopt", "respond as", "embody" or "full" (what the TUI shows)."""
-    w = validate_weight(weight)
-    for threshold, name in TIERS:
-        if w >= threshold:
-            return name
-    return "off"
+_SENTENCE_END = (".", "!", "?", "…")
 
 
 def temperature_for(weight: float) -> float:
@@ -79,54 +61,64 @@ def _strings(mapping: dict[str, Any], key: str) -> list[str]:
     return [item.strip() for item in value if isinstance(item, str) and item.strip()]
 
 
+def _sentence(text: str) -> str:
+    """`text` ending with a full stop, unless it already ends a sentence."""
+    return text if text.endswith(_SENTENCE_END) else text + "."
+
+
+def _word(text: str) -> str:
+    """A field used inside a sentence ("Match their formal calm tone"): no end mark."""
+    return text.rstrip("".join(_SENTENCE_END) + " ") or text
+
+
 def build_personality_block(creator_name: str, profile: Any, weight: float) -> str:
     """The voice instructions for `creator_name` at `weight`; "" below 0.2 or without a profile."""
     w = validate_weight(weight)
-    if w < 0.2 or not isinstance(profile, dict):
+    if not reaches(w, "subtle") or not isinstance(profile, dict):
         return ""
     vocab = _dict(profile.get("vocabulary"))
     tone = _dict(profile.get("tone"))
     style = _dict(profile.get("style_markers"))
 
     teaching_style = _text(tone, "teaching_style")
-    energy = _text(tone, "energy", "moderate")
-    formality = _text(tone, "formality", "conversational")
+    energy = _word(_text(tone, "energy", "moderate"))
+    formality = _word(_text(tone, "formality", "conversational"))
 
     parts: list[str] = []
-    if w < 0.4:
+    if not reaches(w, "adopt"):
         parts.append(f"When relevant, subtly reference {creator_name}'s communication style.")
-    elif w < 0.6:
+    elif not reaches(w, "respond as"):
         parts.append(f"Adopt {creator_name}'s tone and communication style.")
-    elif w < 0.8:
+    elif not reaches(w, "embody"):
         parts.append(f"Respond as {creator_name} would, using their voice and manner.")
     else:
         parts.append(
             f"Fully embody {creator_name} — use their exact phrases, energy, and teaching approach."
         )
     if teaching_style:
-        parts.append(f"Teaching style: {teaching_style}.")
+        parts.append(_sentence(f"Teaching style: {teaching_style}"))
     parts.append(f"Match their {formality} {energy} tone.")
 
-    if w >= 0.4:
+    if reaches(w, "adopt"):
         descriptors = _strings(tone, "descriptors")
         if descriptors:
-            parts.append(f"Tone: {', '.join(descriptors[:5])}.")
+            parts.append(_sentence(f"Tone: {', '.join(descriptors[:5])}"))
         explanation = _text(style, "explanation_approach")
         if explanation:
-            parts.append(f"Explanation approach: {explanation}.")
+            parts.append(_sentence(f"Explanation approach: {explanation}"))
         if style.get("uses_analogies") is True:
             parts.append("Use analogies when helpful.")
         engagement = _text(style, "audience_engagement")
         if engagement:
-            parts.append(f"Audience engagement: {engagement}.")
+            parts.append(_sentence(f"Audience engagement: {engagement}"))
 
-    if w >= 0.6:
+    if reaches(w, "respond as"):
         phrases = _strings(vocab, "signature_phrases")
         if phrases:
             count = max(2, round(w * len(phrases)))
-            parts.append(f"Use their signature phrases: {', '.join(phrases[:count])}.")
+            parts.append(_sentence(f"Use their signature phrases: {', '.join(phrases[:count])}"))
 
-    if w >= 0.8:
+    if reaches(w, "embody"):
         for label, mapping, key in (
             ("Distinctive terms", vocab, "distinctive_terms"),
             ("Sound descriptions", vocab, "sound_descriptions"),
@@ -134,17 +126,34 @@ def build_personality_block(creator_name: str, profile: Any, weight: float) -> s
         ):
             values = _strings(mapping, key)
             if values:
-                parts.append(f"{label}: {', '.join(values)}.")
+                parts.append(_sentence(f"{label}: {', '.join(values)}"))
         self_refs = _text(style, "self_references")
         if self_refs:
-            parts.append(f"Self-references: {self_refs}.")
+            parts.append(_sentence(f"Self-references: {self_refs}"))
         pacing = _text(style, "pacing")
         if pacing:
-            parts.append(f"Pacing: {pacing}.")
+            parts.append(_sentence(f"Pacing: {pacing}"))
 
-    if w >= 0.9:
+    if reaches(w, "full"):
         summary = _text(profile, "summary")
         if summary:
             parts.append(summary)
 
     return " ".join(parts)
+
+
+NEUTRAL = "answers use the neutral encyclopedic voice"
+
+
+def describe_voice(creator_name: str | None, profile: Any, weight: float) -> str:
+    """What the creator voice adds to the prompt at `weight`: the personality block
+    itself, or one line saying why there is none. ValueError for a weight outside [0, 1]."""
+    w = validate_weight(weight)
+    if not creator_name:
+        return f"No creator chosen: {NEUTRAL}."
+    if not isinstance(profile, dict) or not profile:
+        return f"{creator_name} has no voice profile: {NEUTRAL}."
+    block = build_personality_block(creator_name, profile, w)
+    if not block:
+        return f"Voice off (weight {w:.2f}, below {VOICE_ON:.2f}): nothing is added; {NEUTRAL}."
+    return block

@@ -1,8 +1,8 @@
 """An answer's Markdown: Textual's Markdown blocks made cheaper to stream, and the
 frozen form of a finished segment.
 
-Kept apart from `conversation.py` so that Textual's Markdown (markdown-it, Pygments:
-~40 ms of imports on a fast machine) stays off the first frame: the app imports this
+Kept apart from `conversation.py` so that Textual's Markdown (markdown-it, Pygments: the
+largest imports of an answer) stays off the first frame: the app imports this
 module in its boot worker, after the first paint, and an answer takes it from there.
 """
 
@@ -18,17 +18,22 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Markdown
-from textual.widgets._markdown import (
-    MarkdownBlock,
+from textual.widgets.markdown import Markdown, MarkdownBlock, MarkdownFence
+
+from tui.textual_compat import Compositor, clear_arrangement_cache, render_chops
+from tui.textual_compat.markdown import (
+    BlockHookMarkdown,
     MarkdownBullet,
     MarkdownBulletList,
-    MarkdownFence,
     MarkdownList,
     MarkdownListItem,
     MarkdownOrderedList,
     MarkdownOrderedListItem,
     MarkdownParagraph,
+    SharedComponentStyles,
+    adopt_paragraph,
+    child_blocks,
+    paragraph_args,
 )
 
 _PARSER = None
@@ -36,7 +41,7 @@ _PARSER = None
 
 def shared_parser():
     """One "gfm-like" MarkdownIt for every answer: Textual's Markdown makes a new one for
-    every append and update (~0.5 ms each on a fast machine); parsing keeps no state in it."""
+    every append and update; parsing keeps no state in it."""
     global _PARSER
     if _PARSER is None:
         from markdown_it import MarkdownIt
@@ -53,46 +58,6 @@ def renders_as_parsed(markdown: Markdown, text: str) -> bool:
     return expected == shown
 
 
-# The component styles (.strong, .em, .s, .code_inline, .item-bullet) of answers' blocks,
-# per block class and theme. Textual works them out again for every block it mounts, by
-# applying the whole stylesheet to a throwaway node per component class: that was ~18%
-# of the time to stream an answer. They do not depend on the block, so once is enough.
-_SHARED_COMPONENT_STYLES: dict[tuple, dict[str, Any]] = {}
-
-
-class SharedComponentStyles:
-    """Mixin for an answer's Markdown blocks: component styles from a shared cache."""
-
-    _shared_key: tuple | None = None
-
-    @classmethod
-    def _get_component_classes(cls) -> frozenset[str]:
-        return frozenset()  # the stylesheet skips them; get_component_styles fills them in
-
-    @classmethod
-    def _own_component_classes(cls) -> frozenset[str]:
-        return frozenset().union(*(c.__dict__.get("COMPONENT_CLASSES", ()) for c in cls.__mro__))
-
-    def get_component_styles(self, *names: str):
-        app = self.app
-        key = (type(self), app.theme, app.current_theme.dark)
-        if self._shared_key != key:
-            shared = _SHARED_COMPONENT_STYLES.get(key)
-            if shared is None:
-                from textual.dom import DOMNode
-
-                shared = {}
-                for component in sorted(self._own_component_classes()):
-                    virtual = DOMNode(classes=component)
-                    virtual._attach(self)
-                    app.stylesheet.apply(virtual, animate=False)
-                    shared[component] = virtual.styles
-                _SHARED_COMPONENT_STYLES[key] = shared
-            self._component_styles = dict(shared)
-            self._shared_key = key
-        return super().get_component_styles(*names)
-
-
 def _shared(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
     """`block` with shared component styles (same name, so the same CSS applies)."""
     return type(block.__name__, (SharedComponentStyles, block), {"__module__": __name__})
@@ -105,7 +70,7 @@ class AnswerFence(SharedComponentStyles, MarkdownFence):
     """A code block; one without a language is shown as plain text.
 
     Textual would ask Pygments to guess the language of an unlabelled block, on every
-    append while it streams (~15 ms a guess); answers' unlabelled blocks are signal chains
+    append while it streams (a slow guess); answers' unlabelled blocks are signal chains
     and settings, not code, so a guess only adds stray colours.
     """
 
@@ -135,9 +100,8 @@ class ItemParagraph(SharedComponentStyles, MarkdownParagraph):
     """
 
     def __init__(self, paragraph: MarkdownParagraph, bullet: str) -> None:
-        super().__init__(paragraph._markdown, paragraph._token, paragraph.source_range)
-        self._inline_token = paragraph._inline_token
-        self.set_content(paragraph._content)
+        super().__init__(*paragraph_args(paragraph))
+        adopt_paragraph(self, paragraph)
         self.bullet = bullet
         self._bullet_width = Text(bullet).cell_len
         self.styles.padding = (0, 0, 0, self._bullet_width)
@@ -157,7 +121,7 @@ class ItemParagraph(SharedComponentStyles, MarkdownParagraph):
 
 def _list_items(blocks: list[MarkdownBlock], symbols: list[str]):
     for block, symbol in zip(blocks, symbols, strict=True):
-        inner = block._blocks
+        inner = child_blocks(block)
         if len(inner) == 1 and type(inner[0]) in (MarkdownParagraph, AnswerParagraph):
             yield ItemParagraph(inner[0], symbol)
         else:  # nested lists, several paragraphs, code: Textual's own layout
@@ -168,14 +132,16 @@ def _list_items(blocks: list[MarkdownBlock], symbols: list[str]):
 
 class AnswerBulletList(SharedComponentStyles, MarkdownBulletList):
     def compose(self) -> ComposeResult:
-        items = [b for b in self._blocks if isinstance(b, MarkdownListItem)]
+        blocks = child_blocks(self)
+        items = [b for b in blocks if isinstance(b, MarkdownListItem)]
         yield from _list_items(items, [item.bullet for item in items])
-        self._blocks.clear()
+        blocks.clear()
 
 
 class AnswerOrderedList(SharedComponentStyles, MarkdownOrderedList):
     def compose(self) -> ComposeResult:
-        items = [b for b in self._blocks if isinstance(b, MarkdownListItem)]
+        blocks = child_blocks(self)
+        items = [b for b in blocks if isinstance(b, MarkdownListItem)]
         start = 1
         if items and isinstance(items[0], MarkdownOrderedListItem):
             try:
@@ -185,14 +151,14 @@ class AnswerOrderedList(SharedComponentStyles, MarkdownOrderedList):
         numbers = [f"{n}. " for n in range(start, start + len(items))]
         size = max((len(n) for n in numbers), default=0)
         yield from _list_items(items, [n.rjust(size + 1) for n in numbers])
-        self._blocks.clear()
+        blocks.clear()
 
 
 # The blocks a segment can run on from into the next.
 _RUNS_ON = (MarkdownParagraph, MarkdownList)
 
 
-class AnswerMarkdown(Markdown):
+class AnswerMarkdown(BlockHookMarkdown):
     """The Markdown of an answer (links are not opened: citations are handled by the app)."""
 
     BLOCKS = {
@@ -211,11 +177,9 @@ class AnswerMarkdown(Markdown):
     # long list split between two items) ends without its last paragraph's or list's
     # margin. Marked with a class, not `:last-child`: an order rule on every block would
     # restyle all of a segment's blocks after each append.
-    def _parse_markdown(self, tokens):
-        blocks = list(super()._parse_markdown(tokens))
+    def blocks_made(self, blocks: list[MarkdownBlock]) -> None:
         if blocks and self.has_class("-runs-on") and isinstance(blocks[-1], _RUNS_ON):
             blocks[-1].add_class("-run-on-end")
-        return blocks
 
     def mark_run_on_end(self) -> None:
         last = self.children[-1] if self.children else None
@@ -237,7 +201,7 @@ class FrozenSegment(Widget):
 
     Made `lazy`, it renders its lines only when a frame shows them: while an answer floods
     in, most of a segment scrolls past unseen, and rendering every line of it at once was
-    a fifth of the work of streaming. Until `settle()` (which renders the rest and removes
+    a large share of the work of streaming. Until `settle()` (which renders the rest and removes
     it), the Markdown it came from stays mounted, hidden, to render from.
     """
 
@@ -261,8 +225,6 @@ class FrozenSegment(Widget):
         now (its height there equal to the height of what it holds). `lazy` (off screen
         only): laid out now, rendered as its lines are shown; the caller hides `markdown`
         and leaves it mounted until `settle()`."""
-        from textual._compositor import Compositor
-
         width = width or markdown.outer_size.width
         if width <= 0:
             return None
@@ -271,7 +233,7 @@ class FrozenSegment(Widget):
         widgets = list(markdown.walk_children(with_self=True))
         for widget in widgets:
             widget.refresh()
-            widget._clear_arrangement_cache()  # cleared by Textual only at its next layout
+            clear_arrangement_cache(widget)  # cleared by Textual only at its next layout
         screen = markdown.screen
         offscreen = getattr(screen, "offscreen", None)
         gutter = markdown.styles.gutter
@@ -348,8 +310,8 @@ class FrozenSegment(Widget):
             offscreen = getattr(markdown.screen, "offscreen", None) if markdown.is_attached else None
             if offscreen is not None:
                 with offscreen(compositor):
-                    chops = compositor._render_chops(
-                        Region(0, y, self._width, end - y), lambda n: y <= n < end)
+                    chops = render_chops(
+                        compositor, Region(0, y, self._width, end - y), lambda n: y <= n < end)
         for n in range(y, end):
             if lines[n] is None:
                 chop = chops[n] if chops is not None and n < len(chops) else None

@@ -2,9 +2,9 @@
 
 Textual's Footer composes all its keys again whenever the screen's bindings may have
 changed: when an answer starts (its worker goes pending, then running: two rebuilds)
-and when it ends, though all that changes is one key ("Stop answer"). On a slow machine
-each rebuild took 25-40 ms, at the start of the stream, where it delays the first
-words. `AppFooter` compares what it would show with what it shows: nothing changed, it
+and when it ends, though all that changes is one key ("Stop answer"). A rebuild costs
+tens of milliseconds on a slow machine, at the start of the stream, where it delays the
+first words. `AppFooter` compares what it would show with what it shows: nothing changed, it
 does nothing; keys appeared, went or were enabled/disabled, it mounts, removes or
 restyles just those keys, at once (not after the next frame, which the frame pacer may
 hold while an answer floods in), and asks for the next frame to show them. Binding
@@ -16,7 +16,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+
+from tui.textual_compat import (
+    FooterKey,
+    footer_bindings_ready,
+    footer_key_enabled,
+    set_footer_bindings_ready,
+    set_footer_key_enabled,
+)
 
 # (key, key display, description, action, tooltip, command palette?): a key as shown,
 # and whether it is enabled.
@@ -65,7 +72,7 @@ class AppFooter(Footer):
         return widget
 
     def compose(self) -> ComposeResult:
-        if not self._bindings_ready:
+        if not footer_bindings_ready(self):
             return
         entries = self._entries()
         if entries is None:
@@ -78,13 +85,13 @@ class AppFooter(Footer):
             yield self._key(entry, enabled)
 
     def bindings_changed(self, screen: Screen) -> None:
-        self._bindings_ready = True
+        set_footer_bindings_ready(self)
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen and not self._update_pending:
             # Several changes in a row make one update. Not put off until after the next
             # frame, as Textual's is: while an answer floods in, frames are held (see
-            # tui/pacing.py) and "Stop answer" showed up to 0.8 s late, or not at all.
+            # tui/pacing.py) and "Stop answer" would show late, or not at all.
             self._update_pending = True
             if self._shown is None:
                 # The first keys: after the first frame, as Textual's (start-up comes first).
@@ -118,10 +125,8 @@ class AppFooter(Footer):
         for op, a0, a1, b0, b1 in matcher.get_opcodes():
             if op == "equal":
                 for widget, (_, enabled) in zip(keys[a0:a1], entries[b0:b1], strict=True):
-                    if widget._disabled == enabled:  # enabled or disabled since
-                        widget._disabled = not enabled
-                        widget.set_class(not enabled, "-disabled")
-                        widget.refresh()
+                    if footer_key_enabled(widget) != enabled:  # enabled or disabled since
+                        set_footer_key_enabled(widget, enabled)
                 continue
             removed.extend(keys[a0:a1])
             new = [self._key(entry, enabled) for entry, enabled in entries[b0:b1]]

@@ -10,12 +10,13 @@ from __future__ import annotations
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import TextArea
+
+from tui.textual_compat import KeyFirstTextArea
 
 
-class PromptInput(TextArea):
+class PromptInput(KeyFirstTextArea):
     BINDINGS = [
-        # Handled in `_on_key` (in this widget's own queue, after the characters typed
+        # Handled in `key_first` (in this widget's own queue, after the characters typed
         # before it; a priority binding could run before they are inserted), listed here
         # for the footer, the help screen and the keymap.
         Binding("enter", "submit", "Send", id="prompt.send"),
@@ -43,22 +44,20 @@ class PromptInput(TextArea):
 
     def _keys_for(self, action: str) -> set[str]:
         """The keys bound to `action` here, as remapped by the app's keymap."""
-        keymap = getattr(self.app, "_keymap", None) or {}
+        keymap = getattr(self.app, "keymap", None) or {}
         keys: set[str] = set()
-        for key, binding in self._bindings:
-            if binding.action == action:
-                spec = keymap.get(binding.id, key) if binding.id else key
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action == action:
+                spec = keymap.get(binding.id, binding.key) if binding.id else binding.key
                 keys.update(k.strip() for k in spec.split(","))
         return keys
 
-    async def _on_key(self, event: events.Key) -> None:
+    def key_first(self, event: events.Key) -> bool:
         for action, run in (("submit", self.action_submit), ("newline", self.action_newline)):
             if event.key in self._keys_for(action):
-                event.stop()
-                event.prevent_default()
                 run()
-                return
-        await super()._on_key(event)
+                return True
+        return False
 
     def action_submit(self) -> None:
         text = self.text.strip()

@@ -1,9 +1,8 @@
 """The numbered sources sidebar: one entry per source of the answer in view.
 
 An `OptionList` whose options carry the source number. It talks upward only:
-`SourceSelected(number)` when the user opens one (Enter or click), and
-`SourceHighlighted(number)` when the highlight moves. What opening means is the
-app's business.
+`SourceSelected(number)` when the user opens one (Enter or click), `SourceList.Leave`
+on Escape. What opening means is the chat screen's business.
 """
 
 from __future__ import annotations
@@ -63,22 +62,30 @@ class SourceList(OptionList):
     class Leave(Message):
         """Escape: the user wants the prompt back."""
 
+        def __init__(self, source_list: SourceList) -> None:
+            super().__init__()
+            self.source_list = source_list
+
+        @property
+        def control(self) -> SourceList:
+            return self.source_list
+
     def action_leave(self) -> None:
-        self.post_message(self.Leave())
+        self.post_message(self.Leave(self))
 
 
 class SourcesSidebar(Vertical):
     class SourceSelected(Message):
         """The user opened source `number` (Enter or click)."""
 
-        def __init__(self, number: int) -> None:
+        def __init__(self, sidebar: SourcesSidebar, number: int) -> None:
             super().__init__()
+            self.sidebar = sidebar
             self.number = number
 
-    class SourceHighlighted(Message):
-        def __init__(self, number: int) -> None:
-            super().__init__()
-            self.number = number
+        @property
+        def control(self) -> SourcesSidebar:
+            return self.sidebar
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -136,10 +143,4 @@ class SourcesSidebar(Vertical):
     def _selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if event.option.id:
-            self.post_message(self.SourceSelected(int(event.option.id)))
-
-    @on(OptionList.OptionHighlighted)
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        event.stop()
-        if event.option.id:
-            self.post_message(self.SourceHighlighted(int(event.option.id)))
+            self.post_message(self.SourceSelected(self, int(event.option.id)))

@@ -16,24 +16,11 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from tui.voice_tiers import tier_name as default_tier_name
+
 STEPS = 20  # 1.00 / 0.05
 _LABEL = "Voice "
 _VALUE_WIDTH = 17  # " 0.45 respond as "
-
-
-def default_tier_name(weight: float) -> str:
-    """The personality tiers (the service's `tier_name` replaces this once loaded)."""
-    if weight < 0.2:
-        return "off"
-    if weight < 0.4:
-        return "subtle"
-    if weight < 0.6:
-        return "adopt"
-    if weight < 0.8:
-        return "respond as"
-    if weight < 0.9:
-        return "embody"
-    return "full"
 
 
 class VoiceSlider(Widget, can_focus=True):
