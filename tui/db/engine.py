@@ -24,7 +24,7 @@ from tui.db import search_index
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 7
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -42,8 +42,22 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
         )
 
 
-# version N -> the step that upgrades a database at N-1 to N.
-MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {2: _v1_to_v2}
+async def _v6_to_v7(conn: AsyncConnection) -> None:
+    # v7: usage rows say what the model was asked for ("answer", "distill"); older rows answered.
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "purpose" not in await conn.run_sync(columns, "chat_usage_log"):
+        await conn.execute(text(
+            "ALTER TABLE chat_usage_log ADD COLUMN purpose VARCHAR(16) NOT NULL DEFAULT 'answer'"
+        ))
+
+
+# version N -> the step that upgrades a database at N-1 to N. (Versions 3-6 are steps
+# of their own elsewhere; a version with no step here changes nothing.)
+MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
+    2: _v1_to_v2, 7: _v6_to_v7,
+}
 
 
 def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
@@ -106,7 +120,8 @@ async def init_schema(engine: AsyncEngine) -> int:
         if version is None:
             version = SCHEMA_VERSION
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            await MIGRATIONS[step](conn)
+            if step in MIGRATIONS:
+                await MIGRATIONS[step](conn)
         await set_meta(conn, "schema_version", str(SCHEMA_VERSION))
         await search_index.ensure_index(conn)
     return SCHEMA_VERSION

@@ -121,6 +121,8 @@ class ChatUsageLog(Base):
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(16), default="answered")  # answered|failed|cancelled
+    # What the model was asked for: "answer" (a question) or "distill" (a transcript page).
+    purpose: Mapped[str] = mapped_column(String(16), default="answer", server_default="answer")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
