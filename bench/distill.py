@@ -22,6 +22,7 @@ Results go in docs/BENCHMARKS.md by hand.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import re
@@ -113,6 +114,72 @@ def bench_profiles(n_transcripts: int, n_creators: int) -> dict:
     }
 
 
+def canned_page(t) -> dict:
+    """A page the checks accept: a section per four minutes, its body the sentences said there."""
+    sections = []
+    chunk: list[TimedSentence] = []
+    for s in t.sentences:
+        chunk.append(s)
+        if s.end - chunk[0].start >= 240 or s is t.sentences[-1]:
+            body = " ".join(x.text for x in chunk)[:1500]
+            sections.append({"heading": " ".join(chunk[0].text.split()[:5]), "body": body,
+                             "start_time": chunk[0].start, "end_time": chunk[-1].end})
+            chunk = []
+    return {"title": t.title, "summary": t.sentences[0].text[:200], "tags": ["bench"],
+            "topic_category": "General", "sections": sections}
+
+
+async def bench_distill(n_pages: int, page_seconds: float, concurrency: int) -> dict:
+    import tempfile
+
+    from fake_openai import FakeOpenAI
+
+    from tui.config import Settings
+    from tui.db.engine import Database
+    from tui.services.distill import DistillCache, Distiller, Transcript
+
+    data = corpus(n_pages, max(1, n_pages // 10), seed=11)
+    transcripts = []
+    for creator, videos in data.items():
+        for i, sentences in enumerate(videos):
+            transcripts.append(Transcript(
+                key=f"{creator}-{i}", creator_slug=creator, creator_name=creator,
+                title=f"Video {i} by {creator}", sentences=sentences,
+                duration=sentences[-1].end + 5))
+    routes = [[f"Video: {t.title}\n", json.dumps(canned_page(t))] for t in transcripts]
+    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(routes=routes, delay=page_seconds) as srv:
+        settings = Settings(data_dir=Path(tmp), llm_api_url=srv.url, llm_model="fake-model",
+                            llm_read_timeout=60.0, llm_first_token_timeout=60.0)
+        db = Database(f"sqlite+aiosqlite:///{tmp}/bench.db")
+        await db.init()
+        distiller = Distiller(settings, cache=DistillCache(Path(tmp) / "cache"), db=db,
+                              concurrency=concurrency)
+        try:
+            began = time.perf_counter()
+            outcomes = await distiller.distill_pages(transcripts)
+            seconds = time.perf_counter() - began
+            began = time.perf_counter()
+            await distiller.distill_pages(transcripts)
+            rerun = time.perf_counter() - began
+        finally:
+            await distiller.aclose()
+            await db.dispose()
+        requests = len(srv.chat_requests)
+    statuses: dict[str, int] = {}
+    for o in outcomes:
+        statuses[o.status] = statuses.get(o.status, 0) + 1
+    return {
+        "pages": n_pages,
+        "distill_s": round(seconds, 2),
+        "concurrency": concurrency,
+        "page_seconds": page_seconds,
+        "floor_s": round(n_pages * page_seconds / concurrency, 2),
+        "statuses": statuses,
+        "requests": requests,
+        "rerun_from_cache_s": round(rerun, 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--transcripts", type=int, default=1000)
@@ -123,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = bench_profiles(args.transcripts, args.creators)
+    if args.pages > 0:
+        result.update(asyncio.run(bench_distill(args.pages, args.page_seconds, args.concurrency)))
     if args.json:
         print(json.dumps(result))
     else:

@@ -45,8 +45,10 @@ objects, to know what the others say).
 
 from __future__ import annotations
 
+import itertools
 import re
 from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +93,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 # ends a clause; so does an apostrophe or hyphen that is not inside a word.
 _CLAUSE_BREAK = re.compile(r"[^\w\s'-]+|(?<!\w)['-]+|['-]+(?!\w)|_+")
 _SPACES = re.compile(r"\s+")
+_WORDY = re.compile(r"[^\W_]")
 
 
 @dataclass(frozen=True)
@@ -165,47 +168,50 @@ def measure_profiles(
     """
     import numpy as np
 
-    vocab: dict[str, int] = {}
-    setdefault = vocab.setdefault
-    ids = array("q")
-    clause_of = array("q")
-    doc_of = array("q")
+    vocab: defaultdict[str, int] = defaultdict(itertools.count().__next__)
+    word_id = vocab.__getitem__  # a new word gets the next id
+    ids = array("q")  # word ids, -1 after each clause: no n-gram spans a -1
+    doc_ends: list[int] = []
     doc_creator: list[int] = []
     creators = list(transcripts)
     timing = [[0, 0.0] for _ in creators]  # words, seconds of timed speech
     word_total = [0] * len(creators)
-    clause_no = 0
     spoken: list[list[str]] = [[] for _ in creators]  # " w w w " per clause, for merging
 
-    def add_text(text: str, doc: int, ci: int | None = None) -> int:
-        nonlocal clause_no
+    def add_text(text: str, ci: int | None = None) -> int:
         count = 0
         for clause in clauses(text):
             if ci is not None:
                 spoken[ci].append(" " + " ".join(clause) + " ")
-            ids.extend([setdefault(w, len(vocab)) for w in clause])
-            n = len(clause)
-            clause_of.extend([clause_no] * n)
-            doc_of.extend([doc] * n)
-            clause_no += 1
-            count += n
+            ids.extend(map(word_id, clause))
+            ids.append(-1)
+            count += len(clause)
         return count
 
     for ci, creator in enumerate(creators):
         for transcript in transcripts[creator]:
-            doc = len(doc_creator)
-            doc_creator.append(ci)
+            timed: list[str] = []
+            untimed: list[str] = []
+            seconds = 0.0
             for start, end, text in _sentences(transcript):
-                n = add_text(text, doc, ci)
-                word_total[ci] += n
-                if start is not None and end is not None and end > start and n:
-                    timing[ci][0] += n
-                    timing[ci][1] += end - start
+                if start is not None and end is not None and end > start and _WORDY.search(text):
+                    timed.append(text)
+                    seconds += end - start
+                else:
+                    untimed.append(text)
+            # One pass over each transcript's text (a sentence ends a clause: ". " joins).
+            n_timed = add_text(" . ".join(timed), ci)
+            word_total[ci] += n_timed + add_text(" . ".join(untimed), ci)
+            if n_timed:
+                timing[ci][0] += n_timed
+                timing[ci][1] += seconds
+            doc_creator.append(ci)
+            doc_ends.append(len(ids))
     others = len(creators)  # the background's creator index
     for text in background:
-        doc = len(doc_creator)
+        add_text(text)
         doc_creator.append(others)
-        add_text(text, doc)
+        doc_ends.append(len(ids))
 
     profiles: dict[str, dict[str, Any]] = {}
     for ci, creator in enumerate(creators):
@@ -226,8 +232,9 @@ def measure_profiles(
     words = list(vocab)  # ids were given in insertion order
 
     tok = np.frombuffer(ids, dtype=np.int64)
-    clause_arr = np.frombuffer(clause_of, dtype=np.int64)
-    doc_arr = np.frombuffer(doc_of, dtype=np.int64)
+    doc_lengths = np.diff(np.asarray([0, *doc_ends], dtype=np.int64))
+    doc_arr = np.repeat(np.arange(len(doc_ends), dtype=np.int64), doc_lengths)
+    breaks = np.concatenate(([0], np.cumsum(tok < 0)))  # breaks[i] = clause ends before i
     doc_creator_arr = np.asarray(doc_creator, dtype=np.int64)
     docs_per_creator = np.bincount(doc_creator_arr, minlength=len(creators) + 1)
     stop_ids = np.zeros(len(words), dtype=bool)
@@ -240,7 +247,8 @@ def measure_profiles(
         positions = len(tok) - n + 1
         if positions <= 0:
             continue
-        valid = clause_arr[:positions] == clause_arr[n - 1:]
+        # A window is an n-gram when no clause end falls inside it.
+        valid = breaks[n:n + positions] == breaks[:positions]
         starts = np.flatnonzero(valid)
         if not len(starts):
             continue
