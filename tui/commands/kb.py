@@ -174,7 +174,7 @@ def _material_import(args, settings) -> int:
         for warning in run.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         for refused in run.refused:
-            print(f"{refused['path']}: {refused['reason']}", file=sys.stderr)
+            print(f"{_shown(refused['path'])}: {_plain(refused['reason'])}", file=sys.stderr)
         if run.strict_refused:
             print("chrysopedia: import: --strict: nothing was imported", file=sys.stderr)
         else:
@@ -225,6 +225,17 @@ def cmd_stats(args, settings) -> int:
         print("the bundled demo pages are loaded (`chrysopedia import PATH` brings your own; "
               "`chrysopedia kb remove --demo` removes them)")
     return 0
+
+
+def _shown(path: str) -> str:
+    """A path under the current folder relative to it (as the user typed it), else as it is."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return _plain(path)
+    return _plain(path if rel.startswith("..") else rel)
 
 
 def _plain(value) -> str:
