@@ -285,8 +285,9 @@ async def test_export_then_import_gives_the_same_kb(db_target, tmp_path, mini_kb
     assert counts["sections"] == stats["sections"]
     doc = json.loads(out.read_text())
     pdf_page = next(t for t in doc["techniques"] if t["title"] == "Synth manual")
-    assert pdf_page["sections"][0]["locator"] == {"kind": "page", "path": "manuals/synth.pdf",
-                                                  "first_page": 14, "last_page": 15}
+    assert pdf_page["sections"][0]["locator"] == {
+        "kind": "page", "path": "manuals/synth.pdf", "file": str(tmp_path / "manuals" / "synth.pdf"),
+        "first_page": 14, "last_page": 15}
     # An empty database on the same backend (scores differ between backends).
     from conftest import _pg_admin
 

@@ -140,7 +140,7 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
             values = {
                 "title": rec["title"], "creator_id": creators[rec["creator"]].id,
                 "topic_category": rec["topic_category"], "tags": rec.get("tags"),
-                "summary": rec["summary"], "origin": origin,
+                "summary": rec["summary"], "origin": origin, "source_file": _source_file(rec),
             }
             obj = pages.get(rec["slug"])
             created = obj is None
@@ -173,6 +173,15 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
             conn = await session.connection()
             await search_index.rebuild_index(conn)
     return report
+
+
+def _source_file(page: dict[str, Any]) -> str | None:
+    """The imported file a page's document or note locators open (their `file`)."""
+    for sec in page.get("sections") or []:
+        loc = sec.get("locator") if isinstance(sec, dict) else None
+        if isinstance(loc, dict) and isinstance(loc.get("file"), str):
+            return loc["file"]
+    return None
 
 
 def _locator_values(sec: dict[str, Any]) -> dict[str, Any]:

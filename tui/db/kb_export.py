@@ -22,7 +22,7 @@ from tui.db.kb_format import FORMAT
 from tui.db.models import Creator, TechniquePage, Video
 
 
-def _section(sec) -> dict[str, Any]:
+def _section(sec, source_file: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"anchor": sec.anchor, "heading": sec.heading, "body": sec.body}
     if sec.video_id:
         out["video"] = sec.video_id
@@ -32,7 +32,8 @@ def _section(sec) -> dict[str, Any]:
         out["end_time"] = sec.end_time
     if sec.locator:
         loc: dict[str, Any] = {"kind": sec.locator}
-        for key, value in (("path", sec.source_path), ("first_page", sec.first_page),
+        file = source_file if sec.locator in ("page", "heading") else None
+        for key, value in (("path", sec.source_path), ("file", file), ("first_page", sec.first_page),
                            ("last_page", sec.last_page), ("line", sec.line)):
             if value is not None:
                 loc[key] = value
@@ -69,7 +70,7 @@ async def export_document(db: Database) -> dict[str, Any]:
         }
         if p.tags is not None:
             rec["tags"] = p.tags
-        rec["sections"] = [_section(s) for s in p.sections]
+        rec["sections"] = [_section(s, p.source_file) for s in p.sections]
         doc["techniques"].append(rec)
     return doc
 

@@ -368,6 +368,7 @@ def _check_locator(c: _Checker, loc: Any, where: str) -> None:
         c.problems.append(f"{where}.kind: expected one of {', '.join(LOCATOR_KINDS)}, got {kind!r}")
         return
     c.text(loc, "path", where, required=False, max_len=1000)
+    c.text(loc, "file", where, required=False, max_len=4096)
     ints = {}
     for key in ("first_page", "last_page", "line"):
         value = loc.get(key)
