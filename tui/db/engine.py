@@ -42,6 +42,56 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
         )
 
 
+async def _v2_to_v3(conn: AsyncConnection) -> None:
+    # v3: imported material. Sections say where they are in their source (locator), pages
+    # where they came from (origin, material key), creators their channel id; the
+    # kb_files table (created by create_all) remembers every imported file.
+    import json
+    from importlib import resources
+
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    added = {
+        "creators": (("source_key", "VARCHAR(200)"),),
+        "technique_pages": (
+            ("origin", "VARCHAR(16) DEFAULT 'kb' NOT NULL"), ("material_key", "VARCHAR(1000)"),
+            ("source_file", "TEXT"),
+        ),
+        "sections": (
+            ("locator", "VARCHAR(16)"), ("first_page", "INTEGER"), ("last_page", "INTEGER"),
+            ("line", "INTEGER"), ("source_path", "TEXT"),
+        ),
+    }
+    for table, cols in added.items():
+        have = await conn.run_sync(columns, table)
+        for name, ddl in cols:
+            if name not in have:
+                await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    for ddl in (
+        "CREATE INDEX IF NOT EXISTS ix_creators_source_key ON creators (source_key)",
+        "CREATE INDEX IF NOT EXISTS ix_technique_pages_origin ON technique_pages (origin)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS uq_technique_pages_material_key "
+        "ON technique_pages (material_key)",
+    ):
+        await conn.execute(text(ddl))
+    # The bundled pages loaded before v3 are the demo: marked so, they can be told apart
+    # from the user's own and removed with `kb remove --demo`.
+    if await get_meta(conn, "bundled_kb_hash") is not None:
+        slugs: list[str] = []
+        for file in (resources.files("tui") / "data" / "kb").iterdir():
+            if file.name.endswith(".json"):
+                doc = json.loads(file.read_text(encoding="utf-8"))
+                slugs.extend(t["slug"] for t in doc.get("techniques", []))
+        for start in range(0, len(slugs), 500):
+            chunk = slugs[start : start + 500]
+            marks = ", ".join(f":s{i}" for i in range(len(chunk)))
+            await conn.execute(
+                text(f"UPDATE technique_pages SET origin = 'demo' WHERE slug IN ({marks})"),
+                {f"s{i}": slug for i, slug in enumerate(chunk)},
+            )
+
+
 async def _v6_to_v7(conn: AsyncConnection) -> None:
     # v7: usage rows say what the model was asked for ("answer", "distill"); older rows answered.
     def columns(sync_conn, table: str) -> set[str]:
@@ -53,10 +103,10 @@ async def _v6_to_v7(conn: AsyncConnection) -> None:
         ))
 
 
-# version N -> the step that upgrades a database at N-1 to N. (Versions 3-6 are steps
+# version N -> the step that upgrades a database at N-1 to N. (Versions 4-6 are steps
 # of their own elsewhere; a version with no step here changes nothing.)
 MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
-    2: _v1_to_v2, 7: _v6_to_v7,
+    2: _v1_to_v2, 3: _v2_to_v3, 7: _v6_to_v7,
 }
 
 

@@ -2,7 +2,10 @@
 
 `ensure_index(conn)` creates whatever the backend needs (idempotent, inside the
 schema transaction); `rebuild_index(conn)` refreshes it after an import changed
-the knowledge base (inside the import's transaction).
+the knowledge base (inside the import's transaction). An import of one file at
+a time keeps it current page by page instead: `unindex_pages(conn, page_ids)`
+before a page's rows change or go, `index_pages(conn, page_ids)` after they are
+written, in the same transaction (work in proportion to the page, not the base).
 
 One indexed document per section, with five fields in falling weight: page
 title, section heading, page tags, page summary, section body.
@@ -267,3 +270,126 @@ async def rebuild_index(conn: AsyncConnection) -> None:
         await conn.execute(text("ANALYZE search_docs"))
         await conn.execute(text("ANALYZE search_vocab"))
         await conn.execute(text("ANALYZE search_trigrams"))
+
+
+# ------------------------------------------------------- page by page
+
+_SQLITE_UNFILL = """
+INSERT INTO search_fts(search_fts, rowid, title, heading, tags, summary, body)
+SELECT 'delete', s.id, p.title, s.heading,
+       coalesce((SELECT group_concat(j.value, ' ') FROM json_each(p.tags) j
+                 WHERE json_type(p.tags) = 'array'), ''),
+       p.summary, s.body
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
+_SQLITE_UNFILL_HEAD = """
+INSERT INTO search_head(search_head, rowid, title, heading, tags)
+SELECT 'delete', s.id, p.title, s.heading,
+       coalesce((SELECT group_concat(j.value, ' ') FROM json_each(p.tags) j
+                 WHERE json_type(p.tags) = 'array'), '')
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
+
+def _in(column: str, ids: list[int]) -> tuple[str, dict[str, int]]:
+    marks = ", ".join(f":i{n}" for n in range(len(ids)))
+    return f" WHERE {column} IN ({marks})", {f"i{n}": i for n, i in enumerate(ids)}
+
+
+async def _page_vocabulary(conn: AsyncConnection, page_ids: list[int]) -> Counter[str]:
+    where, params = _in("s.page_id", page_ids)
+    return vocabulary((await conn.execute(text(_TEXT_ROWS + where), params)).all())
+
+
+async def _set_doc_count(conn: AsyncConnection) -> None:
+    count = (await conn.execute(text("SELECT count(*) FROM sections"))).scalar_one()
+    await _set_meta(conn, META_DOC_COUNT, str(count))
+
+
+def _chunks(items: list[str], size: int = 400) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def index_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
+    """Add these pages' sections (as they are now in the tables) to the index.
+
+    The pages must not be in the index already (`unindex_pages` first when they were).
+    """
+    ids = sorted(set(page_ids))
+    if not ids:
+        return
+    where, params = _in("s.page_id", ids)
+    if conn.dialect.name == "sqlite":
+        await conn.execute(text(_SQLITE_FILL + where), params)
+        await conn.execute(text(_SQLITE_FILL_HEAD + where), params)
+    else:
+        inner = _PG_FILL.rstrip().removesuffix(") x")
+        await conn.execute(text(inner + where + "\n) x"), params)
+    df = await _page_vocabulary(conn, ids)
+    if df:
+        terms = sorted(df)
+        known: set[str] = set()
+        for chunk in _chunks(terms):
+            marks = ", ".join(f":t{n}" for n in range(len(chunk)))
+            rows = await conn.execute(
+                text(f"SELECT term FROM search_vocab WHERE term IN ({marks})"),
+                {f"t{n}": t for n, t in enumerate(chunk)},
+            )
+            known.update(r[0] for r in rows)
+        if known:
+            await conn.execute(
+                text("UPDATE search_vocab SET df = df + :df WHERE term = :term"),
+                [{"term": t, "df": df[t]} for t in terms if t in known],
+            )
+        new = [t for t in terms if t not in known]
+        if new:
+            await conn.execute(
+                text("INSERT INTO search_vocab (term, df) VALUES (:term, :df)"),
+                [{"term": t, "df": df[t]} for t in new],
+            )
+            await conn.execute(
+                text("INSERT INTO search_trigrams (tri, term) VALUES (:tri, :term)"),
+                [{"tri": tri, "term": t} for t in new for tri in sorted(trigrams(t))],
+            )
+    await _set_doc_count(conn)
+
+
+async def unindex_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
+    """Take these pages' sections out of the index, before their rows change or go.
+
+    SQLite's contentless FTS5 tables forget a row only when given the text it was
+    indexed with: that is read from the rows as they still are.
+    """
+    ids = sorted(set(page_ids))
+    if not ids:
+        return
+    where, params = _in("s.page_id", ids)
+    df = await _page_vocabulary(conn, ids)
+    if conn.dialect.name == "sqlite":
+        await conn.execute(text(_SQLITE_UNFILL + where), params)
+        await conn.execute(text(_SQLITE_UNFILL_HEAD + where), params)
+    else:
+        pg_where, pg_params = _in("page_id", ids)
+        await conn.execute(text("DELETE FROM search_docs" + pg_where), pg_params)
+    if df:
+        terms = sorted(df)
+        await conn.execute(
+            text("UPDATE search_vocab SET df = df - :df WHERE term = :term"),
+            [{"term": t, "df": df[t]} for t in terms],
+        )
+        for chunk in _chunks(terms):
+            marks = ", ".join(f":t{n}" for n in range(len(chunk)))
+            gone = [
+                r[0]
+                for r in await conn.execute(
+                    text(f"SELECT term FROM search_vocab WHERE df <= 0 AND term IN ({marks})"),
+                    {f"t{n}": t for n, t in enumerate(chunk)},
+                )
+            ]
+            if gone:
+                marks = ", ".join(f":g{n}" for n in range(len(gone)))
+                values = {f"g{n}": t for n, t in enumerate(gone)}
+                await conn.execute(text(f"DELETE FROM search_trigrams WHERE term IN ({marks})"), values)
+                await conn.execute(text(f"DELETE FROM search_vocab WHERE term IN ({marks})"), values)
