@@ -94,6 +94,7 @@ async def _v2_to_v3(conn: AsyncConnection) -> None:
 
 async def _v6_to_v7(conn: AsyncConnection) -> None:
     # v7: usage rows say what the model was asked for ("answer", "distill"); older rows answered.
+    # (The distilled_pages table of v7 is new: create_all, run before the steps, makes it.)
     def columns(sync_conn, table: str) -> set[str]:
         return {c["name"] for c in inspect(sync_conn).get_columns(table)}
 

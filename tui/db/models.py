@@ -136,6 +136,27 @@ class FileRecord(Base):
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class DistilledLink(Base):
+    """A technique page a model distilled from an imported transcript page (the raw page).
+
+    The distilled page takes the raw page's place in the search index; the raw page
+    stays, reachable from the distilled one, which records the transcript it was made
+    from (`transcript_hash`): a changed transcript is distilled again.
+    """
+
+    __tablename__ = "distilled_pages"
+    raw_page_id: Mapped[int] = mapped_column(
+        ForeignKey("technique_pages.id", ondelete="CASCADE"), primary_key=True
+    )
+    page_id: Mapped[int] = mapped_column(
+        ForeignKey("technique_pages.id", ondelete="CASCADE"), unique=True
+    )
+    transcript_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ChatUsageLog(Base):
     """One row per request that reached a model: answered, failed or cancelled."""
 
