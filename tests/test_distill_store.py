@@ -148,6 +148,26 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
     assert len(model_env.chat_requests) == 4
     assert again["unchanged"] == report["distilled"] and again["cached"] == 1
 
+    # An index rebuild puts the raw page back; the next run takes it out again, asking nothing.
+    async def rebuild(db):
+        from tui.db import search_index
+
+        async with db.engine.begin() as conn:
+            await search_index.rebuild_index(conn)
+    asyncio.run(_query(db_target, rebuild))
+    assert any(i["title"] == TITLE for i in search(url, "gain reduction threshold", capsys))
+    assert run(url, "distill", "--all", capsys=capsys)[0] == 1  # the rejected page, still
+    assert all(i["title"] != TITLE for i in search(url, "gain reduction threshold", capsys))
+    assert len(model_env.chat_requests) == 4
+    # So does a re-import of a touched file (the same words: the distilled page still holds).
+    vtt = next((tmp_path / "yt").glob("SMASH*.vtt"))
+    vtt.write_text(vtt.read_text() + "\n")
+    assert run(url, "import", str(tmp_path / "yt"), capsys=capsys)[0] == 0
+    assert any(i["title"] == TITLE for i in search(url, "gain reduction threshold", capsys))
+    assert run(url, "distill", "--all", capsys=capsys)[0] == 1
+    assert all(i["title"] != TITLE for i in search(url, "gain reduction threshold", capsys))
+    assert len(model_env.chat_requests) == 4
+
 
 def test_without_a_model_profiles_are_measured_and_pages_stay(db_target, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CHRYSOPEDIA_DATA_DIR", str(tmp_path / "data"))

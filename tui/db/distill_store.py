@@ -147,6 +147,33 @@ def _anchor(heading: str, taken: set[str]) -> str:
     return anchor
 
 
+async def _indexed(conn, page_id: int) -> bool:
+    """Whether the search index holds this page's sections (a re-import or an index
+    rebuild puts a raw page back in)."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "sqlite":
+        sql = ("SELECT 1 FROM search_fts WHERE rowid IN "
+               "(SELECT id FROM sections WHERE page_id = :p) LIMIT 1")
+    else:
+        sql = "SELECT 1 FROM search_docs WHERE page_id = :p LIMIT 1"
+    return (await conn.execute(text(sql), {"p": page_id})).first() is not None
+
+
+async def reconcile_index(db) -> int:
+    """Take out of the index every raw page whose distilled page is there (after an index
+    rebuild or a re-import put it back); the number taken out."""
+    taken = 0
+    async with db.session() as session, session.begin():
+        conn = await session.connection()
+        for raw_id, page_id in (await session.execute(
+                select(DistilledLink.raw_page_id, DistilledLink.page_id))).all():
+            if await _indexed(conn, raw_id) and await _indexed(conn, page_id):
+                await search_index.unindex_pages(conn, [raw_id])
+                taken += 1
+    return taken
+
+
 async def store_distilled(db, raw: RawTranscript, page: DistilledPage, model: str) -> str:
     """Write (or replace) the distilled page of `raw` in one transaction; its slug."""
     from tui.text import clean
@@ -184,9 +211,10 @@ async def store_distilled(db, raw: RawTranscript, page: DistilledPage, model: st
                 video_id=raw.video_id, start_time=sec.start_time, end_time=sec.end_time,
                 locator="video",
             ))
-        if link is None:
-            # The raw page leaves the index the first time; it stays out while distilled.
+        if await _indexed(conn, raw.page_id):
+            # The raw page leaves the index; it stays out while distilled.
             await search_index.unindex_pages(conn, [raw.page_id])
+        if link is None:
             session.add(DistilledLink(raw_page_id=raw.page_id, page_id=distilled.id,
                                       transcript_hash=raw.transcript.content_hash, model=model,
                                       prompt_version=PROMPT_VERSION))

@@ -70,12 +70,14 @@ async def run_distill(
 ) -> DistillReport:
     from tui.db.distill_store import (
         load_transcripts,
+        reconcile_index,
         refresh_measured_profiles,
         store_distilled,
         store_profiles,
     )
 
     report = report if report is not None else DistillReport()
+    await reconcile_index(db)
     raws = await load_transcripts(db, creator=creator, page=page)
     if page and not raws:
         raise LookupError(f"no imported transcript page {page!r}")
