@@ -49,6 +49,7 @@ from tui.services.llm import (
 from tui.services.locators import locator_label
 from tui.services.personality import (
     build_personality_block,
+    profile_source_note,
     temperature_for,
     tier_name,
     validate_weight,
@@ -290,7 +291,9 @@ class ChatService:
             return f"Voice off (weight {w:.2f} < 0.20): encyclopedic answers."
         if not isinstance(info["profile"], dict):
             return f"{info['name']} has no voice profile: answers stay encyclopedic."
-        return build_personality_block(info["name"], info["profile"], w)
+        block = build_personality_block(info["name"], info["profile"], w)
+        note = profile_source_note(info["profile"])
+        return f"{block}\n\n{note}" if note else block
 
     async def system_prompt(
         self, items: Sequence[dict[str, Any]], creator: dict[str, Any] | None, weight: float
