@@ -43,3 +43,18 @@ async def test_a_database_before_v7_gains_the_column_and_old_rows_answered(db_ta
         assert await db.init() == SCHEMA_VERSION  # idempotent
     finally:
         await db.dispose()
+
+
+def test_the_usage_command_shows_distilling_apart():
+    from tui.commands.usage import format_report
+
+    report = {"days": 1, "since": "2026-01-01T00:00:00", "totals": {
+        "requests": 2, "answered": 2, "failed": 0, "cancelled": 0, "incomplete": 0,
+        "prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15, "estimated": 0},
+        "latency_ms": {"mean": None, "p50": None, "p95": None, "max": None},
+        "fallback_rate": 0.0, "tiers": {}, "models": {}, "per_day": [],
+        "purposes": {"answer": {"requests": 1, "total_tokens": 5},
+                     "distill": {"requests": 1, "total_tokens": 10}}}
+    assert "  purposes   answer 1 (5 tokens) · distill 1 (10 tokens)" in format_report(report)
+    report["purposes"] = {"answer": {"requests": 2, "total_tokens": 15}}
+    assert not any("purposes" in line for line in format_report(report))
