@@ -259,3 +259,54 @@ def test_a_run_killed_halfway_resumes_without_a_page_twice(db_target, tmp_path, 
         return links, distilled
     links, distilled = asyncio.run(_query(db_target, counts))
     assert links == distilled == 4 - len(report["rejected"])
+
+
+def test_ctrl_c_keeps_the_finished_pages_and_says_so(tmp_path, capsys):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}"
+    folder = downloads(tmp_path / "yt", extra=2)
+    assert run(url, "import", str(folder), capsys=capsys)[0] == 0
+    titles = [TITLE, f"{TITLE} part 2", f"{TITLE} part 3"]
+
+    class Target:
+        def database(self):
+            from tui.db.engine import Database
+
+            return Database(url)
+
+    async def count(db):
+        async with db.session() as session:
+            return (await session.scalar(select(func.count()).select_from(DistilledLink)),
+                    await session.scalar(select(func.count()).select_from(TechniquePage)
+                                         .where(TechniquePage.origin == "distilled")))
+
+    with FakeOpenAI(routes=[[f"Video: {t}\n", json.dumps(VALID)] for t in titles], delay=0.8) as srv:
+        env = dict(os.environ, CHRYSOPEDIA_DATA_DIR=str(tmp_path / "data"), CHRYSOPEDIA_LLM_API_URL=srv.url,
+                   CHRYSOPEDIA_LLM_API_KEY=TEST_API_KEY, CHRYSOPEDIA_LLM_MODEL="primary-model")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui", "--db", url, "distill", "--all", "--concurrency", "1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while asyncio.run(_query(Target(), count))[0] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted: the pages finished so far are stored" in err and "Traceback" not in err
+    links, pages = asyncio.run(_query(Target(), count))
+    assert 1 <= links == pages < 3
+    assert out.startswith(f"{links} pages distilled")
+
+
+def test_model_text_with_escape_sequences_is_stored_clean(tmp_path, model_env, capsys):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}"
+    assert run(url, "import", str(downloads(tmp_path / "yt")), capsys=capsys)[0] == 0
+    hostile = page(title="Parallel \x1b[31mcompression\x1b[0m\u202e on the drum bus",
+                   section1={"heading": "Crush \x1b]0;owned\x07it"})
+    model_env.set_mode("normal", routes=[[f"Video: {TITLE}\n", json.dumps(hostile)]])
+    code, out, err = run(url, "kb", "list", "--json", capsys=capsys)
+    slug = next(p["slug"] for p in json.loads(out)["pages"] if p["title"] == TITLE)
+    code, out, err = run(url, "distill", "--page", slug, "--json", capsys=capsys)
+    assert json.loads(out)["distilled"], err
+    items = search(url, "gain reduction threshold", capsys)
+    assert items[0]["title"] == "Parallel compression on the drum bus"
+    assert items[0]["section_heading"] == "Crush it"
