@@ -15,6 +15,8 @@ started. No Textual here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,7 +119,7 @@ async def import_paths(
 ) -> ImportRun:
     from tui.materials import content_hash as hash_files
     from tui.materials import discover, read
-    from tui.materials.model import Refusal, SourceGroup
+    from tui.materials.model import Refusal
 
     run = ImportRun()
     roots = [Path(p) for p in paths]
@@ -150,56 +152,76 @@ async def import_paths(
 
     seen: set[str] = set()
     own_added = False
-    for done, (root, item) in enumerate(work, start=1):
-        if should_stop():
-            run.interrupted = True
-            break
+
+    async def prepare(root: Path, item: Any) -> tuple[str, Any]:
+        """Everything about one group short of writing it: unchanged, refused, or its Material.
+        Hashing and parsing run in a thread, so the next file is read while this one is
+        written (SQLite works outside the GIL)."""
         if isinstance(item, Path) or item.kind == "kb":
-            doc = item if isinstance(item, Path) else item.main
-            seen.add(str(Path(os.path.abspath(doc))))
-            try:
-                report: ImportReport = await import_path(db, doc)
-            except KBFormatError as exc:
-                run.refused.append({"path": str(doc), "reason": "; ".join(exc.problems)})
-            else:
-                run.documents.append({"path": str(doc), **report.as_dict()})
-                run.warnings.extend(f"{doc}: {w}" for w in report.warnings)
-                own_added = own_added or report.changed
-        else:
-            assert isinstance(item, SourceGroup)
-            try:
-                stats = store.stat_files(item.files)
-            except OSError as exc:
-                run.refused.append({"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"})
-                continue
-            seen.update(st.path for st in stats)
-            records = await store.records_for(db, [st.path for st in stats])
-            if store.unchanged(stats, records):
+            return "kb", item if isinstance(item, Path) else item.main
+        try:
+            stats = store.stat_files(item.files)
+        except OSError as exc:
+            return "refused", {"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"}
+        seen.update(st.path for st in stats)
+        records = await store.records_for(db, [st.path for st in stats])
+        if store.unchanged(stats, records):
+            return "unchanged", None
+        try:
+            digest = await asyncio.to_thread(hash_files, list(item.files))
+        except OSError as exc:
+            return "refused", {"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"}
+        if store.same_hash(stats, records, digest):
+            await store.touch_records(db, stats)
+            return "unchanged", None
+        result = await asyncio.to_thread(read, item, creator=creator)
+        if isinstance(result, Refusal):
+            return "refused", {"path": str(result.path), "reason": result.reason}
+        return "material", (result, stats)
+
+    next_task: asyncio.Task | None = None
+    try:
+        for done, (root, item) in enumerate(work, start=1):
+            if should_stop():
+                run.interrupted = True
+                break
+            task = next_task or asyncio.ensure_future(prepare(root, item))
+            outcome, payload = await task
+            next_task = None
+            if done < len(work) and outcome != "kb":
+                next_task = asyncio.ensure_future(prepare(*work[done]))
+            if outcome == "kb":
+                doc = payload
+                seen.add(str(Path(os.path.abspath(doc))))
+                try:
+                    report: ImportReport = await import_path(db, doc)
+                except KBFormatError as exc:
+                    run.refused.append({"path": str(doc), "reason": "; ".join(exc.problems)})
+                else:
+                    run.documents.append({"path": str(doc), **report.as_dict()})
+                    run.warnings.extend(f"{doc}: {w}" for w in report.warnings)
+                    own_added = own_added or report.changed
+            elif outcome == "refused":
+                run.refused.append(payload)
+            elif outcome == "unchanged":
                 run.unchanged.append(str(item.main))
             else:
-                try:
-                    digest = hash_files(list(item.files))
-                except OSError as exc:
-                    run.refused.append({"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"})
-                    continue
-                if store.same_hash(stats, records, digest):
-                    await store.touch_records(db, stats)
-                    run.unchanged.append(str(item.main))
-                else:
-                    result = read(item, creator=creator)
-                    if isinstance(result, Refusal):
-                        run.refused.append({"path": str(result.path), "reason": result.reason})
-                    else:
-                        stored = await store.store_material(
-                            db, result, stats, display_path=display_path(root, result.source)
-                        )
-                        entry = {"path": str(item.main), "page": stored.page_slug, "sections": stored.sections}
-                        (run.added if stored.outcome == "added" else run.updated).append(entry)
-                        run.warnings.extend(f"{item.main}: {w}" for w in result.warnings)
-                        run.sections += stored.sections
-                        own_added = True
-        if on_progress is not None:
-            on_progress(done, run.files_total, run.sections)
+                material, stats = payload
+                stored = await store.store_material(
+                    db, material, stats, display_path=display_path(root, material.source)
+                )
+                entry = {"path": str(item.main), "page": stored.page_slug, "sections": stored.sections}
+                (run.added if stored.outcome == "added" else run.updated).append(entry)
+                run.warnings.extend(f"{item.main}: {w}" for w in material.warnings)
+                run.sections += stored.sections
+                own_added = True
+            if on_progress is not None:
+                on_progress(done, run.files_total, run.sections)
+    finally:
+        if next_task is not None:  # stopped: the file read ahead is not written
+            next_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await next_task
 
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
