@@ -27,6 +27,7 @@ from tui.db import materials_store as store
 from tui.db.engine import Database
 from tui.db.importer import ImportReport, demo_loaded, import_path, remove_demo_kb
 from tui.db.kb_format import KBFormatError
+from tui.text import CONTROL_CHARS
 
 
 @dataclass
@@ -80,6 +81,20 @@ def display_path(root: Path, file: Path) -> str:
         except ValueError:
             pass
     return file.name
+
+
+def control_problem(m: Any) -> str | None:
+    """A control character or bidi override left in a material's text (the readers strip
+    them; this is the store's own check, as the KB validator refuses them): the reason."""
+    fields = [("title", m.title), ("summary", m.summary), ("creator", m.creator_name)]
+    fields += [("tag", t) for t in m.tags]
+    for sec in m.sections:
+        fields += [("section heading", sec.heading), ("section text", sec.body)]
+    for name, value in fields:
+        bad = CONTROL_CHARS.search(value or "")
+        if bad:
+            return f"{name}: control character U+{ord(bad.group()):04X} (not imported)"
+    return None
 
 
 def _is_kb_document(path: Path) -> bool:
@@ -141,11 +156,16 @@ async def import_paths(
 
     if strict:
         for _root, item in work:
+            if should_stop():
+                run.interrupted = True
+                return run
             if isinstance(item, Path) or item.kind == "kb":
                 continue  # a kb document is validated as it is imported, in one transaction
             result = read(item, creator=creator)
             if isinstance(result, Refusal):
                 run.refused.append({"path": str(result.path), "reason": result.reason})
+            elif problem := control_problem(result):
+                run.refused.append({"path": str(item.main), "reason": problem})
         if run.refused:
             run.strict_refused = True
             return run
@@ -177,6 +197,9 @@ async def import_paths(
         result = await asyncio.to_thread(read, item, creator=creator)
         if isinstance(result, Refusal):
             return "refused", {"path": str(result.path), "reason": result.reason}
+        problem = control_problem(result)
+        if problem:
+            return "refused", {"path": str(item.main), "reason": problem}
         return "material", (result, stats)
 
     next_task: asyncio.Task | None = None
