@@ -7,7 +7,8 @@ for 20-minute videos, ~3,500 words each, info.json beside them, half with chapte
 then runs `chrysopedia --db sqlite:///... import FOLDER --json` as a user does, in a
 child process, and meanwhile:
 
-- samples the child's RSS (/proc/PID/status: VmRSS, and VmHWM for the peak) and the
+- samples the RSS of the child and its reader process, summed (/proc/PID/status:
+  VmRSS, and VmHWM for the peak), and the
   number of pages written (a WAL reader on the same file), to read the RSS when 100
   and when N files are in;
 - searches the same SQLite file from this process (a thread with its own event loop
@@ -65,6 +66,24 @@ def _status_kb(pid: int, key: str) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its children (the import's reader process)."""
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _tree_kb(pid: int, key: str) -> int | None:
+    values = [_status_kb(p, key) for p in _tree(pid)]
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
 
 
 def _pages(db_file: Path) -> int:
@@ -155,8 +174,12 @@ def run(n: int, work: Path) -> dict:
     searcher.start()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(chrysopedia(url, "import", str(material), "--json"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    # The report goes to a file: a pipe nobody reads while polling would fill and stall it.
+    report_file = work / "report.json"
+    err_file = work / "import.err"
+    with open(report_file, "w") as out_f, open(err_file, "w") as err_f:
+        proc = subprocess.Popen(chrysopedia(url, "import", str(material), "--json"),
+                                stdout=out_f, stderr=err_f, text=True, env=env, cwd=ROOT)
     peak_kb = 0
     rss_100 = rss_n = None
     while proc.poll() is None:
@@ -170,7 +193,8 @@ def run(n: int, work: Path) -> dict:
                 rss_n = rss
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
-    out, err = proc.communicate()
+    proc.wait()
+    out, err = report_file.read_text(), err_file.read_text()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     searcher.stop.set()

@@ -83,6 +83,32 @@ def display_path(root: Path, file: Path) -> str:
     return file.name
 
 
+POOL_MIN_FILES = 16
+
+
+def _ignore_sigint() -> None:
+    # Ctrl+C is the importing process's to handle (between files); a reader is never cut short.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _reader_pool():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fork of a process with an event loop and SQLite threads is not safe
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
+
+
+def _read(group: Any, creator: str | None) -> Any:
+    from tui.materials import read
+
+    return read(group, creator=creator)
+
+
 def control_problem(m: Any) -> str | None:
     """A control character or bidi override left in a material's text (the readers strip
     them; this is the store's own check, as the KB validator refuses them): the reason."""
@@ -194,7 +220,10 @@ async def import_paths(
         if store.same_hash(stats, records, digest):
             await store.touch_records(db, stats)
             return "unchanged", None
-        result = await asyncio.to_thread(read, item, creator=creator)
+        if pool is not None:
+            result = await asyncio.get_running_loop().run_in_executor(pool, _read, item, creator)
+        else:
+            result = await asyncio.to_thread(read, item, creator=creator)
         if isinstance(result, Refusal):
             return "refused", {"path": str(result.path), "reason": result.reason}
         problem = control_problem(result)
@@ -202,6 +231,9 @@ async def import_paths(
             return "refused", {"path": str(item.main), "reason": problem}
         return "material", (result, stats)
 
+    # Parsing is pure Python: with many files it runs in a worker process, on the other
+    # core, while this process writes (SQLAlchemy and SQLite); a few files read in a thread.
+    pool = _reader_pool() if len(work) >= POOL_MIN_FILES else None
     next_task: asyncio.Task | None = None
     try:
         for done, (root, item) in enumerate(work, start=1):
@@ -245,6 +277,8 @@ async def import_paths(
             next_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await next_task
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
