@@ -183,8 +183,8 @@ def run(n: int, work: Path) -> dict:
     peak_kb = 0
     rss_100 = rss_n = None
     while proc.poll() is None:
-        rss = _status_kb(proc.pid, "VmRSS")
-        peak_kb = max(peak_kb, _status_kb(proc.pid, "VmHWM") or 0)
+        rss = _tree_kb(proc.pid, "VmRSS")
+        peak_kb = max(peak_kb, _tree_kb(proc.pid, "VmHWM") or 0)
         pages = _pages(db_file)
         if rss is not None:
             if rss_100 is None and pages >= min(100, n):
