@@ -368,3 +368,15 @@ async def test_own_material_keeps_the_demo_out(tmp_path, platformdirs_isolated, 
 @pytest.fixture
 def platformdirs_isolated(isolated_user_dirs):
     return isolated_user_dirs
+
+
+def test_control_characters_left_in_a_material_are_refused(tmp_path):
+    from tui.services.kb_import import control_problem
+
+    m = note_material(tmp_path)
+    assert control_problem(m) is None
+    m.sections[1].heading = "Pre\x1b[31mdelay"
+    assert control_problem(m) == "section heading: control character U+001B (not imported)"
+    m.sections[1].heading = "Pre-delay"
+    m.title = "evil\u202etxt.md"
+    assert control_problem(m).startswith("title: control character U+202E")

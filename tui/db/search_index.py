@@ -92,6 +92,7 @@ _PG_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_search_docs_tsv ON search_docs USING GIN (tsv)",
     "CREATE INDEX IF NOT EXISTS ix_search_docs_head ON search_docs USING GIN (head)",
     "CREATE INDEX IF NOT EXISTS ix_search_docs_creator ON search_docs (creator_id)",
+    "CREATE INDEX IF NOT EXISTS ix_search_docs_page ON search_docs (page_id)",
     "CREATE TABLE IF NOT EXISTS search_vocab (term TEXT PRIMARY KEY, df INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS search_trigrams ("
     "tri TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (tri, term))",
@@ -328,7 +329,9 @@ async def index_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
         inner = _PG_FILL.rstrip().removesuffix(") x")
         await conn.execute(text(inner + where + "\n) x"), params)
     df = await _page_vocabulary(conn, ids)
-    if df:
+    if df and conn.dialect.name != "sqlite":
+        await _pg_vocab_add(conn, df, 1)
+    elif df:
         terms = sorted(df)
         known: set[str] = set()
         for chunk in _chunks(terms):
@@ -373,7 +376,9 @@ async def unindex_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
     else:
         pg_where, pg_params = _in("page_id", ids)
         await conn.execute(text("DELETE FROM search_docs" + pg_where), pg_params)
-    if df:
+    if df and conn.dialect.name != "sqlite":
+        await _pg_vocab_add(conn, df, -1)
+    elif df:
         terms = sorted(df)
         await conn.execute(
             text("UPDATE search_vocab SET df = df - :df WHERE term = :term"),
@@ -391,5 +396,43 @@ async def unindex_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
             if gone:
                 marks = ", ".join(f":g{n}" for n in range(len(gone)))
                 values = {f"g{n}": t for n, t in enumerate(gone)}
-                await conn.execute(text(f"DELETE FROM search_trigrams WHERE term IN ({marks})"), values)
+                # by the whole primary key: a lookup by term alone scans the table
+                await conn.execute(
+                    text("DELETE FROM search_trigrams WHERE tri = :tri AND term = :term"),
+                    [{"tri": tri, "term": t} for t in gone for tri in sorted(trigrams(t))],
+                )
                 await conn.execute(text(f"DELETE FROM search_vocab WHERE term IN ({marks})"), values)
+
+
+async def _pg_vocab_add(conn: AsyncConnection, df: Counter[str], sign: int) -> None:
+    """PostgreSQL: add (or take away) section counts in one upsert, arbitrated by the
+    primary key. Looking terms up with `term IN (...)` lets the planner pick the
+    pg_trgm GIN index, which answers equality slowly (seconds for a few hundred terms)."""
+    terms = sorted(df)
+    rows = (await conn.execute(
+        text(
+            "INSERT INTO search_vocab AS v (term, df) "
+            "SELECT * FROM unnest(CAST(:terms AS text[]), CAST(:dfs AS integer[])) "
+            "ON CONFLICT (term) DO UPDATE SET df = v.df + excluded.df "
+            "RETURNING v.term, v.df, (v.xmax = 0) AS inserted"
+        ),
+        {"terms": terms, "dfs": [sign * df[t] for t in terms]},
+    )).all()
+    if sign > 0:
+        new = [r[0] for r in rows if r[2]]
+    else:
+        new = [r[0] for r in rows if r[1] <= 0]
+        if new:
+            await conn.execute(text("DELETE FROM search_vocab WHERE df <= 0"))
+    if not new:
+        return
+    pairs = [(tri, t) for t in new for tri in sorted(trigrams(t))]
+    params = {"tris": [p[0] for p in pairs], "terms": [p[1] for p in pairs]}
+    if sign > 0:
+        await conn.execute(text(
+            "INSERT INTO search_trigrams (tri, term) SELECT * FROM "
+            "unnest(CAST(:tris AS text[]), CAST(:terms AS text[])) ON CONFLICT DO NOTHING"), params)
+    else:
+        await conn.execute(text(
+            "DELETE FROM search_trigrams t USING unnest(CAST(:tris AS text[]), CAST(:terms AS text[])) "
+            "AS u(tri, term) WHERE t.tri = u.tri AND t.term = u.term"), params)

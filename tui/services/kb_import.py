@@ -15,6 +15,8 @@ started. No Textual here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from tui.db import materials_store as store
 from tui.db.engine import Database
 from tui.db.importer import ImportReport, demo_loaded, import_path, remove_demo_kb
 from tui.db.kb_format import KBFormatError
+from tui.text import CONTROL_CHARS
 
 
 @dataclass
@@ -80,6 +83,46 @@ def display_path(root: Path, file: Path) -> str:
     return file.name
 
 
+POOL_MIN_FILES = 16
+
+
+def _ignore_sigint() -> None:
+    # Ctrl+C is the importing process's to handle (between files); a reader is never cut short.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _reader_pool():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fork of a process with an event loop and SQLite threads is not safe
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
+
+
+def _read(group: Any, creator: str | None) -> Any:
+    from tui.materials import read
+
+    return read(group, creator=creator)
+
+
+def control_problem(m: Any) -> str | None:
+    """A control character or bidi override left in a material's text (the readers strip
+    them; this is the store's own check, as the KB validator refuses them): the reason."""
+    fields = [("title", m.title), ("summary", m.summary), ("creator", m.creator_name)]
+    fields += [("tag", t) for t in m.tags]
+    for sec in m.sections:
+        fields += [("section heading", sec.heading), ("section text", sec.body)]
+    for name, value in fields:
+        bad = CONTROL_CHARS.search(value or "")
+        if bad:
+            return f"{name}: control character U+{ord(bad.group()):04X} (not imported)"
+    return None
+
+
 def _is_kb_document(path: Path) -> bool:
     return path.suffix == ".json" and not path.name.endswith(".info.json")
 
@@ -117,7 +160,7 @@ async def import_paths(
 ) -> ImportRun:
     from tui.materials import content_hash as hash_files
     from tui.materials import discover, read
-    from tui.materials.model import Refusal, SourceGroup
+    from tui.materials.model import Refusal
 
     run = ImportRun()
     roots = [Path(p) for p in paths]
@@ -139,67 +182,103 @@ async def import_paths(
 
     if strict:
         for _root, item in work:
+            if should_stop():
+                run.interrupted = True
+                return run
             if isinstance(item, Path) or item.kind == "kb":
                 continue  # a kb document is validated as it is imported, in one transaction
             result = read(item, creator=creator)
             if isinstance(result, Refusal):
                 run.refused.append({"path": str(result.path), "reason": result.reason})
+            elif problem := control_problem(result):
+                run.refused.append({"path": str(item.main), "reason": problem})
         if run.refused:
             run.strict_refused = True
             return run
 
     seen: set[str] = set()
     own_added = False
-    for done, (root, item) in enumerate(work, start=1):
-        if should_stop():
-            run.interrupted = True
-            break
+
+    async def prepare(root: Path, item: Any) -> tuple[str, Any]:
+        """Everything about one group short of writing it: unchanged, refused, or its Material.
+        Hashing and parsing run in a thread, so the next file is read while this one is
+        written (SQLite works outside the GIL)."""
         if isinstance(item, Path) or item.kind == "kb":
-            doc = item if isinstance(item, Path) else item.main
-            seen.add(str(Path(os.path.abspath(doc))))
-            try:
-                report: ImportReport = await import_path(db, doc)
-            except KBFormatError as exc:
-                run.refused.append({"path": str(doc), "reason": "; ".join(exc.problems)})
-            else:
-                run.documents.append({"path": str(doc), **report.as_dict()})
-                run.warnings.extend(f"{doc}: {w}" for w in report.warnings)
-                own_added = own_added or report.changed
+            return "kb", item if isinstance(item, Path) else item.main
+        try:
+            stats = store.stat_files(item.files)
+        except OSError as exc:
+            return "refused", {"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"}
+        seen.update(st.path for st in stats)
+        records = await store.records_for(db, [st.path for st in stats])
+        if store.unchanged(stats, records):
+            return "unchanged", None
+        try:
+            digest = await asyncio.to_thread(hash_files, list(item.files))
+        except OSError as exc:
+            return "refused", {"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"}
+        if store.same_hash(stats, records, digest):
+            await store.touch_records(db, stats)
+            return "unchanged", None
+        if pool is not None:
+            result = await asyncio.get_running_loop().run_in_executor(pool, _read, item, creator)
         else:
-            assert isinstance(item, SourceGroup)
-            try:
-                stats = store.stat_files(item.files)
-            except OSError as exc:
-                run.refused.append({"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"})
-                continue
-            seen.update(st.path for st in stats)
-            records = await store.records_for(db, [st.path for st in stats])
-            if store.unchanged(stats, records):
+            result = await asyncio.to_thread(read, item, creator=creator)
+        if isinstance(result, Refusal):
+            return "refused", {"path": str(result.path), "reason": result.reason}
+        problem = control_problem(result)
+        if problem:
+            return "refused", {"path": str(item.main), "reason": problem}
+        return "material", (result, stats)
+
+    # Parsing is pure Python: with many files it runs in a worker process, on the other
+    # core, while this process writes (SQLAlchemy and SQLite); a few files read in a thread.
+    pool = _reader_pool() if len(work) >= POOL_MIN_FILES else None
+    next_task: asyncio.Task | None = None
+    try:
+        for done, (root, item) in enumerate(work, start=1):
+            if should_stop():
+                run.interrupted = True
+                break
+            task = next_task or asyncio.ensure_future(prepare(root, item))
+            outcome, payload = await task
+            next_task = None
+            if done < len(work) and outcome != "kb":
+                next_task = asyncio.ensure_future(prepare(*work[done]))
+            if outcome == "kb":
+                doc = payload
+                seen.add(str(Path(os.path.abspath(doc))))
+                try:
+                    report: ImportReport = await import_path(db, doc)
+                except KBFormatError as exc:
+                    run.refused.append({"path": str(doc), "reason": "; ".join(exc.problems)})
+                else:
+                    run.documents.append({"path": str(doc), **report.as_dict()})
+                    run.warnings.extend(f"{doc}: {w}" for w in report.warnings)
+                    own_added = own_added or report.changed
+            elif outcome == "refused":
+                run.refused.append(payload)
+            elif outcome == "unchanged":
                 run.unchanged.append(str(item.main))
             else:
-                try:
-                    digest = hash_files(list(item.files))
-                except OSError as exc:
-                    run.refused.append({"path": str(item.main), "reason": f"cannot read: {exc.strerror or exc}"})
-                    continue
-                if store.same_hash(stats, records, digest):
-                    await store.touch_records(db, stats)
-                    run.unchanged.append(str(item.main))
-                else:
-                    result = read(item, creator=creator)
-                    if isinstance(result, Refusal):
-                        run.refused.append({"path": str(result.path), "reason": result.reason})
-                    else:
-                        stored = await store.store_material(
-                            db, result, stats, display_path=display_path(root, result.source)
-                        )
-                        entry = {"path": str(item.main), "page": stored.page_slug, "sections": stored.sections}
-                        (run.added if stored.outcome == "added" else run.updated).append(entry)
-                        run.warnings.extend(f"{item.main}: {w}" for w in result.warnings)
-                        run.sections += stored.sections
-                        own_added = True
-        if on_progress is not None:
-            on_progress(done, run.files_total, run.sections)
+                material, stats = payload
+                stored = await store.store_material(
+                    db, material, stats, display_path=display_path(root, material.source)
+                )
+                entry = {"path": str(item.main), "page": stored.page_slug, "sections": stored.sections}
+                (run.added if stored.outcome == "added" else run.updated).append(entry)
+                run.warnings.extend(f"{item.main}: {w}" for w in material.warnings)
+                run.sections += stored.sections
+                own_added = True
+            if on_progress is not None:
+                on_progress(done, run.files_total, run.sections)
+    finally:
+        if next_task is not None:  # stopped: the file read ahead is not written
+            next_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await next_task
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
