@@ -228,10 +228,10 @@ async def test_a_rerun_is_answered_from_the_cache_without_a_request(solo_setting
     # Another model, or a changed transcript, is asked again.
     changed = transcript()
     changed.sentences = changed.sentences[:-1]
-    assert DistillCache.key(changed.content_hash, "primary-model") != DistillCache.key(
-        transcript().content_hash, "primary-model")
-    assert DistillCache.key(transcript().content_hash, "other-model") != DistillCache.key(
-        transcript().content_hash, "primary-model")
+    assert DistillCache.key(changed.text_hash, "primary-model") != DistillCache.key(
+        transcript().text_hash, "primary-model")
+    assert DistillCache.key(transcript().text_hash, "other-model") != DistillCache.key(
+        transcript().text_hash, "primary-model")
 
 
 async def test_a_server_without_structured_output_gets_plain_json_parsed_tolerantly(distiller, fake_llm):

@@ -167,6 +167,18 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
     assert run(url, "distill", "--all", capsys=capsys)[0] == 1
     assert all(i["title"] != TITLE for i in search(url, "gain reduction threshold", capsys))
     assert len(model_env.chat_requests) == 4
+    # Removing the transcript's file takes out a page the index no longer holds: the index
+    # stays whole (FTS5 told to forget a row it never had corrupts itself).
+    assert run(url, "kb", "remove", "--file", str(vtt), capsys=capsys)[0] == 0
+    if db_target.backend == "sqlite":
+        async def integrity(db):
+            from sqlalchemy import text
+
+            async with db.engine.begin() as conn:
+                for table in ("search_fts", "search_head"):
+                    await conn.execute(text(f"INSERT INTO {table}({table}) VALUES('integrity-check')"))
+        asyncio.run(_query(db_target, integrity))
+    assert search(url, "pre delay plate reverb", capsys)
 
 
 def test_without_a_model_profiles_are_measured_and_pages_stay(db_target, tmp_path, capsys, monkeypatch):

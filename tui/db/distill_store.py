@@ -10,7 +10,8 @@ search index and the distilled page put in. The raw page and its sections stay:
 
 `load_transcripts` finds the imported transcript pages to distill, with the
 sentences re-read from the imported files when they are unchanged (sentence
-times), else the raw sections themselves (section times). `store_profiles`
+times), else the raw sections themselves (section times); a page whose distilled
+page was made from the same files (their content hash) is not read again. `store_profiles`
 writes creator profiles, never over a profile a KB document gave (one without
 `_source`). No Textual here.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ class RawTranscript:
     sentences_from: str  # "file" (re-read, sentence times) | "sections" (section times)
     distilled_hash: str | None = None  # the transcript hash of the current distilled page
     distilled_slug: str | None = None
+    # The raw sections as (start, end, body): what profiles are made from (the same text
+    # on every run, read or not).
+    section_sentences: list[TimedSentence] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
@@ -112,27 +116,30 @@ async def load_transcripts(
             video = await session.get(Video, sections[0].video_id)
             records = list(await session.scalars(
                 select(FileRecord).where(FileRecord.material_key == tp.material_key)))
-            sentences = _reread(tp.material_key, tp.source_file, records) if reread else None
-            source = "file"
-            if sentences is None:
-                source = "sections"
-                sentences = [TimedSentence(float(s.start_time), float(s.end_time), s.body)
-                             for s in sections]
             link = await session.scalar(select(DistilledLink).where(DistilledLink.raw_page_id == tp.id))
             distilled_slug = None
             if link is not None:
                 distilled_slug = await session.scalar(
                     select(TechniquePage.slug).where(TechniquePage.id == link.page_id))
+            by_section = [TimedSentence(float(s.start_time), float(s.end_time), s.body)
+                          for s in sections]
+            transcript = Transcript(
+                key=tp.slug, creator_slug=creator_slug, creator_name=creator_name,
+                title=video.title if video is not None else tp.title, sentences=by_section,
+                duration=video.duration if video is not None else None,
+                # The imported files' hash names the transcript: whether its distilled page
+                # is current is known without reading them again.
+                identity=f"file:{records[0].content_hash}" if records else None)
+            source = "sections"
+            if reread and (link is None or link.transcript_hash != transcript.content_hash):
+                sentences = _reread(tp.material_key, tp.source_file, records)
+                if sentences is not None:
+                    transcript.sentences, source = sentences, "file"
             out.append(RawTranscript(
                 page_id=tp.id, slug=tp.slug, material_key=tp.material_key or tp.slug,
-                video_id=sections[0].video_id,
-                transcript=Transcript(
-                    key=tp.slug, creator_slug=creator_slug, creator_name=creator_name,
-                    title=video.title if video is not None else tp.title, sentences=sentences,
-                    duration=video.duration if video is not None else None),
-                sentences_from=source,
+                video_id=sections[0].video_id, transcript=transcript, sentences_from=source,
                 distilled_hash=link.transcript_hash if link is not None else None,
-                distilled_slug=distilled_slug,
+                distilled_slug=distilled_slug, section_sentences=by_section,
             ))
     return out
 
@@ -150,14 +157,7 @@ def _anchor(heading: str, taken: set[str]) -> str:
 async def _indexed(conn, page_id: int) -> bool:
     """Whether the search index holds this page's sections (a re-import or an index
     rebuild puts a raw page back in)."""
-    from sqlalchemy import text
-
-    if conn.dialect.name == "sqlite":
-        sql = ("SELECT 1 FROM search_fts WHERE rowid IN "
-               "(SELECT id FROM sections WHERE page_id = :p) LIMIT 1")
-    else:
-        sql = "SELECT 1 FROM search_docs WHERE page_id = :p LIMIT 1"
-    return (await conn.execute(text(sql), {"p": page_id})).first() is not None
+    return bool(await search_index.indexed_pages(conn, [page_id]))
 
 
 async def reconcile_index(db) -> int:

@@ -359,13 +359,29 @@ async def index_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
     await _set_doc_count(conn)
 
 
+async def indexed_pages(conn: AsyncConnection, page_ids: list[int]) -> list[int]:
+    """Those of `page_ids` whose sections are in the index (a page is in whole or not at all)."""
+    if not page_ids:
+        return []
+    if conn.dialect.name == "sqlite":
+        where, params = _in("s.page_id", page_ids)
+        sql = ("SELECT DISTINCT s.page_id FROM sections s" + where
+               + " AND EXISTS (SELECT 1 FROM search_fts f WHERE f.rowid = s.id)")
+    else:
+        where, params = _in("page_id", page_ids)
+        sql = "SELECT DISTINCT page_id FROM search_docs" + where
+    return sorted(r[0] for r in await conn.execute(text(sql), params))
+
+
 async def unindex_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
     """Take these pages' sections out of the index, before their rows change or go.
 
     SQLite's contentless FTS5 tables forget a row only when given the text it was
-    indexed with: that is read from the rows as they still are.
+    indexed with: that is read from the rows as they still are. Pages the index does
+    not hold (a transcript page its distilled page replaced) are left alone: told to
+    forget a row it never had, FTS5 corrupts its index.
     """
-    ids = sorted(set(page_ids))
+    ids = await indexed_pages(conn, sorted(set(page_ids)))
     if not ids:
         return
     where, params = _in("s.page_id", ids)

@@ -157,9 +157,25 @@ class Transcript:
     title: str
     sentences: list[TimedSentence]
     duration: float | None = None  # the video's length, when known
+    # What the sentences were read from, when that names them exactly (an imported file's
+    # content hash): the hash is then known without reading them.
+    identity: str | None = None
 
     @property
     def content_hash(self) -> str:
+        """What a distilled page records it was made from: the identity when there is one
+        (known without reading the sentences), else `text_hash`."""
+        if self.identity is None:
+            return self.text_hash
+        h = hashlib.sha256()
+        h.update(self.title.encode("utf-8", "replace") + b"\0")
+        h.update(repr(self.duration).encode() + b"\0")
+        h.update(b"identity\0" + self.identity.encode("utf-8", "replace"))
+        return h.hexdigest()
+
+    @property
+    def text_hash(self) -> str:
+        """The transcript as the model reads it (the cache key): title, length, sentences."""
         h = hashlib.sha256()
         h.update(self.title.encode("utf-8", "replace") + b"\0")
         h.update(repr(self.duration).encode() + b"\0")
@@ -603,7 +619,7 @@ class Distiller:
         )
 
     async def distill_one(self, t: Transcript) -> Outcome:
-        key = DistillCache.key(t.content_hash, self.model)
+        key = DistillCache.key(t.text_hash, self.model)
         hit = self.cache.get(key)
         if hit is not None:
             page = DistilledPage.from_dict(hit["page"]) if hit.get("page") else None

@@ -120,7 +120,7 @@ async def run_distill(
             from tui.db.models import Creator
 
             for slug in creators:
-                transcripts = [r.transcript.sentences for r in raws if r.transcript.creator_slug == slug]
+                transcripts = [r.section_sentences for r in raws if r.transcript.creator_slug == slug]
                 async with db.session() as session:
                     row = (await session.execute(select(Creator.name, Creator.personality_profile)
                                                  .where(Creator.slug == slug))).first()
