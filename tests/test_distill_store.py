@@ -179,6 +179,15 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
                     await conn.execute(text(f"INSERT INTO {table}({table}) VALUES('integrity-check')"))
         asyncio.run(_query(db_target, integrity))
     assert search(url, "pre delay plate reverb", capsys)
+    # Its distilled page goes at the next run (kb remove knows nothing of it yet).
+    assert run(url, "distill", "--all", capsys=capsys)[0] == 1
+    assert not any(i["title"].startswith("Parallel compression")
+                   for i in search(url, "gain reduction threshold", capsys))
+
+    async def pages(db):
+        async with db.session() as session:
+            return list(await session.scalars(select(TechniquePage.origin).order_by(TechniquePage.id)))
+    assert asyncio.run(_query(db_target, pages)) == ["import"]
 
 
 def test_without_a_model_profiles_are_measured_and_pages_stay(db_target, tmp_path, capsys, monkeypatch):

@@ -160,18 +160,36 @@ async def _indexed(conn, page_id: int) -> bool:
     return bool(await search_index.indexed_pages(conn, [page_id]))
 
 
-async def reconcile_index(db) -> int:
-    """Take out of the index every raw page whose distilled page is there (after an index
-    rebuild or a re-import put it back); the number taken out."""
-    taken = 0
+async def reconcile_index(db) -> dict[str, int]:
+    """Put the index and the links right after what other commands did: a raw page put
+    back in the index (an index rebuild, a re-import) while its distilled page is there
+    is taken out again; a distilled page whose raw page is gone (`kb remove`, `--prune`:
+    the link went with it) goes too, with a video no section uses any more.
+    {"unindexed": n, "orphans_removed": n}."""
+    unindexed = removed = 0
     async with db.session() as session, session.begin():
         conn = await session.connection()
         for raw_id, page_id in (await session.execute(
                 select(DistilledLink.raw_page_id, DistilledLink.page_id))).all():
             if await _indexed(conn, raw_id) and await _indexed(conn, page_id):
                 await search_index.unindex_pages(conn, [raw_id])
-                taken += 1
-    return taken
+                unindexed += 1
+        orphans = list(await session.scalars(
+            select(TechniquePage.id).where(TechniquePage.origin == DISTILLED,
+                                           TechniquePage.id.not_in(select(DistilledLink.page_id)))))
+        if orphans:
+            videos = set(await session.scalars(
+                select(Section.video_id).where(Section.page_id.in_(orphans),
+                                               Section.video_id.is_not(None))))
+            await search_index.unindex_pages(conn, orphans)
+            await session.execute(delete(Section).where(Section.page_id.in_(orphans)))
+            await session.execute(delete(TechniquePage).where(TechniquePage.id.in_(orphans)))
+            used = set(await session.scalars(
+                select(Section.video_id).where(Section.video_id.in_(videos)))) if videos else set()
+            if videos - used:
+                await session.execute(delete(Video).where(Video.id.in_(videos - used)))
+            removed = len(orphans)
+    return {"unindexed": unindexed, "orphans_removed": removed}
 
 
 async def store_distilled(db, raw: RawTranscript, page: DistilledPage, model: str) -> str:
