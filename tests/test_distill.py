@@ -151,6 +151,14 @@ def test_numbers_said_in_words_or_other_units_back_a_section():
     assert reasons == []
 
 
+def test_ratios_are_checked_and_clock_times_are_not_ratios():
+    from tui.services.distill import numbers_claimed
+
+    assert [w for w, _ in numbers_claimed("a 4:1 ratio, then 1.5 : 1, 16:9, 10:1")] == [
+        "4:1", "1.5 : 1", "16:9", "10:1"]
+    assert numbers_claimed("at 1:30 and again at 12:05, or 1:02:45") == []
+
+
 def test_json_is_found_in_fences_and_prose():
     obj = {"a": 1}
     assert parse_json_object(json.dumps(obj)) == (obj, None)

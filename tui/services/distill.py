@@ -328,7 +328,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _UNIT_NUMBER = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s*(khz|hz|db|ms|%|bpm|k\b|percent|hertz|kilohertz|decibels?|"
     r"milliseconds?)(?![a-z])", re.I)
-_RATIO = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\w.])")
+# 4:1, 1.5:1, 16:9; not a clock time (1:30, 12:05: two-digit seconds).
+_RATIO = re.compile(r"(?<![\w.:])(\d+(?:\.\d+)?)\s*:\s*(?!\d\d(?![\d.]))(\d+(?:\.\d+)?)(?![\w.:])")
 _NUMBER = re.compile(r"(?<![\w])\d+(?:[.,]\d+)?")
 _SMALL = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
