@@ -229,7 +229,7 @@ def test_bad_arguments_are_one_line(tmp_path, capsys):
     assert code == 2 and "no imported transcript page 'nope'" in err and "Traceback" not in err
 
 
-def test_a_run_killed_halfway_resumes_without_a_page_twice(db_target, tmp_path, capsys):
+def test_a_run_killed_halfway_resumes_without_a_page_twice(db_target, tmp_path, capsys, monkeypatch):
     url = db_target.url
     folder = downloads(tmp_path / "yt", extra=2)
     env = dict(os.environ, CHRYSOPEDIA_DATA_DIR=str(tmp_path / "data"),
@@ -257,13 +257,10 @@ def test_a_run_killed_halfway_resumes_without_a_page_twice(db_target, tmp_path, 
         assert 1 <= done_before < 4
         asked_before = len(srv.chat_requests)
 
-        old = os.environ.copy()
-        os.environ.update(env)
-        try:
-            code, out, err = run(url, "distill", "--all", "--json", capsys=capsys)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+        for key in ("CHRYSOPEDIA_DATA_DIR", "CHRYSOPEDIA_LLM_API_URL", "CHRYSOPEDIA_LLM_API_KEY",
+                    "CHRYSOPEDIA_LLM_MODEL"):
+            monkeypatch.setenv(key, env[key])
+        code, out, err = run(url, "distill", "--all", "--json", capsys=capsys)
         report = json.loads(out)
         assert len(report["unchanged"]) == done_before
         assert len(report["distilled"]) + len(report["rejected"]) == 4 - done_before
