@@ -239,20 +239,21 @@ def _lines(video: Video, rng: random.Random) -> list[list[tuple[float, str]]]:
     events.sort(key=lambda e: e[0])
     lines: list[list[tuple[float, str]]] = []
     current: list[tuple[float, str]] = []
+    length = 0
     width = rng.randint(30, 42)
     for t, w in events:
         if w == "[Music]":
             if current:
                 lines.append(current)
-                current = []
+                current, length = [], 0
             lines.append([(t, w)])
             continue
-        length = sum(len(x) + 1 for _, x in current) + len(w)
-        if current and length > width:
+        if current and length + len(w) > width:
             lines.append(current)
-            current = []
+            current, length = [], 0
             width = rng.randint(30, 42)
         current.append((t, w))
+        length += len(w) + 1
     if current:
         lines.append(current)
     return lines

@@ -273,3 +273,35 @@ def test_ctrl_c_stops_between_files(tmp_path):
                            "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     report = json.loads(done.stdout)
     assert len(report["unchanged"]) == pages and len(report["added"]) == 60 - pages
+
+
+def test_progress_on_a_terminal_and_only_the_report_otherwise(tmp_path, downloads):
+    import pty
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--db", url, "import", str(downloads)],
+                            stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=ROOT,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "importing" in screen and "sections" in screen  # the progress bar was drawn
+    assert "import: 4 added" in screen
+    # Not a terminal: the final report and nothing else.
+    again = subprocess.run([sys.executable, "-m", "tui", "--db", url, "import", str(downloads)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert again.stdout.splitlines() == ["import: 0 added, 0 updated, 4 unchanged, 0 removed, 0 refused "
+                                         "(0 sections written)"]
+    assert again.stderr == ""

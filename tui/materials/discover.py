@@ -11,8 +11,10 @@ subtitles beside it, a `.pdf` that is not a PDF.
 Kinds come from the content where the name is not enough: `NAME.info.json` with
 `NAME.LANG.vtt` (or `.srt`) beside it is one yt-dlp download, a file of any
 name starting `%PDF-` or `WEBVTT` is a PDF or subtitles, a `.pdf` without `%PDF-` is
-refused. Any other `.json` is a KB document (kind "kb"): the KB importer's
-validator reads it whole and says what is wrong with one that is not.
+refused. A `.json` saying `"format": "chrysopedia.kb/1"` (or with the KB's
+`techniques`/`creators` lists), or named on its own, is a KB document (kind "kb"):
+the KB importer's validator reads it whole and says what is wrong with it. Other
+JSON in a folder (a `package.json`) is not material.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SKIP_SUFFIXES = {
     ".zip", ".7z", ".rar", ".gz", ".als", ".flp", ".logicx", ".ptx", ".mid", ".midi", ".fxp",
     ".nki", ".nkm", ".vstpreset", ".exe", ".dll", ".so", ".dylib", ".dmg", ".iso", ".pyc",
 }
+KB_LIKE = re.compile(rb'"format"\s*:\s*"chrysopedia\.kb/|"(?:techniques|creators)"\s*:\s*\[')
 PLAYLIST_MARKER = re.compile(rb'"_type"\s*:\s*"playlist"')
 AUTO_CAPTION_MARKER = re.compile(rb"<\d{2}:\d{2}:\d{2}\.\d{3}>")
 PEEK = 4096
@@ -49,6 +52,8 @@ def discover(paths: Iterable[str | Path]) -> Iterator[SourceGroup | Refusal]:
     subtitle file with the info.json beside it); a group is yielded once even
     when two paths reach it.
     """
+    if isinstance(paths, str | Path):
+        paths = [paths]
     yielded: set[Path] = set()
     visited: set[tuple[int, int]] = set()
     for raw in paths:
@@ -62,7 +67,7 @@ def discover(paths: Iterable[str | Path]) -> Iterator[SourceGroup | Refusal]:
             items = _walk(path, (st.st_dev, st.st_ino), visited)
         else:
             items = (
-                item for item in _groups(path.parent, _listing(path.parent, path))
+                item for item in _groups(path.parent, _listing(path.parent, path), named=path)
                 if path in (item.files if isinstance(item, SourceGroup) else (item.path,))
             )
         for item in items:
@@ -150,6 +155,12 @@ def _peek(path: Path, limit: int, what: str, n: int = PEEK) -> bytes | Refusal:
         return Refusal(path, f"cannot read: {exc.strerror or exc}")
 
 
+def _is_webvtt(head: bytes) -> bool:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM
+        head = head.decode("utf-16", "ignore").encode()
+    return head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT")
+
+
 def _lang(path: Path) -> str | None:
     stem = path.name[: -len(path.suffix)]
     m = LANG_SUFFIX.search(stem)
@@ -164,8 +175,8 @@ def _subtitle_rank(path: Path, head: bytes) -> tuple:
     return (english, manual, lang == "en", path.suffix.lower() == ".vtt", path.name)
 
 
-def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
-    """The groups made by the files of one folder."""
+def _groups(folder: Path, files: list[Path], named: Path | None = None) -> Iterator[SourceGroup | Refusal]:
+    """The groups made by the files of one folder (`named`: the file the user named itself)."""
     from tui.materials.video import subtitle_stem
 
     infos: dict[str, Path] = {}
@@ -180,6 +191,8 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
             head = _peek(path, MAX_TEXT_BYTES, "subtitles")
             if isinstance(head, Refusal):
                 yield head
+            elif suffix == ".vtt" and not _is_webvtt(head):
+                yield Refusal(path, "not a WebVTT file (no WEBVTT header)")
             else:
                 subtitles.setdefault(subtitle_stem(path), []).append((path, head))
         elif suffix in NOTE_SUFFIXES:
@@ -199,10 +212,11 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
             head = _peek(path, MAX_TEXT_BYTES, "KB documents", JSON_PEEK)
             if isinstance(head, Refusal):
                 yield head
-            else:
-                # Everything else a .json could be goes to the KB importer, whose validator
-                # names what is wrong with it ("format: expected 'chrysopedia.kb/1'").
+            elif path == named or KB_LIKE.search(head):
+                # A KB document, or one meant to be (a named file, or one with the KB's keys):
+                # the KB importer's validator says what is wrong with it, as it always has.
                 yield SourceGroup("kb", path, (path,))
+            # else: some other program's JSON in the folder (package.json ...): not material
         elif suffix in SKIP_SUFFIXES:
             continue
         else:  # an unknown name: the first bytes may still say what it is
@@ -211,7 +225,7 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
                 continue
             if head.startswith(b"%PDF-"):
                 yield SourceGroup("pdf", path, (path,))
-            elif head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+            elif _is_webvtt(head):
                 subtitles.setdefault(path.name, []).append((path, head))
     for name in sorted(set(infos) | set(subtitles)):
         candidates = subtitles.get(name)
@@ -233,5 +247,5 @@ def _groups(folder: Path, files: list[Path]) -> Iterator[SourceGroup | Refusal]:
             elif PLAYLIST_MARKER.search(head):
                 continue  # a playlist's own info.json: its videos have theirs
             else:
-                yield Refusal(info, f"yt-dlp info.json without subtitles beside it (no {name}.LANG.vtt or .srt; "
+                yield Refusal(info, "yt-dlp info.json without subtitles beside it (no NAME.LANG.vtt or .srt; "
                               "download them with --write-subs --write-auto-subs)")

@@ -24,9 +24,9 @@ from tui.materials.textio import (
     MAX_TEXT_BYTES,
     Refused,
     anchors,
+    clean_text,
     creator_slug,
     cut,
-    decode,
     fallback_title,
     read_bytes,
     sha256_hex,
@@ -34,7 +34,7 @@ from tui.materials.textio import (
     top_terms,
     topic_category,
 )
-from tui.text import clean, one_line
+from tui.text import one_line
 
 HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 FENCE_RE = re.compile(r"^[ \t]{0,3}(```|~~~)")
@@ -128,7 +128,7 @@ def read_note(group: SourceGroup, *, creator: str | None = None) -> Material:
     data = read_bytes(path, MAX_TEXT_BYTES, "notes", max_line=MAX_LINE_CHARS)
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise Refused("not a text file (binary data)")
-    text = clean(decode(data).replace("\r\n", "\n").replace("\r", "\n"))
+    text = clean_text(data)
     lines = text.split("\n")
     warnings: list[str] = []
     meta, body_start = _front_matter(lines, warnings)

@@ -38,7 +38,7 @@ def read(group: SourceGroup, *, creator: str | None = None) -> Material | Refusa
             return read_pdf(group, creator=creator)
         return Refusal(group.main, f"{group.kind}: not material the readers parse (the KB importer reads it)")
     except Refused as exc:
-        return Refusal(group.main, exc.reason)
+        return Refusal(group.main, one_line(exc.reason))
     except MemoryError:
         return Refusal(group.main, "too large to read into memory")
     except RecursionError:

@@ -16,7 +16,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from tui.text import clean, one_line
+from tui.text import CONTROL_CHARS, clean, one_line
 
 MiB = 1024 * 1024
 MAX_TEXT_BYTES = 16 * MiB  # subtitles, notes, info.json
@@ -112,9 +112,14 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def text_lines(text: str) -> list[str]:
-    """Lines of `text` with CRLF, LF or a lone CR ending them."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+def clean_text(data: bytes) -> str:
+    """A file's text: decoded, LF line ends, passed through `clean()`.
+
+    Every escape sequence starts with a character `CONTROL_CHARS` matches, so a text
+    without any (nearly all) is left as it is after one search instead of two rewrites.
+    """
+    text = decode(data).replace("\r\n", "\n").replace("\r", "\n")
+    return clean(text) if CONTROL_CHARS.search(text) else text
 
 
 def sha256_hex(chunks: list[bytes]) -> str:
@@ -172,7 +177,11 @@ def fallback_title(path: Path) -> str:
     return name[0].upper() + name[1:]
 
 
-LANG_SUFFIX = re.compile(r"\.(?:[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)$")
+# A language code as yt-dlp names subtitle files (`en`, `en-GB`, `en-orig`, `zh-Hans`, `fil`):
+# two letters, or two or three with a region, or one of YouTube's few three-letter codes, so
+# `drums.mix.srt` keeps its ".mix".
+LANG_SUFFIX = re.compile(
+    r"\.(?:[a-z]{2}|fil|haw|hmn|ceb|bho|kri|nso|yue|ckb|[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})+)$")
 
 STOPWORDS = frozenset(
     """a about above after again against all almost also alright am an and any are around as at
@@ -195,7 +204,8 @@ STOPWORDS = frozenset(
     add adding help helps trick tricks place part parts point end ends less many least
     someone everyone anyone always never often sometimes already around across along
     enough far fine free full high higher low lower big bigger small smaller long longer
-    short shorter next last time times real whole kinda sorta able tell says said say""".split()
+    short shorter next last time times real whole kinda sorta able tell says said say
+    gives comes sits takes puts starts gets goes makes fighting bury moving changes behind""".split()
 )
 WORD_RE = re.compile(r"[a-z][a-z0-9'-]*[a-z0-9]|[a-z]")
 
@@ -205,8 +215,18 @@ def content_words(text: str) -> list[str]:
 
 
 def distinctive_terms(parts: list[str], limit: int = 3, *, min_count: int = 2) -> list[list[str]]:
-    """For each text in `parts`, its `limit` most distinctive words (tf x idf over the parts)."""
-    counts = [Counter(content_words(p)) for p in parts]
+    """For each text in `parts`, its `limit` most distinctive terms (tf x idf over the parts).
+
+    Terms are content words and pairs of adjacent content words ("pitch shift", "warp
+    marker"); a pair that is chosen hides its own words.
+    """
+    counts = []
+    for text in parts:
+        tokens = WORD_RE.findall(text.lower())
+        keep = [len(w) > 2 and w not in STOPWORDS for w in tokens]
+        c: Counter[str] = Counter(w for w, k in zip(tokens, keep, strict=True) if k)
+        c.update(f"{a} {b}" for a, b, ka, kb in zip(tokens, tokens[1:], keep, keep[1:], strict=False) if ka and kb)
+        counts.append(c)
     df: Counter[str] = Counter()
     for c in counts:
         df.update(c.keys())
@@ -214,17 +234,36 @@ def distinctive_terms(parts: list[str], limit: int = 3, *, min_count: int = 2) -
     out = []
     for c in counts:
         scored = sorted(
-            ((tf * (math.log((1 + n) / (1 + df[w])) + 1.0), w) for w, tf in c.items() if tf >= min_count),
+            ((tf * (math.log((1 + n) / (1 + df[w])) + 1.0) * (1.5 if " " in w else 1.0), w)
+             for w, tf in c.items() if tf >= min_count),
             key=lambda x: (-x[0], x[1]),
         )
-        out.append([w for _, w in scored[:limit]])
+        chosen: list[str] = []
+        hidden: set[str] = set()
+        for _, w in scored:
+            if w in hidden or any(w in t.split() for t in chosen if " " in t):
+                continue
+            if " " in w:
+                if any(part in chosen for part in w.split()):
+                    continue
+                hidden.update(w.split())
+            chosen.append(w)
+            if len(chosen) == limit:
+                break
+        out.append(chosen)
     return out
 
 
-def top_terms(text: str, limit: int = 5) -> list[str]:
-    """The most frequent content words of `text` (ties in alphabetical order)."""
-    c = Counter(content_words(text))
-    return [w for w, _ in sorted(c.items(), key=lambda x: (-x[1], x[0]))[:limit]]
+def word_counts(text: str) -> Counter[str]:
+    """Every word of `text`, lower-cased, counted (shared by `top_terms` and `topic_category`)."""
+    return Counter(WORD_RE.findall(text.lower()))
+
+
+def top_terms(text: str | Counter[str], limit: int = 5) -> list[str]:
+    """The most frequent content words of `text` (or of its `word_counts`), ties alphabetical."""
+    counts = word_counts(text) if isinstance(text, str) else text
+    items = [(w, c) for w, c in counts.items() if len(w) > 2 and w not in STOPWORDS]
+    return [w for w, _ in sorted(items, key=lambda x: (-x[1], x[0]))[:limit]]
 
 
 # Keywords for the bundled topic categories (tests check the names against tui/data/kb).
@@ -252,7 +291,7 @@ CATEGORY_KEYWORDS: dict[str, frozenset[str]] = {
 }
 
 
-def topic_category(title: str, tags: list[str], body: str, *, hint: str | None = None) -> str:
+def topic_category(title: str, tags: list[str], body: str | Counter[str], *, hint: str | None = None) -> str:
     """The bundled category whose keywords the material uses most, else "General".
 
     The title counts three times, each tag twice, and the body by its rate of
@@ -264,7 +303,7 @@ def topic_category(title: str, tags: list[str], body: str, *, hint: str | None =
                 return name
     title_words = WORD_RE.findall(title.lower())
     tag_words = [w for t in tags for w in WORD_RE.findall(str(t).lower())]
-    body_words = Counter(WORD_RE.findall(body.lower()))
+    body_words = word_counts(body) if isinstance(body, str) else body
     per = 100.0 / max(sum(body_words.values()), 1)
     best, best_score = "General", 0.0
     for name, keys in CATEGORY_KEYWORDS.items():

@@ -15,21 +15,22 @@ from typing import Any
 
 from tui.materials.model import Material, MaterialSection, MaterialVideo, SourceGroup, TimedSentence
 from tui.materials.sections import Chapter, by_chapters, by_topic
-from tui.materials.subtitles import parse_srt, parse_vtt, transcript
+from tui.materials.subtitles import parse_srt, transcript, vtt_transcript
 from tui.materials.textio import (
     LANG_SUFFIX,
     MAX_LINE_CHARS,
     MAX_TEXT_BYTES,
     Refused,
+    clean_text,
     creator_slug,
     cut,
-    decode,
     fallback_title,
     read_bytes,
     sha256_hex,
     summary_from,
     top_terms,
     topic_category,
+    word_counts,
 )
 from tui.text import clean, one_line
 
@@ -48,13 +49,12 @@ def subtitle_stem(path: Path) -> str:
 def load_subtitles(path: Path) -> tuple[list[TimedSentence], bool, bytes]:
     """Sentences of a .vtt/.srt file, whether they were rolling auto-captions, and the bytes read."""
     data = read_bytes(path, MAX_TEXT_BYTES, "subtitles", max_line=MAX_LINE_CHARS)
-    text = clean(decode(data).replace("\r\n", "\n").replace("\r", "\n"))
+    text = clean_text(data)
     head = text.lstrip("\ufeff\n ")[:6]
     if path.suffix.lower() == ".srt" and not head.startswith("WEBVTT"):
-        cues = parse_srt(text)
+        sentences, rolling = transcript(parse_srt(text))
     else:
-        cues = parse_vtt(text)
-    sentences, rolling = transcript(cues)
+        sentences, rolling = vtt_transcript(text)
     if not sentences:
         raise Refused("no speech in the subtitles (only markers or empty cues)")
     return sentences, rolling, data
@@ -155,16 +155,16 @@ def _assemble(
     sections: list[MaterialSection] = by_chapters(sentences, chapters) if chapters else []
     if not sections:
         sections = by_topic(sentences)
-    spoken = " ".join(s.text for s in sentences)
+    counts = word_counts(" ".join(s.text for s in sentences))
     summary = summary_from((description or "").split("\n\n")) or cut(
         " ".join(s.text for s in sentences[:3]), 300)
     seen = {t.lower() for t in tags}
-    tags = tags[:10] + [t for t in top_terms(spoken, 5) if t not in seen]
+    tags = tags[:10] + [t for t in top_terms(counts, 5) if t not in seen]
     return Material(
         kind=kind, source=group.main, files=list(group.files), content_hash=sha256_hex(data),
         key=key, creator_name=creator, creator_slug=creator_slug(creator), creator_key=creator_key,
         title=title, summary=summary, tags=tags[:MAX_TAGS],
-        topic_category=topic_category(title, tags, spoken), sections=sections, video=video,
+        topic_category=topic_category(title, tags, counts), sections=sections, video=video,
         sentences=sentences, warnings=warnings,
     )
 

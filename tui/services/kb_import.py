@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,9 +221,15 @@ async def import_paths(
         if store.same_hash(stats, records, digest):
             await store.touch_records(db, stats)
             return "unchanged", None
-        if pool is not None:
-            result = await asyncio.get_running_loop().run_in_executor(pool, _read, item, creator)
-        else:
+        result = None
+        if pool is not None and not pool_broken:
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(pool, _read, item, creator)
+            except BrokenProcessPool:
+                # A worker that cannot start (a caller's script without a __main__ guard,
+                # under spawn) or died: the rest is read in a thread.
+                pool_broken.append(True)
+        if result is None:
             result = await asyncio.to_thread(read, item, creator=creator)
         if isinstance(result, Refusal):
             return "refused", {"path": str(result.path), "reason": result.reason}
@@ -234,6 +241,7 @@ async def import_paths(
     # Parsing is pure Python: with many files it runs in a worker process, on the other
     # core, while this process writes (SQLAlchemy and SQLite); a few files read in a thread.
     pool = _reader_pool() if len(work) >= POOL_MIN_FILES else None
+    pool_broken: list[bool] = []
     next_task: asyncio.Task | None = None
     try:
         for done, (root, item) in enumerate(work, start=1):
