@@ -24,6 +24,17 @@ this many tokens), `after` (for stall_after/cut/drop/malformed, default 3),
 `rate` (tokens/s for slow), `usage` (dict overriding the reported usage), `bad` (the
 data line malformed mode sends; default: truncated JSON).
 
+Canned answers (for non-streaming requests such as distillation; the mode's own
+behaviour applies once none matches):
+  `replies`   a queue, one item per chat request in arrival order: a string (the
+              whole answer's content) or `{"status": N}` (an OpenAI-style error
+              with that HTTP status; 429 carries `retry-after`)
+  `routes`    `[[substring, content], ...]`: the first whose substring occurs in the
+              request's messages gives the content
+  `delay`     seconds to wait before answering a chat request
+  `reject_response_format`  HTTP 400 for a request with `response_format`, as
+              servers without structured output answer
+
 Use it
   * in-process, from sync or async tests: `with FakeOpenAI() as srv:` or
     `async with FakeOpenAI() as srv:` — it runs its own event loop in a thread;
@@ -179,8 +190,11 @@ class FakeOpenAI:
         """Switch mode for the next requests; `refused` closes the listener."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {sorted(MODES)}")
+        options = dict(options)
+        if "replies" in options:
+            options["replies"] = list(options["replies"])  # consumed here, not in the caller's list
         with self._lock:
-            self.mode, self.options = mode, dict(options)
+            self.mode, self.options = mode, options
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._apply_listener(), self._loop).result(5)
 
@@ -329,6 +343,32 @@ class FakeOpenAI:
     async def _chat(self, rec: RecordedRequest, mode: str, options: dict[str, Any],
                     writer: asyncio.StreamWriter) -> None:
         body = rec.body if isinstance(rec.body, dict) else {}
+        if options.get("delay"):
+            await asyncio.sleep(float(options["delay"]))
+        if options.get("reject_response_format") and "response_format" in body:
+            await self._json(writer, 400, {"error": {
+                "message": "response_format is not supported by this server (fake)",
+                "type": "invalid_request_error"}})
+            rec.completed = True
+            return
+        reply = None if body.get("stream") else self._canned(body)
+        if isinstance(reply, dict):
+            status = int(reply.get("status", 500))
+            await self._json(writer, status, {"error": {"message": f"HTTP {status} (fake)",
+                                                        "type": "fake_error"}},
+                             {"retry-after": "1"} if status == 429 else None)
+            rec.completed = True
+            return
+        if isinstance(reply, str):
+            await self._json(writer, 200, {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                "model": body.get("model", self.model),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                             "finish_reason": "stop"}],
+                "usage": self._usage(body, max(1, len(reply) // 4), options),
+            })
+            rec.completed = True
+            return
         if mode == "error500":
             await self._json(writer, 500, {"error": {"message": "internal error (fake)", "type": "server_error"}})
             rec.completed = True
@@ -421,6 +461,21 @@ class FakeOpenAI:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         rec.completed = True
+
+    def _canned(self, body: dict[str, Any]) -> str | dict[str, Any] | None:
+        """The next queued reply, else the first matching route's content, else None."""
+        with self._lock:
+            queue = self.options.get("replies")
+            if queue:
+                return queue.pop(0)
+            routes = list(self.options.get("routes") or [])
+        if routes:
+            text = "\n".join(str(m.get("content", "")) for m in body.get("messages", [])
+                             if isinstance(m, dict))
+            for needle, content in routes:
+                if needle in text:
+                    return content
+        return None
 
     @staticmethod
     def _tokens(options: dict[str, Any]) -> list[str]:

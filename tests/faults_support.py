@@ -201,10 +201,12 @@ def prepare_kb_file(path: Path, cache_dir: Path) -> str:
 async def _build(url: str) -> None:
     from tui.commands._common import open_database
     from tui.config import Settings
-    from tui.db.importer import import_path
+    from tui.db.importer import ensure_demo_kb, import_path
 
-    db = await open_database(Settings(database_url=url), load_bundled=True)
+    settings = Settings(database_url=url)
+    db = await open_database(settings, load_bundled=False)
     try:
+        await ensure_demo_kb(db, settings, force=True)  # a named database gets the demo only when asked
         await import_path(db, DATA / "mini_kb.json")
     finally:
         await db.dispose()

@@ -38,8 +38,12 @@ def model_env(primary: str, fallback: str | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def db_url(tmp_path_factory) -> str:
-    """One database for the module: the bundled knowledge base is imported once."""
-    return f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+    """One database for the module, the demo pages asked for once (a named database
+    gets none unasked)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+    loaded = chrysopedia(url, "import", "--demo")
+    assert loaded.returncode == 0, loaded.stderr
+    return url
 
 
 def test_plain_answer_then_numbered_sources(db_url, fake_llm):

@@ -220,9 +220,10 @@ async def test_cli_import_and_stats(db_target, mini_kb_path, tmp_path):
     assert "added" in r.stdout
     r = _cli(db_target, "stats", "--json")
     stats = json.loads(r.stdout)
-    assert set(stats) == {"creators", "videos", "techniques", "sections", "conversations", "usage"}
-    # The bundled KB was loaded on first use too, so the mini KB adds to it.
-    assert stats["creators"] >= 2 and stats["sections"] >= 4
+    assert set(stats) == {"creators", "videos", "techniques", "sections", "conversations", "usage",
+                          "demo"}
+    # A database named by CHRYSOPEDIA_DATABASE_URL gets no demo pages: the mini KB alone.
+    assert stats["creators"] == 2 and stats["sections"] >= 4 and stats["demo"] is False
     doc = load(mini_kb_path)
     _break(doc, "unknown video")
     r2 = _cli(db_target, "import", str(dump(tmp_path, doc)))

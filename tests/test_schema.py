@@ -66,3 +66,49 @@ async def test_cli_refuses_newer_database_cleanly(db_target):
                        env=env, timeout=120)
     assert r.returncode == 2
     assert "schema version 999" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_v2_database_is_upgraded_to_locators(db_target):
+    """A v2 knowledge base (no locators, no origins) gains them; its bundled pages become the demo."""
+    db = db_target.database()
+    serial = "INTEGER PRIMARY KEY" if db_target.backend == "sqlite" else "SERIAL PRIMARY KEY"
+    try:
+        async with db.engine.begin() as conn:
+            for ddl in (
+                "CREATE TABLE chrysopedia_meta (key VARCHAR(64) PRIMARY KEY, value TEXT)",
+                f"CREATE TABLE creators (id {serial}, slug VARCHAR(64) UNIQUE, name VARCHAR(120) UNIQUE, "
+                "bio TEXT, genres JSON, personality_profile JSON)",
+                "CREATE TABLE videos (id VARCHAR(200) PRIMARY KEY, creator_id INTEGER REFERENCES creators(id) "
+                "ON DELETE CASCADE, title TEXT, filename TEXT, url TEXT, duration FLOAT)",
+                f"CREATE TABLE technique_pages (id {serial}, slug VARCHAR(64) UNIQUE, title TEXT, "
+                "creator_id INTEGER REFERENCES creators(id) ON DELETE CASCADE, topic_category VARCHAR(64), "
+                "tags JSON, summary TEXT)",
+                f"CREATE TABLE sections (id {serial}, page_id INTEGER REFERENCES technique_pages(id) "
+                "ON DELETE CASCADE, position INTEGER, anchor VARCHAR(64), heading TEXT, body TEXT, "
+                "video_id VARCHAR(200) REFERENCES videos(id) ON DELETE SET NULL, start_time FLOAT, "
+                "end_time FLOAT, CONSTRAINT uq_section_page_anchor UNIQUE (page_id, anchor))",
+                "INSERT INTO chrysopedia_meta VALUES ('schema_version', '2'), ('bundled_kb_hash', 'x')",
+                "INSERT INTO creators (slug, name) VALUES ('c', 'C')",
+                "INSERT INTO technique_pages (slug, title, creator_id, topic_category, summary) "
+                "VALUES ('reese-bass-basics', 'Bundled', 1, 'Synthesis', 's'), ('mine', 'Mine', 1, 'Mixing', 's')",
+                "INSERT INTO sections (page_id, position, anchor, heading, body) VALUES (2, 0, 'a', 'h', 'b')",
+            ):
+                await conn.execute(text(ddl))
+        from tui.db.importer import bundled_kb_path
+        from tui.db.kb_format import read_documents
+
+        bundled_slugs = {t["slug"] for t in read_documents(bundled_kb_path()).techniques}
+        async with db.engine.begin() as conn:
+            await conn.execute(text("UPDATE technique_pages SET slug = :s WHERE id = 1"),
+                               {"s": sorted(bundled_slugs)[0]})
+        assert await db.init() == SCHEMA_VERSION
+        assert {"locator", "first_page", "last_page", "line", "source_path"} <= await _columns(db, "sections")
+        assert {"origin", "material_key", "source_file"} <= await _columns(db, "technique_pages")
+        assert "source_key" in await _columns(db, "creators")
+        assert "content_hash" in await _columns(db, "kb_files")
+        async with db.engine.connect() as conn:
+            rows = dict((await conn.execute(text("SELECT id, origin FROM technique_pages"))).all())
+        assert rows == {1: "demo", 2: "kb"}
+        assert await db.init() == SCHEMA_VERSION  # idempotent
+    finally:
+        await db.dispose()

@@ -12,7 +12,7 @@ from tui.services.search import ENOUGH_HITS, SearchService, edit_distance, query
 ITEM_KEYS = {
     "title", "technique_page_slug", "creator_name", "creator_slug", "topic_category", "summary",
     "section_anchor", "section_heading", "section_body", "source_video_id", "video_title",
-    "video_filename", "video_url", "start_time", "end_time", "score",
+    "video_filename", "video_url", "start_time", "end_time", "score", "locator", "locator_label",
 }
 
 
@@ -333,7 +333,7 @@ def test_cli_human_and_json(db_target, tmp_path, capsys):
 
     assert main(["--db", db_target.url, "import", str(path)]) == 0
     capsys.readouterr()
-    # The bundled KB is loaded too: ask for a word only this KB has.
+    # Ask for a word only this KB has.
     assert _cli(db_target.url, "quxelish", "--limit", "3") == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "1 section (tier: global)"

@@ -55,6 +55,14 @@ def format_source(source: dict) -> str:
     start, end = _clock(source.get("start_time")), _clock(source.get("end_time"))
     if video or start:
         line += f" · {video}{' ' if video and start else ''}{start}{'–' + end if start and end else ''}"
+    loc = source.get("locator")
+    if isinstance(loc, dict) and loc.get("kind") in ("page", "heading"):
+        from tui.services.locators import locator_label
+
+        where = locator_label(source)
+        if loc.get("kind") == "page" and loc.get("path"):
+            where = f"{loc['path']} {where}"
+        line += f" · {where}"
     if source.get("video_url"):
         line += f" <{source['video_url']}>"
     return " ".join(line.split())  # one line, whatever the KB holds

@@ -16,13 +16,6 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_search)
 
 
-def clock(seconds) -> str:
-    if seconds is None:
-        return "--:--"
-    total = int(float(seconds))
-    return f"{total // 60:02d}:{total % 60:02d}"
-
-
 def _plain(value) -> str:
     """KB text on one line, without control characters (it is data, not terminal codes)."""
     return "".join(ch if ch.isprintable() else " " for ch in str(value or "")).strip()
@@ -57,7 +50,8 @@ def cmd_search(args, settings) -> int:
             f"{n:>2}. {_plain(item['title'])} — {_plain(item['creator_name'])} — "
             f"{_plain(item['section_heading'])}"
         )
-        if item["start_time"] is not None:  # sections without a video have no times
-            line += f" — {clock(item['start_time'])}–{clock(item['end_time'])}"
+        where = _plain(item.get("locator_label"))
+        if where:  # a video's time range, a document's pages, a note's heading
+            line += f" — {where}"
         print(line)
     return 0

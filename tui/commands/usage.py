@@ -36,6 +36,11 @@ def format_report(report: dict) -> list[str]:
     lines.append(f"  fallback   {'-' if rate is None else f'{rate:.1%}'}")
     if report["tiers"]:
         lines.append("  tiers      " + " · ".join(f"{k} {v:,}" for k, v in report["tiers"].items()))
+    purposes = report.get("purposes") or {}
+    if set(purposes) - {"answer"}:
+        # Answering apart from distilling, once there is anything but answers.
+        lines.append("  purposes   " + " · ".join(
+            f"{k} {v['requests']:,} ({v['total_tokens']:,} tokens)" for k, v in purposes.items()))
     if report["models"]:
         lines.append("  models     " + " · ".join(f"{k} {v:,}" for k, v in report["models"].items()))
     claims = report.get("claims") or {}

@@ -24,7 +24,7 @@ from tui.db import search_index
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -42,6 +42,56 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
         )
 
 
+async def _v2_to_v3(conn: AsyncConnection) -> None:
+    # v3: imported material. Sections say where they are in their source (locator), pages
+    # where they came from (origin, material key), creators their channel id; the
+    # kb_files table (created by create_all) remembers every imported file.
+    import json
+    from importlib import resources
+
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    added = {
+        "creators": (("source_key", "VARCHAR(200)"),),
+        "technique_pages": (
+            ("origin", "VARCHAR(16) DEFAULT 'kb' NOT NULL"), ("material_key", "VARCHAR(1000)"),
+            ("source_file", "TEXT"),
+        ),
+        "sections": (
+            ("locator", "VARCHAR(16)"), ("first_page", "INTEGER"), ("last_page", "INTEGER"),
+            ("line", "INTEGER"), ("source_path", "TEXT"),
+        ),
+    }
+    for table, cols in added.items():
+        have = await conn.run_sync(columns, table)
+        for name, ddl in cols:
+            if name not in have:
+                await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    for ddl in (
+        "CREATE INDEX IF NOT EXISTS ix_creators_source_key ON creators (source_key)",
+        "CREATE INDEX IF NOT EXISTS ix_technique_pages_origin ON technique_pages (origin)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS uq_technique_pages_material_key "
+        "ON technique_pages (material_key)",
+    ):
+        await conn.execute(text(ddl))
+    # The bundled pages loaded before v3 are the demo: marked so, they can be told apart
+    # from the user's own and removed with `kb remove --demo`.
+    if await get_meta(conn, "bundled_kb_hash") is not None:
+        slugs: list[str] = []
+        for file in (resources.files("tui") / "data" / "kb").iterdir():
+            if file.name.endswith(".json"):
+                doc = json.loads(file.read_text(encoding="utf-8"))
+                slugs.extend(t["slug"] for t in doc.get("techniques", []))
+        for start in range(0, len(slugs), 500):
+            chunk = slugs[start : start + 500]
+            marks = ", ".join(f":s{i}" for i in range(len(chunk)))
+            await conn.execute(
+                text(f"UPDATE technique_pages SET origin = 'demo' WHERE slug IN ({marks})"),
+                {f"s{i}": slug for i, slug in enumerate(chunk)},
+            )
+
+
 async def _v5_to_v6(conn: AsyncConnection) -> None:
     # v6: an answer keeps its claim check (messages.claims, JSON).
     def columns(sync_conn, table: str) -> set[str]:
@@ -55,13 +105,26 @@ async def _unchanged(conn: AsyncConnection) -> None:
     """A version number whose step changes nothing in this schema."""
 
 
+async def _v6_to_v7(conn: AsyncConnection) -> None:
+    # v7: usage rows say what the model was asked for ("answer", "distill"); older rows answered.
+    # (The distilled_pages table of v7 is new: create_all, run before the steps, makes it.)
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "purpose" not in await conn.run_sync(columns, "chat_usage_log"):
+        await conn.execute(text(
+            "ALTER TABLE chat_usage_log ADD COLUMN purpose VARCHAR(16) NOT NULL DEFAULT 'answer'"
+        ))
+
+
 # version N -> the step that upgrades a database at N-1 to N.
 MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
     2: _v1_to_v2,
-    3: _unchanged,
+    3: _v2_to_v3,
     4: _unchanged,
     5: _unchanged,
     6: _v5_to_v6,
+    7: _v6_to_v7,
 }
 
 
@@ -125,7 +188,8 @@ async def init_schema(engine: AsyncEngine) -> int:
         if version is None:
             version = SCHEMA_VERSION
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            await MIGRATIONS[step](conn)
+            if step in MIGRATIONS:
+                await MIGRATIONS[step](conn)
         await set_meta(conn, "schema_version", str(SCHEMA_VERSION))
         await search_index.ensure_index(conn)
     return SCHEMA_VERSION

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from tui.db import search_index
 from tui.db.engine import Database, get_meta, set_meta
 from tui.db.kb_format import KBDocument, KBFormatError, read_documents, validate
-from tui.db.models import Creator, Section, TechniquePage, Video
+from tui.db.models import Creator, Meta, Section, TechniquePage, Video
 
 KINDS = ("creators", "videos", "techniques", "sections")
 
@@ -70,8 +70,11 @@ def _count(report: ImportReport, kind: str, created: bool, changed: bool) -> Non
     bucket[kind] += 1
 
 
-async def import_document(db: Database, doc: KBDocument) -> ImportReport:
-    """Validate `doc` against itself and the database, then upsert it. Raises KBFormatError."""
+async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") -> ImportReport:
+    """Validate `doc` against itself and the database, then upsert it. Raises KBFormatError.
+
+    `origin` marks the pages written: "kb" (a user's document) or "demo" (the bundled one).
+    """
     report = ImportReport()
     async with db.session() as session, session.begin():
         creators = {c.slug: c for c in (await session.scalars(select(Creator))).all()}
@@ -137,7 +140,7 @@ async def import_document(db: Database, doc: KBDocument) -> ImportReport:
             values = {
                 "title": rec["title"], "creator_id": creators[rec["creator"]].id,
                 "topic_category": rec["topic_category"], "tags": rec.get("tags"),
-                "summary": rec["summary"],
+                "summary": rec["summary"], "origin": origin, "source_file": _source_file(rec),
             }
             obj = pages.get(rec["slug"])
             created = obj is None
@@ -154,6 +157,7 @@ async def import_document(db: Database, doc: KBDocument) -> ImportReport:
                     "video_id": sec.get("video"),
                     "start_time": None if sec.get("start_time") is None else float(sec["start_time"]),
                     "end_time": None if sec.get("end_time") is None else float(sec["end_time"]),
+                    **_locator_values(sec),
                 }
                 sobj = existing_sections.get((obj.id, sec["anchor"]))
                 screated = sobj is None
@@ -171,9 +175,29 @@ async def import_document(db: Database, doc: KBDocument) -> ImportReport:
     return report
 
 
-async def import_path(db: Database, path: str | Path) -> ImportReport:
+def _source_file(page: dict[str, Any]) -> str | None:
+    """The imported file a page's document or note locators open (their `file`)."""
+    for sec in page.get("sections") or []:
+        loc = sec.get("locator") if isinstance(sec, dict) else None
+        if isinstance(loc, dict) and isinstance(loc.get("file"), str):
+            return loc["file"]
+    return None
+
+
+def _locator_values(sec: dict[str, Any]) -> dict[str, Any]:
+    """The optional `locator` object of a section (see KB_FORMAT.md) as section columns."""
+    loc = sec.get("locator")
+    if not isinstance(loc, dict):
+        return {"locator": None, "first_page": None, "last_page": None, "line": None, "source_path": None}
+    return {
+        "locator": loc.get("kind"), "first_page": loc.get("first_page"),
+        "last_page": loc.get("last_page"), "line": loc.get("line"), "source_path": loc.get("path"),
+    }
+
+
+async def import_path(db: Database, path: str | Path, *, origin: str = "kb") -> ImportReport:
     """Read, validate and import a file or folder. Raises KBFormatError."""
-    return await import_document(db, read_documents(path))
+    return await import_document(db, read_documents(path), origin=origin)
 
 
 def bundled_kb_path() -> Path:
@@ -188,17 +212,81 @@ def bundled_kb_hash() -> str:
     return digest.hexdigest()
 
 
-async def ensure_bundled_kb(db: Database) -> ImportReport | None:
-    """Load the bundled knowledge base on first run, and again when it has changed."""
+META_DEMO_REMOVED = "demo_removed"
+
+
+def is_default_database(settings: Any) -> bool:
+    """The database nobody named: not from --db, CHRYSOPEDIA_DATABASE_URL or a config file."""
+    if "database_url" in (getattr(settings, "sources", None) or {}):
+        return False
+    default = f"sqlite+aiosqlite:///{Path(settings.data_dir) / 'chrysopedia.db'}"
+    return settings.database_url == default
+
+
+async def has_own_pages(db: Database) -> bool:
+    """Pages that are not the demo: the user's documents or imported files."""
+    async with db.session() as session:
+        found = await session.scalar(
+            select(TechniquePage.id).where(TechniquePage.origin != "demo").limit(1)
+        )
+    return found is not None
+
+
+async def demo_loaded(db: Database) -> bool:
+    async with db.session() as session:
+        found = await session.scalar(
+            select(TechniquePage.id).where(TechniquePage.origin == "demo").limit(1)
+        )
+    return found is not None
+
+
+async def ensure_demo_kb(db: Database, settings: Any, *, force: bool = False) -> ImportReport | None:
+    """The demo pages, where they belong: what the app and every command call at start.
+
+    Loaded (or refreshed when the bundled copy changed) only into the default database,
+    only while it holds nothing of the user's own, and never after `kb remove --demo`.
+    `force` (`chrysopedia import --demo`) loads them into any database and lifts a removal.
+    """
+    if force:
+        async with db.engine.begin() as conn:
+            if await get_meta(conn, META_DEMO_REMOVED) is not None:
+                await conn.execute(Meta.__table__.delete().where(Meta.key == META_DEMO_REMOVED))
+        return await ensure_bundled_kb(db, always=True)
+    if not is_default_database(settings):
+        return None
+    async with db.engine.connect() as conn:
+        if await get_meta(conn, META_DEMO_REMOVED) is not None:
+            return None
+    if await has_own_pages(db):
+        return None
+    return await ensure_bundled_kb(db)
+
+
+async def remove_demo_kb(db: Database) -> list[str]:
+    """Every demo page out (with their creators and videos), for good: the slugs removed."""
+    from tui.db.materials_store import remove_pages_where
+
+    removed = await remove_pages_where(db, TechniquePage.origin == "demo")
+    async with db.engine.begin() as conn:
+        await set_meta(conn, META_DEMO_REMOVED, "1")
+        await conn.execute(Meta.__table__.delete().where(Meta.key == "bundled_kb_hash"))
+    return removed.pages
+
+
+async def ensure_bundled_kb(db: Database, *, always: bool = False) -> ImportReport | None:
+    """Load the bundled knowledge base, again when it has changed (or `always`).
+
+    Callers decide whether the demo belongs in this database: see `ensure_demo_kb`.
+    """
     if not any(bundled_kb_path().glob("*.json")):
         return None
     current = bundled_kb_hash()
     async with db.engine.connect() as conn:
         loaded = await get_meta(conn, "bundled_kb_hash")
-    if loaded == current:
+    if loaded == current and not always:
         return None
     try:
-        report = await import_path(db, bundled_kb_path())
+        report = await import_path(db, bundled_kb_path(), origin="demo")
     except KBFormatError as exc:  # a packaging bug, not the user's input
         raise RuntimeError(f"the bundled knowledge base is invalid: {exc.problems[:3]}") from None
     async with db.engine.begin() as conn:

@@ -349,8 +349,39 @@ def validate(doc: KBDocument, *, known_creators: set[str] = frozenset(),
                 c.problems.append(f"{swhere}.end_time: must be greater than start_time ({start:g})")
             if end is not None and start is None:
                 c.problems.append(f"{swhere}.end_time: given without start_time")
+            if "locator" in sec:
+                _check_locator(c, sec["locator"], f"{swhere}.locator")
     doc.warnings.extend(c.warnings)
     return c.problems
+
+
+LOCATOR_KINDS = ("video", "page", "heading")
+
+
+def _check_locator(c: _Checker, loc: Any, where: str) -> None:
+    """The optional section locator: where in its source (video, document page, note) it is."""
+    if not isinstance(loc, dict):
+        c.problems.append(f"{where}: expected an object")
+        return
+    kind = loc.get("kind")
+    if kind not in LOCATOR_KINDS:
+        c.problems.append(f"{where}.kind: expected one of {', '.join(LOCATOR_KINDS)}, got {kind!r}")
+        return
+    c.text(loc, "path", where, required=False, max_len=1000)
+    c.text(loc, "file", where, required=False, max_len=4096)
+    ints = {}
+    for key in ("first_page", "last_page", "line"):
+        value = loc.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            c.problems.append(f"{where}.{key}: expected a whole number ≥ 1, got {value!r}")
+        else:
+            ints[key] = value
+    if kind == "page" and "first_page" not in ints and "first_page" not in loc:
+        c.problems.append(f"{where}.first_page: required for a page locator")
+    if "first_page" in ints and "last_page" in ints and ints["last_page"] < ints["first_page"]:
+        c.problems.append(f"{where}.last_page: must be ≥ first_page ({ints['first_page']})")
 
 
 def validate_document(data: Any) -> list[str]:

@@ -48,6 +48,8 @@ class Creator(Base):
     bio: Mapped[str | None] = mapped_column(Text)
     genres: Mapped[list[Any] | None] = mapped_column(JSON)
     personality_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The platform's channel id for an imported channel: two channels of one name stay apart.
+    source_key: Mapped[str | None] = mapped_column(String(200), index=True)
 
     videos: Mapped[list[Video]] = relationship(back_populates="creator")
     pages: Mapped[list[TechniquePage]] = relationship(back_populates="creator")
@@ -74,6 +76,12 @@ class TechniquePage(Base):
     topic_category: Mapped[str] = mapped_column(String(64), index=True)
     tags: Mapped[list[Any] | None] = mapped_column(JSON)
     summary: Mapped[str] = mapped_column(Text)
+    # Where the page came from: "demo" (the bundled pages), "kb" (a chrysopedia.kb/1
+    # document) or "import" (a user's file, named by `material_key`).
+    origin: Mapped[str] = mapped_column(String(16), default="kb", index=True)
+    material_key: Mapped[str | None] = mapped_column(String(1000), unique=True)
+    # The imported file a "page" or "heading" locator opens (absolute path).
+    source_file: Mapped[str | None] = mapped_column(Text)
 
     creator: Mapped[Creator] = relationship(back_populates="pages")
     sections: Mapped[list[Section]] = relationship(
@@ -97,9 +105,56 @@ class Section(Base):
     )
     start_time: Mapped[float | None] = mapped_column(Float)
     end_time: Mapped[float | None] = mapped_column(Float)
+    # Where in its source the section is: "video" (start/end time), "page" (first/last
+    # page of a document) or "heading" (a note's heading at `line`); None: video when it
+    # has times (pages written before locators existed).
+    locator: Mapped[str | None] = mapped_column(String(16))
+    first_page: Mapped[int | None] = mapped_column(Integer)
+    last_page: Mapped[int | None] = mapped_column(Integer)
+    line: Mapped[int | None] = mapped_column(Integer)
+    # The note or document as the user named it (relative to the folder imported).
+    source_path: Mapped[str | None] = mapped_column(Text)
 
     page: Mapped[TechniquePage] = relationship(back_populates="sections")
     video: Mapped[Video | None] = relationship()
+
+
+class FileRecord(Base):
+    """One imported file: what it was when read, and the page it became.
+
+    A yt-dlp download is two records (subtitles and info.json) with one material key.
+    Same path, size and mtime (or the same content hash) means unchanged: not read again.
+    """
+
+    __tablename__ = "kb_files"
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)  # absolute
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    material_key: Mapped[str] = mapped_column(String(1000), index=True)
+    page_slug: Mapped[str | None] = mapped_column(String(64), index=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DistilledLink(Base):
+    """A technique page a model distilled from an imported transcript page (the raw page).
+
+    The distilled page takes the raw page's place in the search index; the raw page
+    stays, reachable from the distilled one, which records the transcript it was made
+    from (`transcript_hash`): a changed transcript is distilled again.
+    """
+
+    __tablename__ = "distilled_pages"
+    raw_page_id: Mapped[int] = mapped_column(
+        ForeignKey("technique_pages.id", ondelete="CASCADE"), primary_key=True
+    )
+    page_id: Mapped[int] = mapped_column(
+        ForeignKey("technique_pages.id", ondelete="CASCADE"), unique=True
+    )
+    transcript_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ChatUsageLog(Base):
@@ -121,6 +176,8 @@ class ChatUsageLog(Base):
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(16), default="answered")  # answered|failed|cancelled
+    # What the model was asked for: "answer" (a question) or "distill" (a transcript page).
+    purpose: Mapped[str] = mapped_column(String(16), default="answer", server_default="answer")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 

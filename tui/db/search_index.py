@@ -2,7 +2,10 @@
 
 `ensure_index(conn)` creates whatever the backend needs (idempotent, inside the
 schema transaction); `rebuild_index(conn)` refreshes it after an import changed
-the knowledge base (inside the import's transaction).
+the knowledge base (inside the import's transaction). An import of one file at
+a time keeps it current page by page instead: `unindex_pages(conn, page_ids)`
+before a page's rows change or go, `index_pages(conn, page_ids)` after they are
+written, in the same transaction (work in proportion to the page, not the base).
 
 One indexed document per section, with five fields in falling weight: page
 title, section heading, page tags, page summary, section body.
@@ -89,6 +92,7 @@ _PG_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_search_docs_tsv ON search_docs USING GIN (tsv)",
     "CREATE INDEX IF NOT EXISTS ix_search_docs_head ON search_docs USING GIN (head)",
     "CREATE INDEX IF NOT EXISTS ix_search_docs_creator ON search_docs (creator_id)",
+    "CREATE INDEX IF NOT EXISTS ix_search_docs_page ON search_docs (page_id)",
     "CREATE TABLE IF NOT EXISTS search_vocab (term TEXT PRIMARY KEY, df INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS search_trigrams ("
     "tri TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (tri, term))",
@@ -267,3 +271,184 @@ async def rebuild_index(conn: AsyncConnection) -> None:
         await conn.execute(text("ANALYZE search_docs"))
         await conn.execute(text("ANALYZE search_vocab"))
         await conn.execute(text("ANALYZE search_trigrams"))
+
+
+# ------------------------------------------------------- page by page
+
+_SQLITE_UNFILL = """
+INSERT INTO search_fts(search_fts, rowid, title, heading, tags, summary, body)
+SELECT 'delete', s.id, p.title, s.heading,
+       coalesce((SELECT group_concat(j.value, ' ') FROM json_each(p.tags) j
+                 WHERE json_type(p.tags) = 'array'), ''),
+       p.summary, s.body
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
+_SQLITE_UNFILL_HEAD = """
+INSERT INTO search_head(search_head, rowid, title, heading, tags)
+SELECT 'delete', s.id, p.title, s.heading,
+       coalesce((SELECT group_concat(j.value, ' ') FROM json_each(p.tags) j
+                 WHERE json_type(p.tags) = 'array'), '')
+FROM sections s JOIN technique_pages p ON p.id = s.page_id
+"""
+
+
+def _in(column: str, ids: list[int]) -> tuple[str, dict[str, int]]:
+    marks = ", ".join(f":i{n}" for n in range(len(ids)))
+    return f" WHERE {column} IN ({marks})", {f"i{n}": i for n, i in enumerate(ids)}
+
+
+async def _page_vocabulary(conn: AsyncConnection, page_ids: list[int]) -> Counter[str]:
+    where, params = _in("s.page_id", page_ids)
+    return vocabulary((await conn.execute(text(_TEXT_ROWS + where), params)).all())
+
+
+async def _set_doc_count(conn: AsyncConnection) -> None:
+    count = (await conn.execute(text("SELECT count(*) FROM sections"))).scalar_one()
+    await _set_meta(conn, META_DOC_COUNT, str(count))
+
+
+def _chunks(items: list[str], size: int = 400) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def index_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
+    """Add these pages' sections (as they are now in the tables) to the index.
+
+    The pages must not be in the index already (`unindex_pages` first when they were).
+    """
+    ids = sorted(set(page_ids))
+    if not ids:
+        return
+    where, params = _in("s.page_id", ids)
+    if conn.dialect.name == "sqlite":
+        await conn.execute(text(_SQLITE_FILL + where), params)
+        await conn.execute(text(_SQLITE_FILL_HEAD + where), params)
+    else:
+        inner = _PG_FILL.rstrip().removesuffix(") x")
+        await conn.execute(text(inner + where + "\n) x"), params)
+    df = await _page_vocabulary(conn, ids)
+    if df and conn.dialect.name != "sqlite":
+        await _pg_vocab_add(conn, df, 1)
+    elif df:
+        terms = sorted(df)
+        known: set[str] = set()
+        for chunk in _chunks(terms):
+            marks = ", ".join(f":t{n}" for n in range(len(chunk)))
+            rows = await conn.execute(
+                text(f"SELECT term FROM search_vocab WHERE term IN ({marks})"),
+                {f"t{n}": t for n, t in enumerate(chunk)},
+            )
+            known.update(r[0] for r in rows)
+        if known:
+            await conn.execute(
+                text("UPDATE search_vocab SET df = df + :df WHERE term = :term"),
+                [{"term": t, "df": df[t]} for t in terms if t in known],
+            )
+        new = [t for t in terms if t not in known]
+        if new:
+            await conn.execute(
+                text("INSERT INTO search_vocab (term, df) VALUES (:term, :df)"),
+                [{"term": t, "df": df[t]} for t in new],
+            )
+            await conn.execute(
+                text("INSERT INTO search_trigrams (tri, term) VALUES (:tri, :term)"),
+                [{"tri": tri, "term": t} for t in new for tri in sorted(trigrams(t))],
+            )
+    await _set_doc_count(conn)
+
+
+async def indexed_pages(conn: AsyncConnection, page_ids: list[int]) -> list[int]:
+    """Those of `page_ids` whose sections are in the index (a page is in whole or not at all)."""
+    if not page_ids:
+        return []
+    if conn.dialect.name == "sqlite":
+        where, params = _in("s.page_id", page_ids)
+        sql = ("SELECT DISTINCT s.page_id FROM sections s" + where
+               + " AND EXISTS (SELECT 1 FROM search_fts f WHERE f.rowid = s.id)")
+    else:
+        where, params = _in("page_id", page_ids)
+        sql = "SELECT DISTINCT page_id FROM search_docs" + where
+    return sorted(r[0] for r in await conn.execute(text(sql), params))
+
+
+async def unindex_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
+    """Take these pages' sections out of the index, before their rows change or go.
+
+    SQLite's contentless FTS5 tables forget a row only when given the text it was
+    indexed with: that is read from the rows as they still are. Pages the index does
+    not hold (a transcript page its distilled page replaced) are left alone: told to
+    forget a row it never had, FTS5 corrupts its index.
+    """
+    ids = await indexed_pages(conn, sorted(set(page_ids)))
+    if not ids:
+        return
+    where, params = _in("s.page_id", ids)
+    df = await _page_vocabulary(conn, ids)
+    if conn.dialect.name == "sqlite":
+        await conn.execute(text(_SQLITE_UNFILL + where), params)
+        await conn.execute(text(_SQLITE_UNFILL_HEAD + where), params)
+    else:
+        pg_where, pg_params = _in("page_id", ids)
+        await conn.execute(text("DELETE FROM search_docs" + pg_where), pg_params)
+    if df and conn.dialect.name != "sqlite":
+        await _pg_vocab_add(conn, df, -1)
+    elif df:
+        terms = sorted(df)
+        await conn.execute(
+            text("UPDATE search_vocab SET df = df - :df WHERE term = :term"),
+            [{"term": t, "df": df[t]} for t in terms],
+        )
+        for chunk in _chunks(terms):
+            marks = ", ".join(f":t{n}" for n in range(len(chunk)))
+            gone = [
+                r[0]
+                for r in await conn.execute(
+                    text(f"SELECT term FROM search_vocab WHERE df <= 0 AND term IN ({marks})"),
+                    {f"t{n}": t for n, t in enumerate(chunk)},
+                )
+            ]
+            if gone:
+                marks = ", ".join(f":g{n}" for n in range(len(gone)))
+                values = {f"g{n}": t for n, t in enumerate(gone)}
+                # by the whole primary key: a lookup by term alone scans the table
+                await conn.execute(
+                    text("DELETE FROM search_trigrams WHERE tri = :tri AND term = :term"),
+                    [{"tri": tri, "term": t} for t in gone for tri in sorted(trigrams(t))],
+                )
+                await conn.execute(text(f"DELETE FROM search_vocab WHERE term IN ({marks})"), values)
+
+
+async def _pg_vocab_add(conn: AsyncConnection, df: Counter[str], sign: int) -> None:
+    """PostgreSQL: add (or take away) section counts in one upsert, arbitrated by the
+    primary key. Looking terms up with `term IN (...)` lets the planner pick the
+    pg_trgm GIN index, which answers equality slowly (seconds for a few hundred terms)."""
+    terms = sorted(df)
+    rows = (await conn.execute(
+        text(
+            "INSERT INTO search_vocab AS v (term, df) "
+            "SELECT * FROM unnest(CAST(:terms AS text[]), CAST(:dfs AS integer[])) "
+            "ON CONFLICT (term) DO UPDATE SET df = v.df + excluded.df "
+            "RETURNING v.term, v.df, (v.xmax = 0) AS inserted"
+        ),
+        {"terms": terms, "dfs": [sign * df[t] for t in terms]},
+    )).all()
+    if sign > 0:
+        new = [r[0] for r in rows if r[2]]
+    else:
+        new = [r[0] for r in rows if r[1] <= 0]
+        if new:
+            await conn.execute(text("DELETE FROM search_vocab WHERE df <= 0"))
+    if not new:
+        return
+    pairs = [(tri, t) for t in new for tri in sorted(trigrams(t))]
+    params = {"tris": [p[0] for p in pairs], "terms": [p[1] for p in pairs]}
+    if sign > 0:
+        await conn.execute(text(
+            "INSERT INTO search_trigrams (tri, term) SELECT * FROM "
+            "unnest(CAST(:tris AS text[]), CAST(:terms AS text[])) ON CONFLICT DO NOTHING"), params)
+    else:
+        await conn.execute(text(
+            "DELETE FROM search_trigrams t USING unnest(CAST(:tris AS text[]), CAST(:terms AS text[])) "
+            "AS u(tri, term) WHERE t.tri = u.tri AND t.term = u.term"), params)

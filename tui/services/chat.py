@@ -47,6 +47,7 @@ from tui.services.llm import (
     offline_digest,
     split_sentences,
 )
+from tui.services.locators import locator_label
 from tui.services.personality import (
     build_personality_block,
     describe_voice,
@@ -131,6 +132,8 @@ def build_sources(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "video_filename": _s(item, "video_filename"),
             "video_title": _s(item, "video_title"),
             "video_url": _s(item, "video_url"),
+            "locator": item.get("locator"),
+            "locator_label": locator_label(item),
         })
     return sources
 

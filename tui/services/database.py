@@ -4,15 +4,17 @@ from __future__ import annotations
 
 
 async def open_database(settings, *, load_bundled: bool = True):
-    """The configured database, schema ready, bundled KB loaded when new or changed."""
+    """The configured database, schema ready, the demo pages loaded where they belong
+    (`tui.db.importer.ensure_demo_kb`: the default database only, until the user has
+    material of their own there)."""
     from tui.db.engine import Database
-    from tui.db.importer import ensure_bundled_kb
+    from tui.db.importer import ensure_demo_kb
 
     db = Database(settings.database_url)
     try:
         await db.init()
         if load_bundled:
-            await ensure_bundled_kb(db)
+            await ensure_demo_kb(db, settings)
     except BaseException:
         await db.dispose()
         raise

@@ -12,7 +12,8 @@
 
 Each answer's citations `[N]` (also `[1, 3]`) become footnote references
 `[^T-N]` (T the turn); each source is defined once per answer as
-`[^T-N]: title — creator — section — video @ mm:ss–mm:ss`. When an answer was
+`[^T-N]: title — creator — section — video @ mm:ss–mm:ss` (a document: `… — manual.pdf, p. 14–15`;
+a note: `… — notes/reverb.md › Pre-delay`). When an answer was
 regenerated, the earlier versions come first, marked as previous versions and
 quoted, with their own footnotes `[^TvK-N]` (K the version). Failed, cancelled
 and incomplete answers are marked. Citations inside code are left alone, and
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tui.services.locators import locator_label
 from tui.services.sources import DASH, time_range, video_label
 from tui.text import clean, one_line
 
@@ -62,7 +64,19 @@ def _when(value: Any) -> str:
 
 
 def source_line(source: Mapping[str, Any]) -> str:
-    """`title — creator — section — video @ mm:ss–mm:ss`, leaving out unknown parts."""
+    """`title — creator — section — video @ mm:ss–mm:ss`, leaving out unknown parts; a
+    document's or note's source ends with its locator instead (`p. 14–15`,
+    `notes/reverb.md › Pre-delay`)."""
+    loc = source.get("locator")
+    if isinstance(loc, Mapping) and loc.get("kind") in ("page", "heading"):
+        where = one_line(locator_label(source))
+        if loc.get("kind") == "page" and loc.get("path"):
+            where = f"{one_line(loc.get('path'))}, {where}" if where else one_line(loc.get("path"))
+        parts = [
+            one_line(source.get("title")), one_line(source.get("creator_name")),
+            one_line(source.get("section_heading")) if loc.get("kind") == "page" else "", where,
+        ]
+        return f" {DASH} ".join(p for p in parts if p) or "(unknown source)"
     video = one_line(video_label(source))
     span = time_range(source.get("start_time"), source.get("end_time"))
     if video and span:

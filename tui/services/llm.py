@@ -62,11 +62,13 @@ def clean_text(text: str) -> str:
 class ModelFailure(Exception):
     """One model failed. `retryable` is false for configuration errors (HTTP 4xx but 429)."""
 
-    def __init__(self, message: str, *, retryable: bool = True, reached: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, reached: bool = True,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.reached = reached
+        self.status = status  # the HTTP status, when the server answered with one
 
 
 class LLMError(Exception):
@@ -79,6 +81,7 @@ class Endpoint:
     model: str
     url: str  # for messages: redacted, or "the default OpenAI API"
     client: Any  # openai.AsyncOpenAI
+    structured: bool = True  # False once the server refused `response_format` json_schema
 
 
 @dataclass
@@ -93,6 +96,8 @@ class Completion:
     truncated: bool = False
     finish_reason: str | None = None
     failures: list[str] = field(default_factory=list)
+    rate_limited: bool = False  # a model answered HTTP 429 (the caller may back off and retry)
+    structured: bool = False  # `complete()`: the answer was constrained by the JSON schema
 
 
 def _client(settings: Settings, url: str | None):
@@ -197,6 +202,94 @@ class ModelRouter:
         if len(self.endpoints) == 1:
             tried += " (no fallback model is configured)"
         raise LLMError(f"No model answered — {tried}")
+
+    async def complete(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        temperature: float,
+        completion: Completion,
+        max_tokens: int = MAX_TOKENS,
+        json_schema: dict[str, Any] | None = None,
+        schema_name: str = "answer",
+    ) -> str:
+        """One whole (non-streamed) answer from the first model that gives one.
+
+        With `json_schema`, the request asks for structured output
+        (`response_format` json_schema); a server that refuses it with HTTP 400 is
+        asked again without it, and not asked for it again by this router (the
+        caller then asks for JSON in the prompt and parses tolerantly). Failures
+        fall back as `stream()` does; `completion.rate_limited` tells a caller
+        that HTTP 429 was among them. Raises `LLMError` when no model answers.
+        """
+        if not self.endpoints:
+            raise LLMError("no model is configured")
+        body: dict[str, Any] = {
+            "messages": list(messages), "temperature": temperature, "max_tokens": max_tokens,
+        }
+        for index, ep in enumerate(self.endpoints):
+            completion.fallback_used = index > 0
+            completion.model = ep.model
+            try:
+                return await self._complete_endpoint(ep, body, completion, json_schema, schema_name)
+            except ModelFailure as failure:
+                completion.rate_limited = completion.rate_limited or failure.status == 429
+                note = self.scrub(f"{ep.role} model {ep.model!r} at {ep.url}: {failure.message}")
+                completion.failures.append(note)
+                logger.warning("llm_failure %s", note)
+                if not failure.retryable:
+                    break
+        tried = "; ".join(completion.failures)
+        if len(self.endpoints) == 1:
+            tried += " (no fallback model is configured)"
+        raise LLMError(f"No model answered — {tried}")
+
+    async def _complete_endpoint(
+        self, ep: Endpoint, body: dict[str, Any], completion: Completion,
+        json_schema: dict[str, Any] | None, schema_name: str,
+    ) -> str:
+        limit = self.settings.llm_first_token_timeout + self.settings.llm_read_timeout
+        while True:
+            structured = json_schema is not None and ep.structured
+            extra: dict[str, Any] = {}
+            if structured:
+                extra["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": schema_name, "schema": json_schema, "strict": True}}
+            try:
+                async with asyncio.timeout(limit):
+                    response = await ep.client.chat.completions.create(
+                        model=ep.model, **body, **extra
+                    )
+            except TimeoutError:
+                completion.reached_model = True
+                raise ModelFailure(f"no answer within {limit:g} s") from None
+            except Exception as exc:  # noqa: BLE001 - classified, never shown raw
+                failure = self._classify(exc)
+                completion.reached_model = completion.reached_model or failure.reached
+                if structured and failure.status == 400:
+                    # This server does not do structured output: ask for JSON in words.
+                    ep.structured = False
+                    continue
+                raise failure from None
+            completion.reached_model = True
+            completion.structured = structured
+            try:
+                choice = response.choices[0]
+                text = choice.message.content
+            except (AttributeError, IndexError, TypeError):
+                raise ModelFailure("malformed answer (no choices)") from None
+            if not isinstance(text, str) or not text.strip():
+                raise ModelFailure("the model returned an empty answer")
+            usage = getattr(response, "usage", None)
+            counts = {
+                k: getattr(usage, k, None)
+                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            }
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+                completion.usage = counts  # type: ignore[assignment]
+            completion.finish_reason = getattr(choice, "finish_reason", None)
+            completion.text = clean_text(text)
+            return completion.text
 
     async def _stream_endpoint(
         self, ep: Endpoint, body: dict[str, Any], completion: Completion, max_chars: int
@@ -328,13 +421,13 @@ class ModelRouter:
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             if status == 429:
-                return ModelFailure("rate limited (HTTP 429)")
+                return ModelFailure("rate limited (HTTP 429)", status=429)
             if status >= 500:
-                return ModelFailure(f"server error (HTTP {status})")
+                return ModelFailure(f"server error (HTTP {status})", status=status)
             detail = self.scrub(_status_detail(exc))
             return ModelFailure(
                 f"the request was refused (HTTP {status}{': ' + detail if detail else ''})",
-                retryable=False,
+                retryable=False, status=status,
             )
         cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
         if isinstance(cause, httpx2.ConnectTimeout):

@@ -156,4 +156,38 @@ def describe_voice(creator_name: str | None, profile: Any, weight: float) -> str
     block = build_personality_block(creator_name, profile, w)
     if not block:
         return f"Voice off (weight {w:.2f}, below {VOICE_ON:.2f}): nothing is added; {NEUTRAL}."
-    return block
+    note = profile_source_note(profile)
+    return f"{block}\n\n{note}" if note else block
+
+
+_FIELD_NAMES = {
+    "summary": "summary", "teaching_style": "teaching style", "energy": "energy",
+    "formality": "formality", "descriptors": "tone words",
+    "signature_phrases": "signature phrases", "distinctive_terms": "distinctive terms",
+    "sound_descriptions": "sound descriptions", "explanation_approach": "explanation approach",
+    "uses_analogies": "analogies", "audience_engagement": "audience engagement",
+    "pacing": "pacing",
+}
+
+
+def profile_source_note(profile: Any) -> str:
+    """Which parts of a profile were measured from transcripts and which a model wrote
+    ("" for a profile that does not say: one written by hand in a KB document)."""
+    if not isinstance(profile, dict) or not isinstance(profile.get("_source"), dict):
+        return ""
+    measured: list[str] = []
+    written: list[str] = []
+    for key, source in profile["_source"].items():
+        name = _FIELD_NAMES.get(key, str(key).replace("_", " "))
+        if source == "measured":
+            measured.append(name)
+        elif source == "model":
+            written.append(name)
+    parts = []
+    if measured:
+        parts.append(f"Measured from their transcripts: {', '.join(measured)}.")
+    if written:
+        model = _dict(profile.get("_model")).get("model")
+        by = f"a model ({model})" if isinstance(model, str) and model else "a model"
+        parts.append(f"Written by {by} from their transcripts: {', '.join(written)}.")
+    return " ".join(parts)

@@ -16,6 +16,13 @@
   console browser would take over the terminal the TUI is running in).
 - Else a message saying why nothing can open it.
 
+A source with a document locator (`{"kind": "page", "file", "first_page"}`) opens
+in a PDF viewer at its page: zathura (`-P N`), evince (`-i N`), okular (`-p N`),
+else the system opener (`xdg-open` / `open`, which cannot be told a page). A
+note (`{"kind": "heading", "file", "line"}`) opens in `$EDITOR` (else `$VISUAL`,
+else vi) at its line (`EDITOR +LINE FILE`): an "editor" plan runs in this
+terminal, so the app suspends itself around `run_in_terminal(plan)`.
+
 Nothing passes through a shell: every command is a list of arguments.
 No Textual here.
 """
@@ -36,6 +43,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tui.services.sources import format_timestamp, start_seconds
 
 PLAYERS = ("mpv", "vlc")
+# PDF viewers that open a document at a page, and the flag that says which (1-based).
+PDF_VIEWERS = (("zathura", "-P"), ("evince", "-i"), ("okular", "-p"))
 URL_OPENERS = ("xdg-open", "open")
 YOUTUBE_HOSTS = ("youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be")
 
@@ -51,8 +60,10 @@ class OpenPlan:
     """What opening a source would do.
 
     kind: "player" (argv starts a local player), "url" (argv starts a URL
-    opener), "browser" (open `url` with Python's webbrowser) or "none"
-    (nothing can open it; `message` says why).
+    opener), "browser" (open `url` with Python's webbrowser), "viewer" (argv starts
+    a PDF viewer or the system opener on a document), "editor" (argv runs an editor
+    in this terminal: see `run_in_terminal`) or "none" (nothing can open it;
+    `message` says why).
     """
 
     kind: str
@@ -152,10 +163,16 @@ def plan_open(
     path: str | None = None,
     allow_webbrowser: bool = True,
 ) -> OpenPlan:
-    """Decide how to open `source` (a detail or `sources` event dict) at its start time.
+    """Decide how to open `source` (a detail or `sources` event dict) at its start time,
+    its page or its line.
 
     `path` overrides PATH for finding executables (tests point it at a temp dir).
     """
+    loc = source.get("locator")
+    if isinstance(loc, Mapping) and loc.get("kind") == "page":
+        return plan_open_document(loc, path=path)
+    if isinstance(loc, Mapping) and loc.get("kind") == "heading":
+        return plan_open_note(loc)
     start = start_seconds(source.get("start_time"))
     stamp = format_timestamp(start) or "the start"
     filename = source.get("video_filename")
@@ -193,9 +210,108 @@ def plan_open(
     return OpenPlan("none", "Cannot open the video: " + "; ".join(problems))
 
 
+def _local_file(value: Any) -> Path | None:
+    """An existing regular file named by an absolute path (a locator's `file`), else None."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    file = Path(value)
+    if not file.is_absolute() or not file.is_file():
+        return None
+    return file
+
+
+def _page(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
+
+
+def pdf_viewer_command(viewer: str, executable: str, file: Path, page: int | None) -> list[str]:
+    """argv to show `file` at `page` (1-based) in zathura, evince or okular."""
+    flag = dict(PDF_VIEWERS)[viewer]
+    argv = [executable]
+    if page is not None:
+        argv += [flag, str(page)]
+    argv.append(str(file))
+    return argv
+
+
+def plan_open_document(locator: Mapping[str, Any], *, path: str | None = None) -> OpenPlan:
+    """A PDF at its first page: a viewer that takes a page, else the system opener."""
+    file = _local_file(locator.get("file"))
+    shown = str(locator.get("path") or locator.get("file") or "the document")
+    if file is None:
+        return OpenPlan("none", f"Cannot open {shown}: the file is not there any more")
+    page = _page(locator.get("first_page"))
+    for viewer, _flag in PDF_VIEWERS:
+        exe = shutil.which(viewer, path=path)
+        if exe:
+            at = f" at page {page}" if page else ""
+            return OpenPlan("viewer", f"Opening {file.name} in {viewer}{at}",
+                            tuple(pdf_viewer_command(viewer, exe, file, page)))
+    for opener in URL_OPENERS:
+        exe = shutil.which(opener, path=path)
+        if exe:
+            at = f" (go to page {page})" if page else ""
+            return OpenPlan("viewer", f"Opening {file.name}{at}", (exe, str(file)))
+    return OpenPlan("none", f"Cannot open {shown}: no PDF viewer (zathura, evince, okular) or xdg-open found")
+
+
+def editor_argv(env: Mapping[str, str] | None = None) -> list[str]:
+    """$EDITOR (else $VISUAL, else vi) split as a shell would split its words, never run by one."""
+    import shlex
+
+    env = os.environ if env is None else env
+    for var in ("EDITOR", "VISUAL"):
+        value = (env.get(var) or "").strip()
+        if value:
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                continue
+            if words:
+                return words
+    return ["vi"]
+
+
+def editor_command(file: Path, line: int | None, *, env: Mapping[str, str] | None = None) -> list[str]:
+    """`EDITOR +LINE FILE`: the `+N` convention of vi, vim, nano, emacs, micro and kakoune."""
+    argv = editor_argv(env)
+    if line is not None and line > 1:
+        argv.append(f"+{line}")
+    argv.append(str(file))
+    return argv
+
+
+def plan_open_note(locator: Mapping[str, Any], *, env: Mapping[str, str] | None = None) -> OpenPlan:
+    """A note in the user's editor at its heading's line (runs in this terminal)."""
+    file = _local_file(locator.get("file"))
+    shown = str(locator.get("path") or locator.get("file") or "the note")
+    if file is None:
+        return OpenPlan("none", f"Cannot open {shown}: the file is not there any more")
+    line = _page(locator.get("line"))
+    argv = editor_command(file, line, env=env)
+    at = f" at line {line}" if line else ""
+    return OpenPlan("editor", f"Editing {file.name}{at} in {Path(argv[0]).name}", tuple(argv))
+
+
+def run_in_terminal(plan: OpenPlan) -> str:
+    """Run an "editor" plan in the foreground, on this terminal; the caller suspends its
+    own screen around it (Textual: `with app.suspend(): run_in_terminal(plan)`)."""
+    try:
+        subprocess.run(list(plan.argv), check=False)  # noqa: S603 - a list argv, no shell
+    except OSError as exc:
+        return f"Cannot run the editor: {plan.argv[0]}: {exc.strerror or exc}"
+    return plan.message
+
+
 def launch(plan: OpenPlan) -> str:
-    """Carry out `plan` without touching this terminal; return the message to show."""
-    if plan.kind in ("player", "url"):
+    """Carry out `plan` without touching this terminal; return the message to show.
+
+    An "editor" plan needs the terminal: see `run_in_terminal`."""
+    if plan.kind == "editor":
+        return "Cannot open the note here: the editor needs the terminal (run_in_terminal)"
+    if plan.kind in ("player", "url", "viewer"):
         try:
             proc = subprocess.Popen(  # noqa: S603 - a list argv, no shell
                 list(plan.argv),

@@ -58,6 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tui.db import search_index
 from tui.db.search_index import fold, trigrams, words
+from tui.services.locators import locator_label, make_locator
 
 ENOUGH_HITS = 3  # sections, after the per-page cap (or `limit`, if smaller)
 CREATOR_ENOUGH_HITS = 1  # the chosen creator is left only when they have nothing
@@ -174,7 +175,8 @@ class Group:
 _WITH_DETAILS = (
     "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
     "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url, "
-    "r.score FROM r JOIN sections s ON s.id = r.id JOIN technique_pages p ON p.id = s.page_id "
+    "r.score, s.locator, s.first_page, s.last_page, s.line, s.source_path, p.source_file "
+    "FROM r JOIN sections s ON s.id = r.id JOIN technique_pages p ON p.id = s.page_id "
     "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
     "ORDER BY r.pos"
 )
@@ -691,7 +693,11 @@ def _idf(n_docs: int, df: int) -> float:
 
 
 def _item(r: Sequence[Any]) -> dict[str, Any]:
-    return {
+    locator = make_locator(
+        r[18], video_id=r[5], start_time=r[6], end_time=r[7], first_page=r[19],
+        last_page=r[20], line=r[21], path=r[22], file=r[23], heading=r[3],
+    )
+    item = {
         "title": r[9],
         "technique_page_slug": r[8],
         "creator_name": r[13],
@@ -708,7 +714,10 @@ def _item(r: Sequence[Any]) -> dict[str, Any]:
         "start_time": r[6],
         "end_time": r[7],
         "score": round(float(r[17]), 6),
+        "locator": locator,
     }
+    item["locator_label"] = locator_label(item)
+    return item
 
 
 def _result(tier: str, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ No Textual here: the screen, the exporter and the CLI share these.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,11 +18,16 @@ from sqlalchemy.orm import selectinload
 
 from tui.db.engine import Database
 from tui.db.models import Section, TechniquePage
+from tui.services.locators import (  # noqa: F401 - the formatting helpers live there
+    EN_DASH,
+    format_timestamp,
+    locator_label,
+    make_locator,
+    start_seconds,
+    time_range,
+)
 
 DASH = "\u2014"  # em dash between reference parts
-EN_DASH = "\u2013"  # en dash in a time range
-
-
 async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str, Any] | None:
     """Everything about one section of one technique page, or None when it is gone.
 
@@ -31,7 +35,8 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
     cite a whole page); a page without sections still yields its page fields.
     Keys: title, slug, creator_name, creator_slug, topic_category, tags (list),
     summary, section_anchor, section_heading, section_body, source_video_id,
-    video_title, video_filename, video_url, start_time, end_time.
+    video_title, video_filename, video_url, start_time, end_time, locator
+    (`make_locator`), locator_label (`locator_label`).
     """
     async with db.session() as session:
         page = (
@@ -50,7 +55,15 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
         if section is None and page.sections:
             section = page.sections[0]
         video = section.video if section is not None else None
-        return {
+        locator = None
+        if section is not None:
+            locator = make_locator(
+                section.locator, video_id=section.video_id, start_time=section.start_time,
+                end_time=section.end_time, first_page=section.first_page,
+                last_page=section.last_page, line=section.line, path=section.source_path,
+                file=page.source_file, heading=section.heading,
+            )
+        detail = {
             "title": page.title,
             "slug": page.slug,
             "creator_name": page.creator.name if page.creator else "",
@@ -67,44 +80,10 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
             "video_url": video.url if video else None,
             "start_time": section.start_time if section else None,
             "end_time": section.end_time if section else None,
+            "locator": locator,
         }
-
-
-def start_seconds(value: Any) -> float | None:
-    """A usable time in seconds (finite, not negative), or None."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
-
-
-def format_timestamp(seconds: Any) -> str:
-    """`mm:ss` under an hour, `h:mm:ss` from an hour on; "" when unknown or invalid."""
-    value = start_seconds(seconds)
-    if value is None:
-        return ""
-    total = int(value)  # a timestamp points at the second it falls in
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes:02d}:{secs:02d}"
-
-
-def time_range(start: Any, end: Any) -> str:
-    """`mm:ss–mm:ss`; just the start when the end is unknown; "" when the start is unknown."""
-    first = format_timestamp(start)
-    if not first:
-        return ""
-    last = format_timestamp(end)
-    if not last or start_seconds(end) <= start_seconds(start):  # type: ignore[operator]
-        return first
-    return f"{first}{EN_DASH}{last}"
+        detail["locator_label"] = locator_label(detail)
+        return detail
 
 
 def video_label(source: Mapping[str, Any]) -> str:

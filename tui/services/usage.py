@@ -94,6 +94,7 @@ async def write_usage(
     user_id: str | None = None,
     client_ip: str | None = None,
     secrets: tuple[str | None, ...] = (),
+    purpose: str = "answer",
 ) -> int | None:
     """Write one usage row, or update row `row_id` (the same request, further on); the
     row's id, or None if it could not be written. Never raises (errors are logged).
@@ -104,6 +105,7 @@ async def write_usage(
     flagged `usage_estimated`. `model`: the one that actually served.
     `status`: "answered" | "failed" | "cancelled" | "incomplete" (still going). `secrets`: strings (e.g.
     the API key) that must never be stored; key-like text is scrubbed anyway.
+    `purpose`: what the model was asked for, "answer" or "distill".
     """
     try:
         if status not in STATUSES:
@@ -124,6 +126,7 @@ async def write_usage(
             fallback_used=bool(fallback_used),
             latency_ms=float(latency_ms or 0.0),
             status=(status or "answered")[:16],
+            purpose=(purpose or "answer")[:16],
         )
         async with db.session() as session, session.begin():
             row = await session.get(ChatUsageLog, row_id) if row_id is not None else None
@@ -171,7 +174,8 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
      "claims": {"total", "supported", "supported_share"} over the whole window,
      "latency_ms": {mean, p50, p95, max} over answered requests (None when none),
      "fallback_rate": share of requests served by the fallback (None when no requests),
-     "tiers": {cascade_tier: requests}, "models": {model: requests}}
+     "tiers": {cascade_tier: requests}, "models": {model: requests},
+     "purposes": {purpose: {requests, total_tokens}} (answering apart from distilling)}
     Percentiles are nearest-rank, computed in Python (portable across backends).
     """
     if days < 1:
@@ -191,6 +195,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         ChatUsageLog.model,
         ChatUsageLog.fallback_used,
         ChatUsageLog.latency_ms,
+        ChatUsageLog.purpose,
     ).where(ChatUsageLog.created_at >= since)
     if explicit_now:
         # (Without an explicit `now`, rows from a client whose clock runs ahead still count.)
@@ -215,6 +220,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
               "completion_tokens": 0, "total_tokens": 0, "estimated": 0}
     tiers: dict[str, int] = {}
     models: dict[str, int] = {}
+    purposes: dict[str, dict[str, int]] = {}
     latencies: list[float] = []
     fallbacks = 0
     for r in rows:
@@ -237,6 +243,9 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         model = r.model or "(none)"
         models[model] = models.get(model, 0) + 1
         fallbacks += bool(r.fallback_used)
+        by_purpose = purposes.setdefault(r.purpose or "answer", {"requests": 0, "total_tokens": 0})
+        by_purpose["requests"] += 1
+        by_purpose["total_tokens"] += total
         if r.status == "answered" and r.latency_ms is not None:
             latencies.append(float(r.latency_ms))
 
@@ -271,6 +280,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
                    "supported_share": claims_supported / claims_total if claims_total else None},
         "tiers": dict(sorted(tiers.items(), key=lambda kv: (-kv[1], kv[0]))),
         "models": dict(sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "purposes": dict(sorted(purposes.items())),
     }
 
 

@@ -1,0 +1,307 @@
+"""`chrysopedia import PATH...` and `chrysopedia kb ...` as a user runs them, on SQLite and
+PostgreSQL, over real files: yt-dlp downloads written as yt-dlp writes them (the bench
+generator), Markdown notes, and files that must be refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from ytdlp_material import build_video, generate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("yt") / "downloads"
+    generate(folder, 4, seed=7, words=600, minutes=4)
+    return folder
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def notes(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reverb.md").write_text(
+        "---\ntitle: Reverb on vocals\ntags: [reverb]\n---\nWhy quxelish reverb matters.\n\n"
+        "## Pre-delay\nA quxelish 30 ms pre-delay keeps the vocal in front.\n\n"
+        "## Decay\nShort decays for fast songs.\n", encoding="utf-8")
+    (folder / "drums.md").write_text("# Drums\n\n## Kick\nTune the kick to the key.\n", encoding="utf-8")
+    return folder
+
+
+def bad_files(folder: Path) -> list[str]:
+    bad = folder / "bad"
+    bad.mkdir(parents=True, exist_ok=True)
+    (bad / "garbage.en.vtt").write_bytes(b"\x00\x01\x02 not subtitles at all \xff\xfe" * 20)
+    (bad / "backwards.srt").write_text(
+        "1\n00:00:05,000 --> 00:00:02,000\nthis cue ends before it starts\n", encoding="utf-8")
+    return [str(bad / "garbage.en.vtt"), str(bad / "backwards.srt")]
+
+
+def run(db_url: str, *argv: str, capsys) -> tuple[int, str, str]:
+    code = main(["--db", db_url, *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def stats(db_url, capsys) -> dict:
+    code, out, _ = run(db_url, "stats", "--json", capsys=capsys)
+    assert code == 0
+    return json.loads(out)
+
+
+def test_folder_imports_the_good_files_and_lists_the_bad(db_target, tmp_path, downloads, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lib = _copy(downloads, tmp_path / "downloads")
+    bad = bad_files(lib)
+    notes(tmp_path / "notes")
+    code, out, err = run(db_target.url, "import", "downloads", "notes", capsys=capsys)
+    assert code == 1
+    lines = err.splitlines()
+    for path in bad:  # one line each, named as the user would type it
+        rel = os.path.relpath(path)
+        assert any(line.startswith(f"{rel}: ") for line in lines), (rel, err)
+    assert "import: 6 added, 0 updated, 0 unchanged, 0 removed, 2 refused" in out
+    s = stats(db_target.url, capsys)
+    assert s["techniques"] == 6 and s["videos"] == 4 and s["demo"] is False
+
+    # The locators: the note by its heading, the video by its time.
+    code, out, _ = run(db_target.url, "search", "quxelish", "pre-delay", "--json", capsys=capsys)
+    item = json.loads(out)["items"][0]
+    assert item["locator"]["kind"] == "heading" and item["locator_label"] == "notes/reverb.md › Pre-delay"
+    spoken = max(build_video(7, 0, words=600, minutes=4).sentences[0], key=len)
+    code, out, _ = run(db_target.url, "search", spoken, "--json", capsys=capsys)
+    video = next(i for i in json.loads(out)["items"] if i["locator"]["kind"] == "video")
+    assert video["video_url"].startswith("https://www.youtube.com/watch?v=")
+    assert "–" in video["locator_label"]
+
+    # Again: nothing read, nothing written; --json says so.
+    code, out, _ = run(db_target.url, "import", "downloads", "notes", "--json", capsys=capsys)
+    report = json.loads(out)
+    assert code == 1 and report["added"] == [] and report["updated"] == []
+    assert len(report["unchanged"]) == 6 and len(report["refused"]) == 2
+    assert {r["path"] for r in report["refused"]} == {str(Path(p).resolve()) for p in bad} or \
+        {os.path.basename(r["path"]) for r in report["refused"]} == {"garbage.en.vtt", "backwards.srt"}
+    assert stats(db_target.url, capsys) == s
+
+
+def test_strict_imports_nothing(db_target, tmp_path, downloads, capsys):
+    lib = _copy(downloads, tmp_path / "downloads")
+    bad_files(lib)
+    code, out, err = run(db_target.url, "import", str(lib), "--strict", capsys=capsys)
+    assert code == 1 and "--strict: nothing was imported" in err
+    assert "garbage.en.vtt: " in err
+    s = stats(db_target.url, capsys)
+    assert s["techniques"] == 0 and s["creators"] == 0
+
+
+def test_changed_file_updates_its_page_and_prune_removes_gone_files(db_target, tmp_path, downloads, capsys):
+    lib = _copy(downloads, tmp_path / "downloads")
+    folder = notes(tmp_path / "notes")
+    other = notes(tmp_path / "elsewhere")
+    assert run(db_target.url, "import", str(lib), str(folder), str(other), capsys=capsys)[0] == 0
+    code, out, _ = run(db_target.url, "kb", "list", "--json", capsys=capsys)
+    before = json.loads(out)
+    assert {p["origin"] for p in before["pages"]} == {"import"}
+    assert len(before["files"]) == 4 * 2 + 4  # info.json + .vtt per video, and the notes
+
+    (folder / "reverb.md").write_text("## Pre-delay\nNow 40 ms.\n", encoding="utf-8")
+    code, out, _ = run(db_target.url, "import", str(lib), str(folder), "--json", capsys=capsys)
+    report = json.loads(out)
+    assert [Path(u["path"]).name for u in report["updated"]] == ["reverb.md"]
+    assert len(report["unchanged"]) == 5
+    code, out, _ = run(db_target.url, "kb", "list", "--json", capsys=capsys)
+    after = json.loads(out)
+    assert [p["slug"] for p in after["pages"]] == [p["slug"] for p in before["pages"]]  # stable
+
+    vtt = next(lib.glob("*.en.vtt"))
+    info = vtt.with_name(vtt.name.replace(".en.vtt", ".info.json"))
+    vtt.unlink()
+    info.unlink()
+    (other / "drums.md").unlink()  # gone too, but not under the roots given: kept
+    code, out, _ = run(db_target.url, "import", str(lib), str(folder), "--prune", "--json", capsys=capsys)
+    report = json.loads(out)
+    assert code == 0 and len(report["removed"]) == 1
+    s = stats(db_target.url, capsys)
+    assert s["techniques"] == len(before["pages"]) - 1 and s["videos"] == 3
+
+
+def test_kb_remove_and_list(db_target, tmp_path, downloads, capsys, mini_kb_path):
+    lib = _copy(downloads, tmp_path / "downloads")
+    folder = notes(tmp_path / "notes")
+    assert run(db_target.url, "import", str(mini_kb_path), capsys=capsys)[0] == 0
+    assert run(db_target.url, "import", str(lib), str(folder), capsys=capsys)[0] == 0
+    code, out, _ = run(db_target.url, "kb", "list", "--json", capsys=capsys)
+    listing = json.loads(out)
+    origins = {p["slug"]: p["origin"] for p in listing["pages"]}
+    assert origins["parallel-compression"] == "kb"
+    code, out, _ = run(db_target.url, "kb", "list", capsys=capsys)
+    assert "parallel-compression" in out and str(folder / "reverb.md") in out
+
+    base = stats(db_target.url, capsys)
+    code, out, _ = run(db_target.url, "kb", "remove", "--file", str(folder / "reverb.md"), "--json", capsys=capsys)
+    assert code == 0 and len(json.loads(out)["pages"]) == 1
+    assert stats(db_target.url, capsys)["techniques"] == base["techniques"] - 1
+    code, out, _ = run(db_target.url, "kb", "remove", "--page", "parallel-compression", capsys=capsys)
+    assert code == 0 and out.startswith("removed 1 page")
+    creator = next(p["creator"] for p in listing["pages"] if p["material_key"]
+                   and p["material_key"].startswith("youtube:"))
+    n_creator = sum(p["creator"] == creator for p in listing["pages"])
+    code, out, _ = run(db_target.url, "kb", "remove", "--creator", creator, "--json", capsys=capsys)
+    assert code == 0 and len(json.loads(out)["pages"]) == n_creator
+    assert stats(db_target.url, capsys)["techniques"] == base["techniques"] - 2 - n_creator
+    code, _, err = run(db_target.url, "kb", "remove", "--page", "no-such-page", capsys=capsys)
+    assert code == 1 and "no page 'no-such-page'" in err
+
+
+def test_export_import_round_trip(db_target, tmp_path, downloads, capsys, mini_kb_path):
+    lib = _copy(downloads, tmp_path / "downloads")
+    folder = notes(tmp_path / "notes")
+    assert run(db_target.url, "import", str(mini_kb_path), capsys=capsys)[0] == 0
+    assert run(db_target.url, "import", str(lib), str(folder), capsys=capsys)[0] == 0
+    out_file = tmp_path / "kb-export.json"
+    code, out, _ = run(db_target.url, "kb", "export", str(out_file), capsys=capsys)
+    assert code == 0 and out.startswith(f"wrote {out_file}")
+    queries = (["oscillator", "filter"], ["quxelish"], ["parallel", "compression"], ["gain", "staging"])
+    searches = [run(db_target.url, "search", *q, "--json", capsys=capsys)[1] for q in queries]
+    s = stats(db_target.url, capsys)
+    # Into an empty database (on SQLite either way: the search results compare within a backend).
+    fresh = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    if db_target.backend == "sqlite":
+        code, out, err = run(fresh, "import", str(out_file), capsys=capsys)
+        assert code == 0, err
+        assert stats(fresh, capsys) == s
+        assert [run(fresh, "search", *q, "--json", capsys=capsys)[1] for q in queries] == searches
+    else:
+        doc = json.loads(out_file.read_text())
+        assert sum(len(t["sections"]) for t in doc["techniques"]) == s["sections"]
+
+
+def test_a_fresh_named_database_gets_no_demo(db_target, capsys):
+    s = stats(db_target.url, capsys)
+    assert s["creators"] == 0 and s["techniques"] == 0 and s["demo"] is False
+    code, out, _ = run(db_target.url, "import", "--demo", capsys=capsys)
+    assert code == 0
+    s = stats(db_target.url, capsys)
+    assert s["demo"] is True and s["techniques"] >= 80
+    code, out, _ = run(db_target.url, "stats", capsys=capsys)
+    assert "demo pages are loaded" in out
+    code, out, _ = run(db_target.url, "kb", "remove", "--demo", capsys=capsys)
+    assert code == 0
+    assert stats(db_target.url, capsys)["techniques"] == 0
+
+
+def test_default_database_drops_the_demo_at_the_first_own_import(tmp_path, capsys):
+    folder = notes(tmp_path / "notes")
+
+    def default(*argv):
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = default("stats", "--json")
+    assert json.loads(out)["demo"] is True
+    code, out, _ = default("import", str(folder))
+    assert code == 0 and "demo pages were removed" in out
+    code, out, _ = default("stats", "--json")
+    s = json.loads(out)
+    assert s["demo"] is False and s["techniques"] == 2
+    code, out, _ = default("kb", "remove", "--file", str(folder / "drums.md"))
+    code, out, _ = default("kb", "remove", "--file", str(folder / "reverb.md"))
+    code, out, _ = default("stats", "--json")  # empty again, and the demo stays away
+    assert json.loads(out)["techniques"] == 0 and json.loads(out)["demo"] is False
+
+
+def test_missing_path_and_no_path(tmp_path, capsys):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    code, _, err = run(url, "import", str(tmp_path / "nope"), capsys=capsys)
+    assert code == 1 and "nope: no such file or folder" in err and "Traceback" not in err
+    code, _, err = run(url, "import", capsys=capsys)
+    assert code == 2 and "give files or folders" in err
+
+
+def test_ctrl_c_stops_between_files(tmp_path):
+    folder = tmp_path / "many"
+    generate(folder, 60, seed=3, words=1500, minutes=8)
+    db = tmp_path / "kb.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui", "--db", f"sqlite:///{db}", "import", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 120
+    imported = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=5) as conn:
+                imported = conn.execute("SELECT count(*) FROM technique_pages").fetchone()[0]
+        except sqlite3.OperationalError:
+            imported = 0
+        if imported >= 2:
+            break
+        time.sleep(0.05)
+    assert imported >= 2 and proc.poll() is None, "the import ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: stopped between files" in err and "Traceback" not in err
+    with sqlite3.connect(db) as conn:
+        pages = conn.execute("SELECT count(*) FROM technique_pages").fetchone()[0]
+        recorded = conn.execute("SELECT count(DISTINCT material_key) FROM kb_files").fetchone()[0]
+        empty = conn.execute("SELECT count(*) FROM technique_pages p WHERE NOT EXISTS "
+                             "(SELECT 1 FROM sections s WHERE s.page_id = p.id)").fetchone()[0]
+    assert 0 < pages < 60 and recorded == pages and empty == 0  # whole files only
+    # What was imported stays: the next run adds the rest.
+    done = subprocess.run([sys.executable, "-m", "tui", "--db", f"sqlite:///{db}", "import", str(folder),
+                           "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    report = json.loads(done.stdout)
+    assert len(report["unchanged"]) == pages and len(report["added"]) == 60 - pages
+
+
+def test_progress_on_a_terminal_and_only_the_report_otherwise(tmp_path, downloads):
+    import pty
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--db", url, "import", str(downloads)],
+                            stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=ROOT,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "importing" in screen and "sections" in screen  # the progress bar was drawn
+    assert "import: 4 added" in screen
+    # Not a terminal: the final report and nothing else.
+    again = subprocess.run([sys.executable, "-m", "tui", "--db", url, "import", str(downloads)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert again.stdout.splitlines() == ["import: 0 added, 0 updated, 4 unchanged, 0 removed, 0 refused "
+                                         "(0 sections written)"]
+    assert again.stderr == ""
