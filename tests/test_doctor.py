@@ -11,7 +11,17 @@ from conftest import REDIS_UP
 from fixtures_llm import TEST_API_KEY
 
 
+def with_kb(db_target) -> None:
+    """A named database starts empty (no demo pages unasked): give it a knowledge base."""
+    from conftest import DATA
+
+    from tui.cli import main
+
+    assert main(["--db", db_target.url, "import", str(DATA / "mini_kb.json")]) == 0
+
+
 def doctor(db_target, env_extra, *flags):
+    with_kb(db_target)
     env = dict(os.environ, CHRYSOPEDIA_DATABASE_URL=db_target.url, **env_extra)
     r = subprocess.run([sys.executable, "-m", "tui", "doctor", "--json", "--timeout", "3", *flags],
                        capture_output=True, text=True, env=env, timeout=120)
@@ -73,6 +83,7 @@ def test_no_model_is_a_skip_not_a_failure(db_target):
 
 
 def test_human_table(db_target):
+    with_kb(db_target)
     env = dict(os.environ, CHRYSOPEDIA_DATABASE_URL=db_target.url, CHRYSOPEDIA_REDIS_URL="redis://127.0.0.1:1")
     r = subprocess.run([sys.executable, "-m", "tui", "doctor", "--timeout", "2"], capture_output=True,
                        text=True, env=env, timeout=120)

@@ -62,7 +62,7 @@ async def _check_database(settings) -> list[Check]:
         checks.append(Check(
             "knowledge base", OK if kb_ok else FAIL,
             f"{stats['creators']} creators, {stats['techniques']} pages, {stats['sections']} sections",
-            "" if kb_ok else "run `chrysopedia import PATH`"))
+            "" if kb_ok else "run `chrysopedia import PATH` (your material) or `chrysopedia import --demo`"))
     finally:
         await db.dispose()
     return checks
