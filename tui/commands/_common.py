@@ -14,13 +14,14 @@ T = TypeVar("T")
 async def open_database(settings, *, load_bundled: bool = True):
     """The configured database, schema ready, bundled KB loaded when new or changed."""
     from tui.db.engine import Database
-    from tui.db.importer import ensure_bundled_kb
+    from tui.db.importer import ensure_bundled_kb, ensure_vectors
 
     db = Database(settings.database_url)
     try:
         await db.init()
         if load_bundled:
             await ensure_bundled_kb(db)
+            await ensure_vectors(db)
     except BaseException:
         await db.dispose()
         raise

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from tui.db import search_index
+from tui.db import search_index, vectors
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -42,8 +42,12 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
         )
 
 
-# version N -> the step that upgrades a database at N-1 to N.
-MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {2: _v1_to_v2}
+# version N -> the step that upgrades a database at N-1 to N (a version with no step of
+# its own changes nothing). v5: section embeddings (`tui/db/vectors.py`).
+MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
+    2: _v1_to_v2,
+    5: vectors.migrate,
+}
 
 
 def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
@@ -106,7 +110,8 @@ async def init_schema(engine: AsyncEngine) -> int:
         if version is None:
             version = SCHEMA_VERSION
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            await MIGRATIONS[step](conn)
+            if step in MIGRATIONS:
+                await MIGRATIONS[step](conn)
         await set_meta(conn, "schema_version", str(SCHEMA_VERSION))
         await search_index.ensure_index(conn)
     return SCHEMA_VERSION

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from tui.db import search_index
+from tui.db import search_index, vectors
 from tui.db.engine import Database, get_meta, set_meta
 from tui.db.kb_format import KBDocument, KBFormatError, read_documents, validate
 from tui.db.models import Creator, Section, TechniquePage, Video
@@ -168,6 +168,12 @@ async def import_document(db: Database, doc: KBDocument) -> ImportReport:
         if report.changed:
             conn = await session.connection()
             await search_index.rebuild_index(conn)
+            # every section of the pages imported: a changed title or summary changes
+            # their vectors too; the text hash skips the ones that are unchanged
+            section_ids = (await session.scalars(
+                select(Section.id).join(TechniquePage, TechniquePage.id == Section.page_id)
+                .where(TechniquePage.slug.in_(slugs)))).all() if slugs else []
+            await vectors.update_sections(session, section_ids)
     return report
 
 
@@ -204,3 +210,10 @@ async def ensure_bundled_kb(db: Database) -> ImportReport | None:
     async with db.engine.begin() as conn:
         await set_meta(conn, "bundled_kb_hash", current)
     return report
+
+
+async def ensure_vectors(db: Database) -> int:
+    """Embed the sections that have no vector for the current model (a database from
+    before embeddings, or rows written by other tools). Returns how many were written."""
+    async with db.engine.begin() as conn:
+        return await vectors.update_sections(conn, None)

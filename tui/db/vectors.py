@@ -1,0 +1,326 @@
+"""Section embeddings: stored as compact blobs in the knowledge base's own database,
+scored from one in-process int8 matrix.
+
+- `section_vectors(section_id, model, content_hash, dim, vector)`: one row per section and
+  embedding model; `vector` is the float16 bytes of the unit-length embedding (512 bytes
+  for 256 dimensions). The model name is stored with each vector and only the current
+  model's vectors are ever read, so a half-finished switch never mixes two models.
+- `await update_sections(conn_or_session, section_ids=None)`: (re)embeds the given
+  sections, or every section without a current vector when `section_ids` is None. A
+  section whose text hash matches its stored vector is skipped. Runs inside the caller's
+  transaction. Importers call it with the ids of the sections they added or changed
+  (removed sections lose their vectors through the foreign key).
+- `matrix(x, generation)`: the process-wide matrix for the current database, reloaded when
+  `vectors_generation` (in `chrysopedia_meta`, changed by every update) differs.
+
+The local model is WordLlama (its 256-dimension weights and tokenizer ship inside its
+wheel): a static embedding, so a section costs microseconds and a query far less than
+the lexical statements. It is loaded from the installed package's folder with downloads
+disabled; nothing is fetched at run time.
+
+Scoring: vectors are int8 with one scale per row (a quarter of float32's memory); the
+query is float32 and the matrix is converted in blocks that stay in cache, so the
+multiply runs in BLAS. PostgreSQL's pgvector is not used: the blob path is the same on
+both backends, and the matrix multiply is faster than a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tui.db.models import Base
+
+logger = logging.getLogger(__name__)
+
+LOCAL_MODEL = "wordllama-l2-supercat-256"
+DIM = 256
+META_GENERATION = "vectors_generation"
+# rows converted to float32 at a time when scoring (256 KB of int8: stays in L2)
+BLOCK_ROWS = 1024
+# sections embedded and written per batch at import
+EMBED_BATCH = 2000
+
+
+class SectionVector(Base):
+    __tablename__ = "section_vectors"
+    section_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sections.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(32))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+async def migrate(conn: Any) -> None:
+    """Schema step: the `section_vectors` table (idempotent; `create_all` also makes it
+    for new databases, since this module declares it on the shared metadata)."""
+    await conn.run_sync(lambda sync: SectionVector.__table__.create(sync, checkfirst=True))
+
+
+# ------------------------------------------------------------------ the model
+
+class LocalEmbedder:
+    """WordLlama, loaded offline from its wheel."""
+
+    name = LOCAL_MODEL
+    dim = DIM
+
+    def __init__(self) -> None:
+        from pathlib import Path
+
+        import wordllama
+        from wordllama import WordLlama
+
+        # 0.4.0.post1 looks for the tokenizer under another folder name, then tries to
+        # download it; pointing cache_dir at the package finds both files it ships.
+        self._model = WordLlama.load(
+            cache_dir=Path(wordllama.__file__).parent, disable_download=True, dim=DIM
+        )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 rows, one per text."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        out = np.asarray(self._model.embed(list(texts), norm=True), dtype=np.float32)
+        return np.nan_to_num(out)
+
+
+_local: LocalEmbedder | None = None
+_local_lock = threading.Lock()
+
+
+def local_embedder() -> LocalEmbedder:
+    global _local
+    with _local_lock:
+        if _local is None:
+            _local = LocalEmbedder()
+        return _local
+
+
+def current_embedder() -> LocalEmbedder:
+    return local_embedder()
+
+
+def current_model() -> str:
+    """The name the current model's vectors are stored under (without loading it)."""
+    return LOCAL_MODEL
+
+
+# ------------------------------------------------------------------- text
+
+def section_text(title: str | None, heading: str | None, tags: Any, summary: str | None,
+                 body: str | None) -> str:
+    """What a section's vector stands for: its page's title, tags and summary with the
+    section's heading and body (title and summary carry the topic; a body alone ranked
+    worse on the eval set)."""
+    if isinstance(tags, str):
+        import json
+
+        try:
+            tags = json.loads(tags)
+        except ValueError:
+            tags = []
+    tag_text = " ".join(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ""
+    return f"{title or ''}. {heading or ''}. {tag_text}. {summary or ''} {body or ''}"
+
+
+def content_hash(text_: str) -> str:
+    return hashlib.blake2b(text_.encode("utf-8", "replace"), digest_size=16).hexdigest()
+
+
+def to_blob(vec: np.ndarray) -> bytes:
+    return np.asarray(vec, dtype="<f2").tobytes()
+
+
+def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(blobs), dim)
+
+
+# ----------------------------------------------------------------- updates
+
+_SECTION_TEXT = (
+    "SELECT s.id, p.title, s.heading, p.tags, p.summary, s.body "
+    "FROM sections s JOIN technique_pages p ON p.id = s.page_id"
+)
+
+
+async def _set_generation(conn: Any) -> None:
+    await conn.execute(text("DELETE FROM chrysopedia_meta WHERE key = :k"), {"k": META_GENERATION})
+    await conn.execute(
+        text("INSERT INTO chrysopedia_meta (key, value) VALUES (:k, :v)"),
+        {"k": META_GENERATION, "v": uuid.uuid4().hex},
+    )
+
+
+async def update_sections(
+    conn: Any, section_ids: Iterable[int] | None = None, embedder: Any = None
+) -> int:
+    """Embed the given sections (None: every section lacking a current vector) inside the
+    caller's transaction; `conn` is an AsyncConnection or AsyncSession. Returns how many
+    vectors were written. Sections whose text is unchanged keep their vector."""
+    model = embedder.name if embedder is not None else current_model()
+    if section_ids is None:
+        rows = (await conn.execute(text(
+            _SECTION_TEXT + " LEFT JOIN section_vectors v ON v.section_id = s.id "
+            "AND v.model = :m WHERE v.section_id IS NULL ORDER BY s.id"), {"m": model})).all()
+        stored: dict[int, str] = {}
+    else:
+        ids = sorted({int(i) for i in section_ids})
+        rows, stored = [], {}
+        for start in range(0, len(ids), 900):  # bound the statement's parameter count
+            chunk = ids[start : start + 900]
+            marks = ", ".join(f":i{k}" for k in range(len(chunk)))
+            params = {f"i{k}": v for k, v in enumerate(chunk)}
+            rows += (await conn.execute(
+                text(_SECTION_TEXT + f" WHERE s.id IN ({marks})"), params)).all()
+            stored.update((int(r[0]), r[1]) for r in (await conn.execute(text(
+                "SELECT section_id, content_hash FROM section_vectors "
+                f"WHERE model = :m AND section_id IN ({marks})"), {"m": model, **params})).all())
+    todo = []
+    for sid, title, heading, tags, summary, body in rows:
+        t = section_text(title, heading, tags, summary, body)
+        h = content_hash(t)
+        if stored.get(int(sid)) != h:
+            todo.append((int(sid), t, h))
+    written = 0
+    if todo and embedder is None:
+        embedder = await asyncio.to_thread(current_embedder)
+    for start in range(0, len(todo), EMBED_BATCH):
+        batch = todo[start : start + EMBED_BATCH]
+        vecs = await asyncio.to_thread(embedder.embed, [t for _, t, _ in batch])
+        ids = [sid for sid, _, _ in batch]
+        for s in range(0, len(ids), 900):
+            chunk = ids[s : s + 900]
+            marks = ", ".join(f":i{k}" for k in range(len(chunk)))
+            await conn.execute(
+                text(f"DELETE FROM section_vectors WHERE model = :m AND section_id IN ({marks})"),
+                {"m": model, **{f"i{k}": v for k, v in enumerate(chunk)}},
+            )
+        await conn.execute(
+            text("INSERT INTO section_vectors (section_id, model, content_hash, dim, vector) "
+                 "VALUES (:s, :m, :h, :d, :v)"),
+            [{"s": sid, "m": model, "h": h, "d": embedder.dim, "v": to_blob(vecs[i])}
+             for i, (sid, _, h) in enumerate(batch)],
+        )
+        written += len(batch)
+    if written or section_ids is not None:  # an import may also have removed sections
+        await _set_generation(conn)
+    return written
+
+
+# ------------------------------------------------------------------ scoring
+
+@dataclass
+class Matrix:
+    """Every current vector of one database: int8 rows, a scale per row, their section
+    and creator ids (the creator tier filters on them)."""
+
+    generation: str
+    model: str
+    ids: np.ndarray  # int64, ascending
+    creators: np.ndarray  # int64
+    q8: np.ndarray  # (n, dim) int8
+    scale: np.ndarray  # (n,) float32
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.creators.nbytes + self.q8.nbytes + self.scale.nbytes
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        q = np.asarray(query, dtype=np.float32)
+        out = np.empty(len(self.ids), np.float32)
+        for start in range(0, len(self.ids), BLOCK_ROWS):
+            block = self.q8[start : start + BLOCK_ROWS].astype(np.float32)
+            np.dot(block, q, out=out[start : start + BLOCK_ROWS])
+        out *= self.scale
+        return out
+
+    def top(self, query: np.ndarray, k: int, creator_id: int | None = None
+            ) -> list[tuple[int, float]]:
+        """The k best (section id, cosine), best first; ties to the lower id."""
+        if not len(self.ids):
+            return []
+        s = self.scores(query)
+        if creator_id is not None:
+            s = np.where(self.creators == creator_id, s, -np.inf)
+        k = min(k, len(s))
+        part = np.argpartition(-s, k - 1)[:k]
+        order = part[np.lexsort((self.ids[part], -s[part]))]
+        return [(int(self.ids[i]), float(s[i])) for i in order if np.isfinite(s[i])]
+
+    def vectors(self, section_ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
+        """The stored (dequantised) vectors of those sections that have one."""
+        ids = np.asarray(section_ids, dtype=np.int64)
+        pos = np.searchsorted(self.ids, ids)
+        found = [(int(s), int(p)) for s, p in zip(ids, pos, strict=True)
+                 if p < len(self.ids) and self.ids[p] == s]
+        if not found:
+            return [], np.zeros((0, self.q8.shape[1]), np.float32)
+        rows = [p for _, p in found]
+        return [s for s, _ in found], self.q8[rows].astype(np.float32) * self.scale[rows, None]
+
+    def similarity(self, query: np.ndarray, section_ids: Sequence[int]) -> dict[int, float]:
+        pos = np.searchsorted(self.ids, np.asarray(section_ids, dtype=np.int64))
+        out = {}
+        q = np.asarray(query, dtype=np.float32)
+        for sid, p in zip(section_ids, pos, strict=True):
+            if p < len(self.ids) and self.ids[p] == sid:
+                out[int(sid)] = float(self.q8[p].astype(np.float32) @ q * self.scale[p])
+        return out
+
+
+def quantize(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    vecs = np.asarray(vecs, dtype=np.float32)
+    peak = np.abs(vecs).max(axis=1) if len(vecs) else np.zeros(0, np.float32)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    q8 = np.clip(np.rint(vecs / scale[:, None]), -127, 127).astype(np.int8)
+    return q8, scale
+
+
+_matrices: dict[Any, Matrix] = {}
+_matrices_lock = threading.Lock()
+
+
+def load_matrix(rows: Sequence[Any], generation: str, model: str, dim: int) -> Matrix:
+    """`rows`: (section id, creator id, float16 blob), ascending by section id."""
+    rows = [r for r in rows if r[2] is not None and len(r[2]) == dim * 2]
+    ids = np.fromiter((int(r[0]) for r in rows), np.int64, len(rows))
+    creators = np.fromiter((int(r[1]) for r in rows), np.int64, len(rows))
+    vecs = from_blobs([bytes(r[2]) for r in rows], dim).astype(np.float32) if rows else (
+        np.zeros((0, dim), np.float32))
+    q8, scale = quantize(vecs)
+    return Matrix(generation, model, ids, creators, q8, scale)
+
+
+def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix | None:
+    """The matrix for database `key`, reloaded through `fetch()` -> rows when the stored
+    generation changed. None when the database has no vectors."""
+    if generation is None:
+        return None
+    with _matrices_lock:
+        m = _matrices.get(key)
+        if m is not None and m.generation == generation and m.model == model:
+            return m
+    m = load_matrix(fetch(), generation, model, DIM)
+    with _matrices_lock:
+        _matrices[key] = m
+    return m
+
+
+MATRIX_ROWS = (
+    "SELECT v.section_id, p.creator_id, v.vector FROM section_vectors v "
+    "JOIN sections s ON s.id = v.section_id JOIN technique_pages p ON p.id = s.page_id "
+    "WHERE v.model = :m AND v.dim = :d ORDER BY v.section_id"
+)
