@@ -80,8 +80,18 @@ class LocalEmbedder:
     def __init__(self) -> None:
         from pathlib import Path
 
-        import wordllama
-        from wordllama import WordLlama
+        # wordllama calls logging.basicConfig(level=INFO) on import: a library must not
+        # configure the application's logging, so its handler and level are undone
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        try:
+            import wordllama
+            from wordllama import WordLlama
+        finally:
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+            root.setLevel(level)
 
         # 0.4.0.post1 looks for the tokenizer under another folder name, then tries to
         # download it; pointing cache_dir at the package finds both files it ships.

@@ -101,6 +101,8 @@ class Done(_Event):
     truncated: bool = False
     turn: int | None = None
     message_id: int | None = None
+    # the creator the question named, when search recognised one: {"slug", "name"}
+    creator_detected: dict[str, str] | None = None
     event: ClassVar[str] = "done"
 
     def payload(self) -> dict[str, Any]:
@@ -116,6 +118,7 @@ class Done(_Event):
             "truncated": self.truncated,
             "turn": self.turn,
             "message_id": self.message_id,
+            "creator_detected": self.creator_detected,
         }
 
 

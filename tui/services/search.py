@@ -757,24 +757,25 @@ class _Run:
         return titles[:NEAREST_TITLES]
 
     def _detect_creator(self, query: str) -> dict[str, Any] | None:
-        """A creator named in the question (name or slug, whole words, any case or accent,
-        possessive too): the longest name found wins."""
-        qwords = words(query[:MAX_QUERY_CHARS])
-        if not qwords:
-            return None
-        best = None
+        """A creator named in the question (name or slug as whole words, any case or
+        accent, possessive too; a name glued to more by a hyphen is not one): the longest
+        name found wins."""
+        folded = fold(query[:MAX_QUERY_CHARS])
+        best: tuple[int, int, str, str, str] | None = None
         for cid, slug, name in self.backend.x.rows("SELECT id, slug, name FROM creators", {}):
             for form in {tuple(words(name or "")), tuple(words(slug or ""))}:
-                n = len(form)
-                if not n or (n == 1 and len(form[0]) < MIN_CREATOR_WORD):
+                if not form or (len(form) == 1 and len(form[0]) < MIN_CREATOR_WORD):
                     continue
-                for i in range(len(qwords) - n + 1):
-                    if tuple(qwords[i : i + n]) == form and (best is None or n > best[0]):
-                        end = i + n + (1 if qwords[i + n : i + n + 1] == ["s"] else 0)
-                        best = (n, int(cid), slug, name, qwords[:i] + qwords[end:])
+                pattern = (r"(?<![\w'-])" + r"[\s._-]+".join(re.escape(w) for w in form)
+                           + r"(?:['\u2019]s\b|s'|['\u2019])?(?![\w-])")
+                found = re.search(pattern, folded)
+                size = sum(len(w) for w in form)
+                if found and (best is None or size > best[0]):
+                    rest = (folded[: found.start()] + " " + folded[found.end() :]).strip()
+                    best = (size, int(cid), slug, name, rest)
         if best is None:
             return None
-        return {"id": best[1], "slug": best[2], "name": best[3], "rest": " ".join(best[4])}
+        return {"id": best[1], "slug": best[2], "name": best[3], "rest": best[4]}
 
     # ------------------------------------------------------------ tiers
 
