@@ -176,10 +176,10 @@ async def test_retrieval_quality(db, db_target, request):
     # the gate says `none` to the off-topic questions and costs the answerable ones little
     assert ungated["recall"] - fused["recall"] <= MAX_GATE_RECALL_COST, text
     assert none_rate(fused) >= MIN_NONE_RATE, text
-    # fused is no worse than lexical on any kind (one query's page in either measure), and
-    # ranks better where the words differ
-    for kind, (recall, mrr, _n) in fused["by_kind"].items():
+    # fused is no worse than lexical on any kind (by at most one query's worth), and ranks
+    # better where the words differ
+    for kind, (recall, mrr, n) in fused["by_kind"].items():
         lex_recall, lex_mrr, _ = lex["by_kind"][kind]
-        assert recall >= lex_recall - 0.01 and mrr >= lex_mrr - 0.02, (kind, text)
+        assert recall >= lex_recall - 1 / n and mrr >= lex_mrr - 1 / n, (kind, text)
     for kind in SEMANTIC_KINDS:
         assert fused["by_kind"][kind][1] > lex["by_kind"][kind][1], (kind, text)
