@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from tui.db import vectors
@@ -129,3 +130,101 @@ def test_the_matrix_is_int8_and_scores_like_the_float_vectors():
     assert top[0][0] == 8 and abs(top[0][1] - 1.0) < 0.02
     scoped = m.top(q, 5, creator_id=2)
     assert all((sid - 1) % 3 == 2 for sid, _ in scoped)
+
+
+# ---------------------------------------------------------------- an embedding server
+
+
+@pytest.fixture
+def remote_settings(settings, fake_llm):
+    remote = settings.with_overrides(embed_model="fake-embed", embed_url=fake_llm.url)
+    yield remote
+    vectors.configure(settings)  # the process goes back to the local model
+
+
+async def _active(db) -> str:
+    async with db.engine.connect() as conn:
+        return await vectors.active_model(conn)
+
+
+async def test_switching_to_an_embedding_server(db, mini_kb_path, remote_settings, fake_llm):
+    await import_path(db, mini_kb_path)
+    local_rows = await _vector_rows(db)
+    vectors.configure(remote_settings)
+    n_sections = len(await _section_ids(db))
+    assert await ensure_vectors(db) == n_sections
+    assert await _active(db) == "fake-embed"
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT model, dim, count(*) FROM section_vectors GROUP BY model, dim"))).all()
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [("fake-embed", 64, n_sections), (vectors.LOCAL_MODEL, vectors.DIM, len(local_rows))])
+    inputs = [t for r in fake_llm.embedding_requests for t in r.body["input"]]
+    assert len(inputs) == n_sections and all(r.body["model"] == "fake-embed"
+                                             for r in fake_llm.embedding_requests)
+    # Batched, and cached by (text, model): nothing is asked again.
+    assert await ensure_vectors(db) == 0
+
+    # The question is embedded by the same server, and the search uses its vectors.
+    fake_llm.reset()
+    result = await SearchService(remote_settings).search("parallel compression blend", db=db)
+    assert result["items"] and result["evidence"]["similarity"] is not None
+    assert [r.body["input"] for r in fake_llm.embedding_requests] == [
+        ["parallel compression blend"]]
+
+    # Back to the local model: its vectors are still there, nothing is embedded.
+    vectors.configure(remote_settings.with_overrides(embed_model=None))
+    assert await ensure_vectors(db) == 0 and await _active(db) == vectors.LOCAL_MODEL
+
+
+async def test_a_server_failing_half_way_leaves_the_previous_vectors_in_use(
+    db, mini_kb_path, remote_settings, fake_llm, monkeypatch
+):
+    await import_path(db, mini_kb_path)
+    before = await _vector_rows(db)
+    generation = await _generation(db)
+    monkeypatch.setattr(vectors, "REMOTE_BATCH", 2)  # several requests; the second fails
+    fake_llm.set_embeddings(fail_after=1)
+    vectors.configure(remote_settings)
+    with pytest.raises(vectors.EmbedError, match="HTTP 500"):
+        await ensure_vectors(db)
+    assert len(fake_llm.embedding_requests) == 2
+    assert await _active(db) == vectors.LOCAL_MODEL
+    assert await _vector_rows(db) == before and await _generation(db) == generation
+    # The search keeps using the local vectors, and asks the server nothing.
+    fake_llm.reset()
+    result = await SearchService(None).search("parallel compression blend", db=db)
+    assert result["items"] and result["evidence"]["similarity"] is not None
+    assert fake_llm.embedding_requests == []
+
+    fake_llm.set_embeddings(fail_after=None)
+    assert await ensure_vectors(db) == len(before)
+    assert await _active(db) == "fake-embed"
+
+
+def test_the_cli_says_in_one_line_that_the_previous_vectors_stay(tmp_path, fake_llm, capsys):
+    from tui.cli import main
+
+    db_url = f"sqlite:///{tmp_path / 'kb.db'}"
+    assert main(["--db", db_url, "search", "sidechain"]) == 0
+    capsys.readouterr()
+    fake_llm.set_embeddings(fail_after=0)
+    import os
+
+    env = {"CHRYSOPEDIA_EMBED_MODEL": "fake-embed", "CHRYSOPEDIA_EMBED_URL": fake_llm.url}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["--db", db_url, "search", "sidechain"]) == 0
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        vectors.configure(None)
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"chrysopedia: embeddings not updated, previous ones in use: embedding server "
+        f"{fake_llm.url}/embeddings: HTTP 500")
+    assert "sections (tier:" in captured.out or "section (tier:" in captured.out

@@ -173,7 +173,10 @@ async def import_document(db: Database, doc: KBDocument) -> ImportReport:
             section_ids = (await session.scalars(
                 select(Section.id).join(TechniquePage, TechniquePage.id == Section.page_id)
                 .where(TechniquePage.slug.in_(slugs)))).all() if slugs else []
-            await vectors.update_sections(session, section_ids)
+            try:
+                await vectors.update_sections(session, section_ids)
+            except vectors.EmbedError as exc:  # the KB is imported; these vectors lag
+                report.warnings.append(f"section vectors not updated: {exc}")
     return report
 
 
@@ -212,8 +215,13 @@ async def ensure_bundled_kb(db: Database) -> ImportReport | None:
     return report
 
 
-async def ensure_vectors(db: Database) -> int:
-    """Embed the sections that have no vector for the current model (a database from
-    before embeddings, or rows written by other tools). Returns how many were written."""
+async def ensure_vectors(db: Database, progress=None) -> int:
+    """Embed the sections that have no vector (a database from before embeddings, or rows
+    written by other tools); when the configured embedding model is not the one in use,
+    switch to it (every section embedded, then made active, in one transaction: a server
+    failing half-way raises `vectors.EmbedError` and the previous vectors stay in use).
+    Returns how many vectors were written."""
     async with db.engine.begin() as conn:
-        return await vectors.update_sections(conn, None)
+        if await vectors.active_model(conn) != vectors.current_model():
+            return await vectors.switch_model(conn, vectors.current_embedder(), progress)
+        return await vectors.update_sections(conn, None, progress=progress)

@@ -46,10 +46,14 @@ logger = logging.getLogger(__name__)
 LOCAL_MODEL = "wordllama-l2-supercat-256"
 DIM = 256
 META_GENERATION = "vectors_generation"
+# the model whose vectors the search uses: changed only once every section has one
+META_MODEL = "vectors_model"
 # rows converted to float32 at a time when scoring (256 KB of int8: stays in L2)
 BLOCK_ROWS = 1024
 # words of a section's body that go into its vector (see section_text)
 BODY_WORDS = 60
+# texts per request to an embedding server
+REMOTE_BATCH = 64
 # sections embedded and written per batch at import
 EMBED_BATCH = 2000
 
@@ -121,13 +125,86 @@ def local_embedder() -> LocalEmbedder:
         return _local
 
 
-def current_embedder() -> LocalEmbedder:
-    return local_embedder()
+class EmbedError(Exception):
+    """The embedding server failed; the message is one line, without the key."""
+
+
+class RemoteEmbedder:
+    """An OpenAI-compatible `/v1/embeddings` server (Ollama, llama.cpp, vLLM, OpenAI),
+    asked in batches of REMOTE_BATCH texts."""
+
+    def __init__(self, model: str, url: str, api_key: str | None = None,
+                 timeout: float = 60.0) -> None:
+        import httpx2
+
+        self.name = model
+        self.url = url.rstrip("/") + "/embeddings"
+        self.dim = 0
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx2.Client(timeout=timeout, headers=headers)
+        self._key = api_key
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), REMOTE_BATCH):
+            out.append(self._batch(list(texts[start : start + REMOTE_BATCH])))
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        return np.concatenate(out)
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        try:
+            resp = self._client.post(self.url, json={"model": self.name, "input": texts})
+        except Exception as exc:  # noqa: BLE001 - any transport failure is one line
+            raise EmbedError(f"embedding server {self.url}: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise EmbedError(f"embedding server {self.url}: HTTP {resp.status_code}")
+        try:
+            data = sorted(resp.json()["data"], key=lambda d: d["index"])
+            vecs = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError):
+            raise EmbedError(f"embedding server {self.url}: not an embeddings answer") from None
+        if vecs.ndim != 2 or len(vecs) != len(texts) or not vecs.shape[1]:
+            raise EmbedError(f"embedding server {self.url}: {len(vecs)} vectors for "
+                             f"{len(texts)} texts")
+        if self.dim and vecs.shape[1] != self.dim:
+            raise EmbedError(f"embedding server {self.url}: dimension changed")
+        self.dim = vecs.shape[1]
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return np.nan_to_num(vecs / np.where(norms > 0, norms, 1.0))
+
+
+_remote: list[RemoteEmbedder | None] = [None]
+
+
+def configure(settings: Any) -> None:
+    """Use the embedding server the settings name (`embed_model`, `embed_url` or the chat
+    model's URL), or the local model when none is set."""
+    model = getattr(settings, "embed_model", None)
+    if not model:
+        _remote[0] = None
+        return
+    url = getattr(settings, "embed_url", None) or getattr(settings, "llm_api_url", None) or ""
+    current = _remote[0]
+    if current is None or (current.name, current.url) != (model, url.rstrip("/") + "/embeddings"):
+        _remote[0] = RemoteEmbedder(model, url, getattr(settings, "llm_api_key", None))
+
+
+def current_embedder() -> Any:
+    return _remote[0] or local_embedder()
 
 
 def current_model() -> str:
-    """The name the current model's vectors are stored under (without loading it)."""
-    return LOCAL_MODEL
+    """The name the configured model's vectors are stored under (without loading it)."""
+    return _remote[0].name if _remote[0] is not None else LOCAL_MODEL
+
+
+def embedder_for(model: str) -> Any:
+    """The embedder that made `model`'s vectors, if this process has it."""
+    if model == LOCAL_MODEL:
+        return local_embedder()
+    remote = _remote[0]
+    return remote if remote is not None and remote.name == model else None
 
 
 # ------------------------------------------------------------------- text
@@ -179,13 +256,25 @@ async def _set_generation(conn: Any) -> None:
     )
 
 
+async def active_model(conn: Any) -> str:
+    row = await conn.execute(text("SELECT value FROM chrysopedia_meta WHERE key = :k"),
+                             {"k": META_MODEL})
+    return row.scalar_one_or_none() or LOCAL_MODEL
+
+
 async def update_sections(
-    conn: Any, section_ids: Iterable[int] | None = None, embedder: Any = None
+    conn: Any, section_ids: Iterable[int] | None = None, embedder: Any = None,
+    progress: Any = None,
 ) -> int:
-    """Embed the given sections (None: every section lacking a current vector) inside the
-    caller's transaction; `conn` is an AsyncConnection or AsyncSession. Returns how many
-    vectors were written. Sections whose text is unchanged keep their vector."""
-    model = embedder.name if embedder is not None else current_model()
+    """Embed the given sections (None: every section lacking a vector) with the model the
+    search uses, inside the caller's transaction; `conn` is an AsyncConnection or
+    AsyncSession. Returns how many vectors were written. Sections whose text is unchanged
+    keep their vector. `progress(done, total)` is called after each batch."""
+    if embedder is None:
+        embedder = embedder_for(await active_model(conn))
+        if embedder is None:  # the active model's server is not configured here: local
+            embedder = local_embedder()
+    model = embedder.name
     if section_ids is None:
         rows = (await conn.execute(text(
             _SECTION_TEXT + " LEFT JOIN section_vectors v ON v.section_id = s.id "
@@ -210,8 +299,6 @@ async def update_sections(
         if stored.get(int(sid)) != h:
             todo.append((int(sid), t, h))
     written = 0
-    if todo and embedder is None:
-        embedder = await asyncio.to_thread(current_embedder)
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start : start + EMBED_BATCH]
         vecs = await asyncio.to_thread(embedder.embed, [t for _, t, _ in batch])
@@ -230,8 +317,24 @@ async def update_sections(
              for i, (sid, _, h) in enumerate(batch)],
         )
         written += len(batch)
+        if progress is not None:
+            progress(written, len(todo))
     if written or section_ids is not None:  # an import may also have removed sections
         await _set_generation(conn)
+    return written
+
+
+async def switch_model(conn: Any, embedder: Any, progress: Any = None) -> int:
+    """Make `embedder`'s model the one the search uses: embed every section that has no
+    current vector of it (vectors are kept per model and text hash, so switching back
+    reuses them), then record it as active. All inside the caller's transaction: a
+    server failing half-way raises EmbedError and leaves the previous model in use."""
+    ids = [int(r[0]) for r in (await conn.execute(text("SELECT id FROM sections"))).all()]
+    written = await update_sections(conn, ids, embedder=embedder, progress=progress)
+    await conn.execute(text("DELETE FROM chrysopedia_meta WHERE key = :k"), {"k": META_MODEL})
+    await conn.execute(text("INSERT INTO chrysopedia_meta (key, value) VALUES (:k, :v)"),
+                       {"k": META_MODEL, "v": embedder.name})
+    await _set_generation(conn)
     return written
 
 
@@ -328,7 +431,9 @@ def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix
         m = _matrices.get(key)
         if m is not None and m.generation == generation and m.model == model:
             return m
-    m = load_matrix(fetch(), generation, model, DIM)
+    rows = fetch()
+    dim = len(bytes(rows[0][2])) // 2 if rows else DIM
+    m = load_matrix(rows, generation, model, dim)
     with _matrices_lock:
         _matrices[key] = m
     return m
@@ -337,5 +442,5 @@ def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix
 MATRIX_ROWS = (
     "SELECT v.section_id, p.creator_id, v.vector FROM section_vectors v "
     "JOIN sections s ON s.id = v.section_id JOIN technique_pages p ON p.id = s.page_id "
-    "WHERE v.model = :m AND v.dim = :d ORDER BY v.section_id"
+    "WHERE v.model = :m ORDER BY v.section_id"
 )

@@ -47,6 +47,7 @@ knowledge base (a few hundred sections) none of this applies.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -58,6 +59,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tui.db import search_index
 from tui.db.search_index import fold, trigrams, words
+
+logger = logging.getLogger(__name__)
 
 ENOUGH_HITS = 3  # sections, after the per-page cap (or `limit`, if smaller)
 CREATOR_ENOUGH_HITS = 1  # the chosen creator is left only when they have nothing
@@ -505,6 +508,10 @@ class SearchService:
         # PostgreSQL text cannot hold, a paragraph) simply matches no creator
         if creator is not None:
             creator = "".join(ch for ch in str(creator) if ch.isprintable()).strip()[:200]
+        if self.settings is not None and getattr(self.settings, "embed_model", None):
+            from tui.db import vectors
+
+            vectors.configure(self.settings)
         if isinstance(db, AsyncSession):
             return await _run(db, query, limit, creator)
         async with db.session() as session:
@@ -667,11 +674,20 @@ class _Run:
         return self._items(out)
 
     def _vector(self) -> Any:
+        """The question's vector by the model the matrix holds; None when that model is
+        not at hand or its server fails (the search is lexical only then)."""
         if self._qv is None:
             from tui.db import vectors
 
-            self._qv = vectors.current_embedder().embed([self.query])[0]
-        return self._qv
+            m = self._load_matrix()
+            embedder = vectors.embedder_for(m.model) if m is not None else None
+            self._qv = False
+            if embedder is not None:
+                try:
+                    self._qv = embedder.embed([self.query])[0]
+                except vectors.EmbedError as exc:
+                    logger.warning("search_embed_error %s", exc)
+        return self._qv if self._qv is not False else None
 
     def _load_matrix(self) -> Any:
         if self._matrix is False:
@@ -679,15 +695,14 @@ class _Run:
             if self.semantic:
                 from tui.db import vectors
 
-                gen = self.backend.x.rows(
-                    "SELECT value FROM chrysopedia_meta WHERE key = :k",
-                    {"k": vectors.META_GENERATION},
-                )
-                model = vectors.current_model()
+                meta = dict(self.backend.x.rows(
+                    "SELECT key, value FROM chrysopedia_meta WHERE key IN :k",
+                    {"k": [vectors.META_GENERATION, vectors.META_MODEL]},
+                ))
+                model = meta.get(vectors.META_MODEL) or vectors.LOCAL_MODEL
                 self._matrix = vectors.cached_matrix(
-                    self.key, gen[0][0] if gen else None, model,
-                    lambda: self.backend.x.rows(
-                        vectors.MATRIX_ROWS, {"m": model, "d": vectors.DIM}),
+                    self.key, meta.get(vectors.META_GENERATION), model,
+                    lambda: self.backend.x.rows(vectors.MATRIX_ROWS, {"m": model}),
                 )
         return self._matrix
 
@@ -695,7 +710,8 @@ class _Run:
         """The semantic side's best sections (all creators, or one), best first."""
         if cid not in self._dense:
             m = self._load_matrix()
-            self._dense[cid] = m.top(self._vector(), DENSE_K, cid) if m is not None else []
+            q = self._vector() if m is not None else None
+            self._dense[cid] = m.top(q, DENSE_K, cid) if q is not None else []
         return self._dense[cid]
 
     def _evidence(self, tier: str, rows: list[Any], groups: list[Group],
@@ -724,7 +740,7 @@ class _Run:
             coverage = max(coverage, got / total)
         similarity = None
         m = self._load_matrix() if rows else None
-        if m is not None:
+        if m is not None and self._vector() is not None:
             sims = m.similarity(self._vector(), [r[0] for r in rows[:EVIDENCE_ROWS]])
             similarity = max(sims.values(), default=None)
         return {
