@@ -52,6 +52,9 @@ META_MODEL = "vectors_model"
 BLOCK_ROWS = 1024
 # words of a section's body that go into its vector (see section_text)
 BODY_WORDS = 60
+# below this many bytes of float32 rows (16k sections at 256 dimensions) the matrix is
+# also kept as float32, scored in one BLAS call; above it, int8 blocks (a quarter of it)
+F32_MAX_BYTES = 16 * 1024 * 1024
 # texts per request to an embedding server
 REMOTE_BATCH = 64
 # sections embedded and written per batch at import
@@ -351,14 +354,30 @@ class Matrix:
     creators: np.ndarray  # int64
     q8: np.ndarray  # (n, dim) int8
     scale: np.ndarray  # (n,) float32
+    pages: np.ndarray  # int64, the page of each section (for the per-page cap)
+    # float32 rows too when they fit in F32_MAX_BYTES: one BLAS multiply, no conversion
+    f32: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.creators.nbytes + self.q8.nbytes + self.scale.nbytes
+        extra = self.f32.nbytes if self.f32 is not None else 0
+        return (self.ids.nbytes + self.creators.nbytes + self.q8.nbytes + self.scale.nbytes
+                + self.pages.nbytes + extra)
+
+    def pages_of(self, section_ids: Sequence[int]) -> dict[int, int]:
+        pos = np.searchsorted(self.ids, np.asarray(section_ids, dtype=np.int64))
+        return {int(s): int(self.pages[p]) for s, p in zip(section_ids, pos, strict=True)
+                if p < len(self.ids) and self.ids[p] == s}
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32)
         out = np.empty(len(self.ids), np.float32)
+        if self.f32 is not None:
+            # in blocks too: one large multiply is handed to BLAS threads, which on a
+            # busy machine wait for each other far longer than the arithmetic takes
+            for start in range(0, len(self.ids), BLOCK_ROWS):
+                np.dot(self.f32[start : start + BLOCK_ROWS], q, out=out[start : start + BLOCK_ROWS])
+            return out
         for start in range(0, len(self.ids), BLOCK_ROWS):
             block = self.q8[start : start + BLOCK_ROWS].astype(np.float32)
             np.dot(block, q, out=out[start : start + BLOCK_ROWS])
@@ -412,14 +431,16 @@ _matrices_lock = threading.Lock()
 
 
 def load_matrix(rows: Sequence[Any], generation: str, model: str, dim: int) -> Matrix:
-    """`rows`: (section id, creator id, float16 blob), ascending by section id."""
+    """`rows`: (section id, creator id, float16 blob[, page id]), ascending by section id."""
     rows = [r for r in rows if r[2] is not None and len(r[2]) == dim * 2]
     ids = np.fromiter((int(r[0]) for r in rows), np.int64, len(rows))
     creators = np.fromiter((int(r[1]) for r in rows), np.int64, len(rows))
+    pages = np.fromiter((int(r[3]) if len(r) > 3 else -1 for r in rows), np.int64, len(rows))
     vecs = from_blobs([bytes(r[2]) for r in rows], dim).astype(np.float32) if rows else (
         np.zeros((0, dim), np.float32))
     q8, scale = quantize(vecs)
-    return Matrix(generation, model, ids, creators, q8, scale)
+    f32 = vecs if vecs.nbytes <= F32_MAX_BYTES else None
+    return Matrix(generation, model, ids, creators, q8, scale, pages, f32)
 
 
 def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix | None:
@@ -440,7 +461,7 @@ def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix
 
 
 MATRIX_ROWS = (
-    "SELECT v.section_id, p.creator_id, v.vector FROM section_vectors v "
+    "SELECT v.section_id, p.creator_id, v.vector, s.page_id FROM section_vectors v "
     "JOIN sections s ON s.id = v.section_id JOIN technique_pages p ON p.id = s.page_id "
     "WHERE v.model = :m ORDER BY v.section_id"
 )

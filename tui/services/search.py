@@ -47,6 +47,7 @@ knowledge base (a few hundred sections) none of this applies.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -661,16 +662,28 @@ class _Run:
         for i, (sid, _sim) in enumerate(dense):
             fused[sid] = fused.get(sid, 0.0) + W_SEMANTIC / (RRF_K + i + 1)
         by_id = {r[0]: r for r in rows}
-        missing = [sid for sid in fused if sid not in by_id]
+        # the per-page cap and the limit decide which semantic-only sections are shown:
+        # only those are read from the database
+        pages = self._matrix.pages_of([sid for sid in fused if sid not in by_id])
+        order, per_page = [], {}
+        for sid in sorted(fused, key=lambda i: (-fused[i], i)):
+            page = by_id[sid][1] if sid in by_id else pages.get(sid)
+            if page is None or per_page.get(page, 0) >= MAX_PER_PAGE:
+                continue
+            per_page[page] = per_page.get(page, 0) + 1
+            order.append(sid)
+            if len(order) >= self.limit:
+                break
+        missing = [sid for sid in order if sid not in by_id]
         if missing:
             for r in self.backend.x.rows(_DETAILS_BY_ID, {"ids": missing}):
                 by_id[r[0]] = r
-        order = sorted((sid for sid in fused if sid in by_id), key=lambda i: (-fused[i], i))
         out = []
         for sid in order:
-            r = list(by_id[sid])
-            r[17] = fused[sid]
-            out.append(r)
+            if sid in by_id:
+                r = list(by_id[sid])
+                r[17] = fused[sid]
+                out.append(r)
         return self._items(out)
 
     def _vector(self) -> Any:
@@ -732,11 +745,17 @@ class _Run:
         checks += [(CORRECTED_SHARE * max(weights), g.all) for g in groups if g.word not in typed]
         coverage = 0.0
         for r in rows[:EVIDENCE_ROWS]:
-            head, body = _head_stems(r), _body_stems(r)
+            head, body = _head_stems(r), None
             got = 0.0
             for w, forms in checks:
                 stems = {_stem(f) for f in forms}
-                got += w if _holds(stems, head) else w * BODY_SHARE if _holds(stems, body) else 0.0
+                if _holds(stems, head):
+                    got += w
+                    continue
+                if body is None:
+                    body = _body_stems(r)
+                if _holds(stems, body):
+                    got += w * BODY_SHARE
             coverage = max(coverage, got / total)
         similarity = None
         m = self._load_matrix() if rows else None
@@ -750,12 +769,6 @@ class _Run:
             "similarity": None if similarity is None else round(similarity, 3),
             "semantic": round(dense[0][1], 3) if dense else None,
         }
-
-    def _page_of(self, ids: list[int]) -> set[int]:
-        if not ids:
-            return set()
-        return {int(r[0]) for r in self.backend.x.rows(
-            "SELECT DISTINCT page_id FROM sections WHERE id IN :ids", {"ids": ids})}
 
     def _nearest(self, rows: list[Any], dense: list[tuple[int, float]]) -> list[str]:
         """Titles of the pages closest to the question, for saying what the KB does hold."""
@@ -782,9 +795,9 @@ class _Run:
             for form in {tuple(words(name or "")), tuple(words(slug or ""))}:
                 if not form or (len(form) == 1 and len(form[0]) < MIN_CREATOR_WORD):
                     continue
-                pattern = (r"(?<![\w'-])" + r"[\s._-]+".join(re.escape(w) for w in form)
-                           + r"(?:['\u2019]s\b|s'|['\u2019])?(?![\w-])")
-                found = re.search(pattern, folded)
+                if not all(w in folded for w in form):  # cheap: most names are absent
+                    continue
+                found = _name_pattern(form).search(folded)
                 size = sum(len(w) for w in form)
                 if found and (best is None or size > best[0]):
                     rest = (folded[: found.start()] + " " + folded[found.end() :]).strip()
@@ -927,6 +940,14 @@ def _item(r: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_pattern(form: tuple[str, ...]) -> re.Pattern[str]:
+    """A creator's name words as whole words (joined by spaces, dots, dashes or
+    underscores), a possessive allowed, not glued to another word by a hyphen."""
+    return re.compile(r"(?<![\w'-])" + r"[\s._-]+".join(re.escape(w) for w in form)
+                      + r"(?:['\u2019]s\b|s'|['\u2019])?(?![\w-])")
+
+
 def _none() -> dict[str, Any]:
     return {"items": [], "cascade_tier": "none"}
 
@@ -934,6 +955,7 @@ def _none() -> dict[str, Any]:
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ies", "es", "ed", "ly", "s")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     """A rough stem, for telling whether a section holds a query word (evidence only;
     the ranking uses the index's own stemmer)."""
