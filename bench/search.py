@@ -1,6 +1,6 @@
 """Search benchmark: synthetic knowledge bases of growing size, full `search()` latency.
 
-    .venv/bin/python bench/search.py [--sizes 1000,10000,100000] [--json]
+    .venv/bin/python bench/search.py [--sizes 1000,10000,100000] [--json] [--hybrid]
                                      [--db-url postgresql+asyncpg://...] [--queries 100]
 
 For each size (number of sections) it builds a synthetic knowledge base whose
@@ -17,6 +17,10 @@ call for four kinds of query:
 
 Every query runs once after a warm-up pass over a few of them. Results go in
 docs/BENCHMARKS.md by hand.
+
+--hybrid also embeds every section with the local model (`embed_sections_per_s`), and
+times each query kind twice in the same process: lexical only (`queries`) and lexical +
+semantic fused (`hybrid`); `vector_mb` is the in-process matrix the semantic side scores.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from tui.db import search_index  # noqa: E402
+from tui.db import search_index, vectors  # noqa: E402
 from tui.db.engine import Database  # noqa: E402
 from tui.db.models import Creator, Section, TechniquePage, Video  # noqa: E402
+from tui.services import search as search_mod  # noqa: E402
 from tui.services.search import STOPWORDS, SearchService  # noqa: E402
 
 SECTIONS_PER_PAGE = 4
@@ -214,31 +219,50 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
                     "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
                 ))).scalar()
                 out["db_mb"] = round(float(size_bytes or 0) / 1e6, 1)
+        if args.hybrid:
+            embedder = vectors.current_embedder()  # loaded before the clock starts
+            t0 = time.perf_counter()
+            async with db.engine.begin() as conn:
+                embedded = await vectors.update_sections(conn, None, embedder=embedder)
+            out["embed_s"] = round(time.perf_counter() - t0, 2)
+            out["embed_sections_per_s"] = round(embedded / max(out["embed_s"], 1e-9))
         service = SearchService(None)
         queries = make_queries(vocab, args.queries, seed=size + 1)
-        for qs in queries.values():  # warm-up: page cache, statement cache
-            for q in qs[:5]:
-                await service.search(q, db=db)
 
         def scoped(kind: str, i: int) -> str | None:
             return f"creator-{i % CREATORS}" if kind == "creator" else None
 
-        out["queries"] = {}
-        for kind, qs in queries.items():
-            times = []
-            tiers: dict[str, int] = {}
-            for i, q in enumerate(qs):
-                t0 = time.perf_counter()
-                result = await service.search(q, db=db, creator=scoped(kind, i))
-                times.append((time.perf_counter() - t0) * 1000)
-                tiers[result["cascade_tier"]] = tiers.get(result["cascade_tier"], 0) + 1
-            times.sort()
-            out["queries"][kind] = {
-                "p50_ms": round(statistics.median(times), 2),
-                "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
-                "max_ms": round(times[-1], 2),
-                "tiers": tiers,
-            }
+        async def timed() -> dict:
+            for qs in queries.values():  # warm-up: page cache, statement cache, the matrix
+                for q in qs[:5]:
+                    await service.search(q, db=db)
+            figures = {}
+            for kind, qs in queries.items():
+                times = []
+                tiers: dict[str, int] = {}
+                for i, q in enumerate(qs):
+                    t0 = time.perf_counter()
+                    result = await service.search(q, db=db, creator=scoped(kind, i))
+                    times.append((time.perf_counter() - t0) * 1000)
+                    tiers[result["cascade_tier"]] = tiers.get(result["cascade_tier"], 0) + 1
+                times.sort()
+                figures[kind] = {
+                    "p50_ms": round(statistics.median(times), 2),
+                    "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
+                    "max_ms": round(times[-1], 2),
+                    "tiers": tiers,
+                }
+            return figures
+
+        search_mod.set_semantic(False)
+        try:
+            out["queries"] = await timed()
+        finally:
+            search_mod.set_semantic(True)
+        if args.hybrid:
+            out["hybrid"] = await timed()
+            matrix = max(vectors._matrices.values(), key=lambda m: len(m.ids), default=None)
+            out["vector_mb"] = round(matrix.nbytes / 1e6, 1) if matrix is not None else 0.0
         if path is not None:
             out["common_unbounded"] = unbounded_reference(path, queries["common"][:30])
         return out
@@ -262,6 +286,8 @@ def main(argv=None) -> int:
     parser.add_argument("--queries", type=int, default=100, help="queries per kind")
     parser.add_argument("--db-url", help="a postgresql+asyncpg:// URL (default: a temporary SQLite file)")
     parser.add_argument("--json", action="store_true", help="one JSON document")
+    parser.add_argument("--hybrid", action="store_true",
+                        help="also embed the sections and time lexical + semantic search")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     vocab = bundled_vocabulary()
@@ -274,11 +300,17 @@ def main(argv=None) -> int:
                 f"{size:>7} sections  insert {result['insert_s']:>6.2f} s  index {result['index_build_s']:>6.2f} s"
                 f"  db {result['db_mb']:>7.1f} MB"
             )
-            for kind, q in result["queries"].items():
-                print(
-                    f"          {kind:<7} p50 {q['p50_ms']:>7.2f} ms  p95 {q['p95_ms']:>7.2f} ms"
-                    f"  max {q['max_ms']:>7.2f} ms  tiers {q['tiers']}"
-                )
+            for label in ("queries", "hybrid"):
+                if label not in result:
+                    continue
+                if label == "hybrid":
+                    print(f"          hybrid: embed {result['embed_sections_per_s']} sections/s, "
+                          f"vectors {result['vector_mb']} MB")
+                for kind, q in result[label].items():
+                    print(
+                        f"          {kind:<7} p50 {q['p50_ms']:>7.2f} ms  p95 {q['p95_ms']:>7.2f}"
+                        f" ms  max {q['max_ms']:>7.2f} ms  tiers {q['tiers']}"
+                    )
             if "common_unbounded" in result:
                 u = result["common_unbounded"]
                 print(

@@ -35,6 +35,11 @@ behaviour applies once none matches):
   `reject_response_format`  HTTP 400 for a request with `response_format`, as
               servers without structured output answer
 
+`POST /v1/embeddings` answers `{"data": [{"index", "embedding"}]}` for each `input`
+text: a deterministic bag-of-words vector (each word hashed into EMBED_DIM dimensions), so
+texts sharing words are close. `set_embeddings(fail_after=N)` makes every embeddings
+request after the first N answer HTTP 500 (a server failing half-way).
+
 Use it
   * in-process, from sync or async tests: `with FakeOpenAI() as srv:` or
     `async with FakeOpenAI() as srv:` — it runs its own event loop in a thread;
@@ -86,6 +91,24 @@ def unused_port() -> int:
         return s.getsockname()[1]
 
 
+EMBED_DIM = 64
+
+
+def embed_text(text: str) -> list[float]:
+    """A deterministic bag-of-words vector: each word adds 1 at two hashed positions."""
+    import hashlib
+    import re
+
+    vec = [0.0] * EMBED_DIM
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+        vec[digest[0] % EMBED_DIM] += 1.0
+        vec[digest[1] % EMBED_DIM] += 0.5
+    if not any(vec):
+        vec[0] = 1.0
+    return vec
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -117,6 +140,7 @@ class FakeOpenAI:
         self.mode = "normal"
         self.options: dict[str, Any] = {}
         self.requests: list[RecordedRequest] = []
+        self.embed_fail_after: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -197,6 +221,14 @@ class FakeOpenAI:
             self.mode, self.options = mode, options
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._apply_listener(), self._loop).result(5)
+
+    def set_embeddings(self, fail_after: int | None = None) -> None:
+        with self._lock:
+            self.embed_fail_after = fail_after
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
 
     def reset(self) -> None:
         with self._lock:
@@ -294,6 +326,9 @@ class FakeOpenAI:
             if path.endswith("/models"):
                 await self._json(writer, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
                 rec.completed = True
+            elif path.endswith("/embeddings"):
+                await self._embeddings(body, writer)
+                rec.completed = True
             elif not path.endswith("/chat/completions"):
                 await self._json(writer, 404, {"error": {"message": f"no route {path}"}})
                 rec.completed = True
@@ -309,6 +344,24 @@ class FakeOpenAI:
             await asyncio.sleep(0)
         finally:
             watcher.cancel()
+
+    async def _embeddings(self, body: Any, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            served = len(self.embedding_requests) - 1
+            fail_after = self.embed_fail_after
+        if fail_after is not None and served >= fail_after:
+            await self._json(writer, 500, {"error": {"message": "embedding backend crashed"}})
+            return
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list):
+            await self._json(writer, 400, {"error": {"message": "input must be a list"}})
+            return
+        data = [{"object": "embedding", "index": i, "embedding": embed_text(str(t))}
+                for i, t in enumerate(texts)]
+        await self._json(writer, 200, {"object": "list", "data": data,
+                                       "model": body.get("model", self.model)})
 
     async def _control(self, method: str, body: Any, writer: asyncio.StreamWriter) -> None:
         if method == "POST" and isinstance(body, dict) and "mode" in body:

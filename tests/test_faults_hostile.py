@@ -157,7 +157,8 @@ def test_hostile_question_typed_by_the_user(tmp_path, tmp_path_factory):
         app.type(f"sidechain {RICH} {RICH_LINK}\x1b]0;PWNED-TITLE\x07\x1b]52;c;SEFDS0VE\x07\x1b[2J")
         app.wait_text("sidechain [bold red]x[/]")  # in the prompt, escapes shown as ^[ ^]
         app.send("\r")
-        app.wait_text("offline-digest", 60)
+        # the answer's line (mostly noise, the question may get tier none: no digest then)
+        app.wait_text(" · tier ", 60)
         screen = app.text()
         # Shown as text on screen: the markup literally, the escapes as inert characters.
         assert "sidechain [bold red]x[/]" in screen and RICH_LINK in screen, screen

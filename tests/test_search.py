@@ -145,7 +145,8 @@ def test_edit_distance_counts_a_swap_once():
 
 async def test_items_have_the_documented_shape(kb_db, service):
     result = await service.search("sidechain", db=kb_db)
-    assert set(result) == {"items", "cascade_tier"}
+    assert {"items", "cascade_tier"} <= set(result) <= {
+        "items", "cascade_tier", "evidence", "nearest", "creator_detected"}
     assert result["items"]
     for item in result["items"]:
         assert set(item) == ITEM_KEYS
@@ -172,7 +173,18 @@ async def test_title_outranks_body(kb_db, service):
     assert "tape-saturation" in slugs(result)
 
 
-async def test_stopwords_do_not_drive_the_ranking(kb_db, service):
+@pytest.fixture
+def lexical_only():
+    """The lexical side alone: what these tests check is how words are matched and
+    ranked (the semantic side reads the whole question, stopwords too, by design)."""
+    from tui.services import search as search_mod
+
+    search_mod.set_semantic(False)
+    yield
+    search_mod.set_semantic(True)
+
+
+async def test_stopwords_do_not_drive_the_ranking(kb_db, service, lexical_only):
     plain = await service.search("reverb vocals", db=kb_db)
     wordy = await service.search("what is the best way to do reverb on the vocals?", db=kb_db)
     assert [i["section_anchor"] for i in wordy["items"]] == [i["section_anchor"] for i in plain["items"]]
@@ -241,7 +253,7 @@ async def test_prefix_completion(kb_db, service):
 
 async def test_none_when_nothing_matches(kb_db, service):
     result = await service.search("qwxz vbnmk", db=kb_db)
-    assert result == {"items": [], "cascade_tier": "none"}
+    assert (result["items"], result["cascade_tier"]) == ([], "none")
 
 
 @pytest.mark.parametrize("creator", ["ana", "Ana Loop", "ana loop"])
@@ -308,7 +320,8 @@ async def test_empty_query_is_a_value_error(kb_db, service, query):
 
 
 async def test_empty_knowledge_base(db, service):
-    assert await service.search("reverb", db=db) == {"items": [], "cascade_tier": "none"}
+    result = await service.search("reverb", db=db)
+    assert (result["items"], result["cascade_tier"], result["nearest"]) == ([], "none", [])
 
 
 async def test_mini_kb(db, service, mini_kb_path):
@@ -353,7 +366,7 @@ def test_cli_empty_query_exits_2(db_target, capsys):
 # ------------------------------------------------------------- bounded work
 
 
-async def test_bounded_any_word_keeps_the_rarest(kb_db, service, monkeypatch):
+async def test_bounded_any_word_keeps_the_rarest(kb_db, service, monkeypatch, lexical_only):
     import tui.services.search as search_mod
 
     # Every word counts as too common to score everywhere: the cap paths run.

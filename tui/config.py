@@ -61,6 +61,12 @@ class Settings:
     # Redis key prefix for conversation memory (tests use their own).
     redis_key_prefix: str = "chrysopedia:chat:"
     theme: str | None = None
+    # Ask the model even when search finds nothing in the KB about the question.
+    answer_without_sources: bool = False
+    # An OpenAI-compatible /v1/embeddings model for section vectors instead of the local one,
+    # and its server (default: the chat model's URL).
+    embed_model: str | None = None
+    embed_url: str | None = None
     keymap: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path = field(default_factory=default_data_dir)
     # Where local video files named by the knowledge base live (default: data_dir/media).
@@ -97,7 +103,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "llm_api_key":
                 shown = "(set)" if value else "(not set)"
-            elif f.name in ("database_url", "redis_url", "llm_api_url", "llm_fallback_url"):
+            elif f.name in ("database_url", "redis_url", "llm_api_url", "llm_fallback_url",
+                            "embed_url"):
                 shown = redact_url(value) if value else "(not set)"
             else:
                 shown = "(not set)" if value is None else str(value)
@@ -133,6 +140,9 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "llm_read_timeout": (("CHRYSOPEDIA_LLM_READ_TIMEOUT",), "seconds"),
     "redis_key_prefix": (("CHRYSOPEDIA_REDIS_KEY_PREFIX",), "str"),
     "theme": (("CHRYSOPEDIA_THEME",), "str"),
+    "answer_without_sources": (("CHRYSOPEDIA_ANSWER_WITHOUT_SOURCES",), "bool"),
+    "embed_model": (("CHRYSOPEDIA_EMBED_MODEL",), "str"),
+    "embed_url": (("CHRYSOPEDIA_EMBED_URL",), "http_url"),
     "data_dir": (("CHRYSOPEDIA_DATA_DIR",), "path"),
     "media_dir": (("CHRYSOPEDIA_MEDIA_DIR",), "path"),
 }
@@ -170,6 +180,15 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
         if not math.isfinite(value) or value <= 0:
             raise ConfigError(name, source, f"expected a positive number of seconds, got {raw!r}")
         return value
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, source, f"expected true or false, got {raw!r}")
     if not isinstance(raw, str):
         raise ConfigError(name, source, f"expected a string, got {type(raw).__name__}")
     value = raw.strip()

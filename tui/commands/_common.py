@@ -17,7 +17,7 @@ def run_with_db(settings, body: Callable[[Any], Awaitable[T]], *, load_bundled: 
     """Open the database, run `body(db)`, dispose the engine; one event loop."""
 
     async def main() -> T:
-        db = await open_database(settings, load_bundled=load_bundled)
+        db = await open_database(settings, load_bundled=load_bundled, show_progress=True)
         try:
             return await body(db)
         finally:

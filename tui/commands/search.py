@@ -37,11 +37,17 @@ def cmd_search(args, settings) -> int:
         lambda db: service.search(query, limit=args.limit, db=db, creator=args.creator),
     )
     if args.json:
-        print_json({"cascade_tier": result["cascade_tier"], "items": result["items"]})
+        out = {"cascade_tier": result["cascade_tier"], "items": result["items"]}
+        for key in ("creator_detected", "nearest"):
+            if result.get(key):
+                out[key] = result[key]
+        print_json(out)
         return 0
     items = result["items"]
     if not items:
         print(f"no sections found (tier: {result['cascade_tier']})")
+        if result.get("nearest"):
+            print("nearest topics: " + "; ".join(_plain(t) for t in result["nearest"]))
         return 0
     noun = "section" if len(items) == 1 else "sections"
     print(f"{len(items)} {noun} (tier: {result['cascade_tier']})")

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from tui.db import search_index
+from tui.db import search_index, vectors
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
@@ -122,7 +122,7 @@ MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
     2: _v1_to_v2,
     3: _v2_to_v3,
     4: _unchanged,
-    5: _unchanged,
+    5: vectors.migrate,
     6: _v5_to_v6,
     7: _v6_to_v7,
 }

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from tui.db import search_index
+from tui.db import search_index, vectors
 from tui.db.engine import Database, get_meta, set_meta
 from tui.db.kb_format import KBDocument, KBFormatError, read_documents, validate
 from tui.db.models import Creator, Meta, Section, TechniquePage, Video
@@ -172,6 +172,15 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
         if report.changed:
             conn = await session.connection()
             await search_index.rebuild_index(conn)
+            # every section of the pages imported: a changed title or summary changes
+            # their vectors too; the text hash skips the ones that are unchanged
+            section_ids = (await session.scalars(
+                select(Section.id).join(TechniquePage, TechniquePage.id == Section.page_id)
+                .where(TechniquePage.slug.in_(slugs)))).all() if slugs else []
+            try:
+                await vectors.update_sections(session, section_ids)
+            except vectors.EmbedError as exc:  # the KB is imported; these vectors lag
+                report.warnings.append(f"section vectors not updated: {exc}")
     return report
 
 
@@ -292,3 +301,15 @@ async def ensure_bundled_kb(db: Database, *, always: bool = False) -> ImportRepo
     async with db.engine.begin() as conn:
         await set_meta(conn, "bundled_kb_hash", current)
     return report
+
+
+async def ensure_vectors(db: Database, progress=None) -> int:
+    """Embed the sections that have no vector (a database from before embeddings, or rows
+    written by other tools); when the configured embedding model is not the one in use,
+    switch to it (every section embedded, then made active, in one transaction: a server
+    failing half-way raises `vectors.EmbedError` and the previous vectors stay in use).
+    Returns how many vectors were written."""
+    async with db.engine.begin() as conn:
+        if await vectors.active_model(conn) != vectors.current_model():
+            return await vectors.switch_model(conn, vectors.current_embedder(), progress)
+        return await vectors.update_sections(conn, None, progress=progress)

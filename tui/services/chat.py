@@ -195,6 +195,23 @@ _CITATION = re.compile(r"\[(\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*)\](?!\()")
 _CITATION_LINK = re.compile(r"\[(\d{1,4})\]\(")
 
 
+# `Done.model` when the knowledge base had nothing on the question and no model was asked.
+NO_SOURCES_MODEL = "no-sources"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def no_sources_message(nearest: Sequence[str]) -> str:
+    """What the user reads when the KB has nothing on the question: plainly that, and the
+    nearest topics it does cover (page titles: KB text, shown as plain text)."""
+    text = ("The knowledge base has nothing on this question, so no answer was generated "
+            "(a model would have had no sources to cite).")
+    titles = [_MARKDOWN_SPECIAL.sub(r"\\\1", clean_text(t).replace("\n", " ").strip())
+              for t in nearest if isinstance(t, str) and t.strip()]
+    if titles:
+        text += "\n\nThe nearest topics it does cover:\n\n" + "\n".join(f"- {t}" for t in titles)
+    return text
+
+
 def find_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
     """(cited, invalid): the valid source numbers the text cites, and those outside
     1..n_sources; each ascending, without repeats. Understands [1], [1, 3], [2-4]."""
@@ -419,11 +436,39 @@ class ChatService:
             st.status, st.error = "failed", "Search failed: the knowledge base could not be searched"
             await self._settle(st)
             return
+        if result.get("cascade_tier") == "none" and history:
+            # a follow-up ("and the release time?") is about what the conversation is about
+            previous = next((m.get("content") for m in reversed(history)
+                             if m.get("role") == "user" and isinstance(m.get("content"), str)), "")
+            if previous:
+                try:
+                    again = await self.search.search(
+                        f"{previous}\n{st.query}", scope="all", limit=MAX_CONTEXT_SOURCES,
+                        db=self.db, creator=st.creator_slug,
+                    )
+                    if again.get("cascade_tier") != "none":
+                        result = again
+                except Exception:  # noqa: BLE001 - the first search's answer stands
+                    logger.warning("chat_followup_search_error cid=%s", st.cid, exc_info=True)
         items = list(result.get("items") or [])[:MAX_CONTEXT_SOURCES]
         st.cascade_tier = str(result.get("cascade_tier") or "")
         st.items = items  # with their section text, for the claim check
         st.sources = build_sources(items)
         yield Sources(st.sources)
+
+        st.creator_detected = result.get("creator_detected")
+        if st.cascade_tier == "none" and not getattr(
+            self.settings, "answer_without_sources", False
+        ):
+            # Nothing in the KB is about this: say so, name what it does cover, and spend
+            # no model call on an answer that would have no sources.
+            st.run.model = NO_SOURCES_MODEL
+            for piece in digest_tokens(no_sources_message(result.get("nearest") or [])):
+                st.run.text += piece
+                yield Token(piece)
+            st.status = "answered"
+            await self._settle(st)
+            return
 
         # 5. Prompt.
         system_prompt = await self.system_prompt(items, creator_info, weight)
@@ -511,7 +556,7 @@ class ChatService:
         run = st.run
         latency_ms = (time.monotonic() - st.start) * 1000
         model = run.model or ""
-        if run.model == OFFLINE_MODEL:
+        if run.model in (OFFLINE_MODEL, NO_SOURCES_MODEL):
             tokens, estimated = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, False
         else:
             tokens, estimated = normalise_usage(run.usage, st.prompt_chars, len(run.text))
@@ -562,6 +607,7 @@ class ChatService:
             turn=st.handle.turn if st.handle is not None else None,
             message_id=st.handle.assistant_message_id if st.handle is not None else None,
             claims=claims,
+            creator_detected=st.creator_detected,
         )
 
     async def _check_claims(self, st: _Turn) -> dict[str, Any] | None:
@@ -598,6 +644,7 @@ class _Turn:
         self.settled = False
         self.regenerate = False
         self.usage_row: int | None = None  # the usage row written while streaming
+        self.creator_detected: dict[str, str] | None = None
 
 
 async def _shielded(coro) -> None:

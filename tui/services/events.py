@@ -105,6 +105,8 @@ class Done(_Event):
     turn: int | None = None
     message_id: int | None = None
     claims: dict[str, Any] | None = None
+    # the creator the question named, when search recognised one: {"slug", "name"}
+    creator_detected: dict[str, str] | None = None
     event: ClassVar[str] = "done"
 
     def payload(self) -> dict[str, Any]:
@@ -121,6 +123,7 @@ class Done(_Event):
             "turn": self.turn,
             "message_id": self.message_id,
             "claims": self.claims,
+            "creator_detected": self.creator_detected,
         }
 
 

@@ -47,6 +47,8 @@ knowledge base (a few hundred sections) none of this applies.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -59,6 +61,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tui.db import search_index
 from tui.db.search_index import fold, trigrams, words
 from tui.services.locators import locator_label, make_locator
+
+logger = logging.getLogger(__name__)
 
 ENOUGH_HITS = 3  # sections, after the per-page cap (or `limit`, if smaller)
 CREATOR_ENOUGH_HITS = 1  # the chosen creator is left only when they have nothing
@@ -80,7 +84,23 @@ PG_SCORE_CAP = 500
 # candidates fetched per wanted item, before the per-page cap
 CANDIDATE_FACTOR = 4
 
-TIERS = ("creator", "global", "relaxed", "fuzzy", "none")
+TIERS = ("creator", "global", "relaxed", "fuzzy", "semantic", "none")
+
+# Fusion: weighted reciprocal rank fusion of the lexical ranking and the semantic one.
+RRF_K = 60
+W_LEXICAL = 1.0
+W_SEMANTIC = 0.15  # measured on the eval set, both backends: see docs/BENCHMARKS.md
+DENSE_K = 40  # semantic candidates per search
+DENSE_FLOOR = 0.3  # semantic candidates below this cosine are not fused (measured: see BENCHMARKS)
+# Answerability (see `answerable`): calibrated on tests/data/answerability.json.
+EVIDENCE_ROWS = 3  # the best lexical rows whose words count as coverage
+CORRECTED_SHARE = 0.25  # a spelling correction counts for this share of the rarest word
+BODY_SHARE = 0.2  # a word only in a section's body, not its title, heading, tags or summary
+EVIDENCE_FLOOR = 1.04
+COVERAGE_ALONE = 0.15  # no vectors (lexical-only search): the same calibration
+SEMANTIC_ALONE = 0.5
+NEAREST_TITLES = 3
+MIN_CREATOR_WORD = 4  # a one-word creator name shorter than this is not looked for
 
 # Snowball's English list (PostgreSQL's `english` stopwords) plus the filler of
 # producers' questions. Removed from queries; they never drive the ranking.
@@ -175,10 +195,19 @@ class Group:
 _WITH_DETAILS = (
     "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
     "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url, "
-    "r.score, s.locator, s.first_page, s.last_page, s.line, s.source_path, p.source_file "
-    "FROM r JOIN sections s ON s.id = r.id JOIN technique_pages p ON p.id = s.page_id "
+    "r.score, s.locator, s.first_page, s.last_page, s.line, s.source_path, p.source_file, "
+    "p.tags FROM r JOIN sections s ON s.id = r.id JOIN technique_pages p ON p.id = s.page_id "
     "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
     "ORDER BY r.pos"
+)
+# The same columns for given section ids (the semantic side's candidates), in any order.
+_DETAILS_BY_ID = (
+    "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
+    "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url, "
+    "0.0, s.locator, s.first_page, s.last_page, s.line, s.source_path, p.source_file, "
+    "p.tags FROM sections s JOIN technique_pages p ON p.id = s.page_id "
+    "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
+    "WHERE s.id IN :ids"
 )
 
 
@@ -482,6 +511,10 @@ class SearchService:
         # PostgreSQL text cannot hold, a paragraph) simply matches no creator
         if creator is not None:
             creator = "".join(ch for ch in str(creator) if ch.isprintable()).strip()[:200]
+        if self.settings is not None and getattr(self.settings, "embed_model", None):
+            from tui.db import vectors
+
+            vectors.configure(self.settings)
         if isinstance(db, AsyncSession):
             return await _run(db, query, limit, creator)
         async with db.session() as session:
@@ -490,7 +523,9 @@ class SearchService:
 
 async def _run(session: AsyncSession, query: str, limit: int, creator: str | None) -> dict:
     """The cascade is synchronous code; on SQLite it runs in the driver's thread."""
-    if session.get_bind().dialect.name == "sqlite":
+    bind = session.get_bind()
+    key = bind.url.render_as_string(hide_password=True)
+    if bind.dialect.name == "sqlite":
         conn = await session.connection()
         driver = (await conn.get_raw_connection()).driver_connection
         # aiosqlite runs every call on its connection in one worker thread; `_execute`
@@ -498,28 +533,46 @@ async def _run(session: AsyncSession, query: str, limit: int, creator: str | Non
         submit = getattr(driver, "_execute", None)
         sqlite_conn = getattr(driver, "_conn", None)
         if submit is not None and sqlite_conn is not None:
-            run = _Run(_SQLiteExec(sqlite_conn), "sqlite", limit)
+            run = _Run(_SQLiteExec(sqlite_conn), "sqlite", limit, key)
             return await submit(lambda: run.search(query, creator))
-    dialect = session.get_bind().dialect.name
+    dialect = bind.dialect.name
     return await session.run_sync(
-        lambda sync: _Run(_SessionExec(sync), dialect, limit).search(query, creator)
+        lambda sync: _Run(_SessionExec(sync), dialect, limit, key).search(query, creator)
     )
 
 
 class _Run:
     """One search call: the statements' runner, the backend and what was learned so far."""
 
-    def __init__(self, x: _Exec, dialect: str, limit: int) -> None:
+    def __init__(self, x: _Exec, dialect: str, limit: int, key: str = "") -> None:
         self.limit = limit
         self.enough = min(ENOUGH_HITS, limit)
         self.backend: _SQLite | _Postgres = _SQLite(x) if dialect == "sqlite" else _Postgres(x)
         self.n_docs = 0
         self.df: dict[str, int] = {}
+        self.key = key
+        self.semantic = semantic_enabled()
+        self._matrix: Any = False  # False: not loaded yet; None: the database has no vectors
+        self._qv: Any = None
+        self._dense: dict[int | None, list[tuple[int, float]]] = {}
 
     def search(self, query: str, creator: str | None) -> dict[str, Any]:
+        detected: dict[str, Any] | None = None
+        if creator is None:
+            detected = self._detect_creator(query)
+            if detected is not None:
+                creator = detected["slug"]
+                query = detected["rest"] or query
+        result = self._cascade(query, creator)
+        if detected is not None:
+            result["creator_detected"] = {"slug": detected["slug"], "name": detected["name"]}
+        return result
+
+    def _cascade(self, query: str, creator: str | None) -> dict[str, Any]:
         terms = query_terms(query)
         if not terms:
-            return {"items": [], "cascade_tier": "none"}
+            return _none()
+        self.query = query
         typed = {t: Group(t, variants(t)) for t in terms}
         forms = sorted({w for g in typed.values() for w in g.all})
         self.n_docs, dfs = self.backend.dfs(forms, DF_COUNT_CAP)
@@ -527,36 +580,39 @@ class _Run:
         known = [t for t in terms if self._group_df(typed[t]) > 0]
         unknown = [t for t in terms if t not in known]
         groups_known = [typed[t] for t in known]
+        self.typed = [typed[t] for t in terms]
 
-        fallback: tuple[str, list[dict[str, Any]]] | None = None
+        fallback: tuple[str, list[Any], list[Group], int | None] | None = None
 
-        def take(tier: str, items: list[dict[str, Any]]) -> bool:
+        def take(tier: str, rows: list[Any], groups: list[Group], cid: int | None) -> bool:
             nonlocal fallback
-            if items and fallback is None:
-                fallback = (tier, items)
-            return len(items) >= (CREATOR_ENOUGH_HITS if tier == "creator" else self.enough)
+            n = len(self._items(rows))
+            if n and fallback is None:
+                fallback = (tier, rows, groups, cid)
+            return n >= (CREATOR_ENOUGH_HITS if tier == "creator" else self.enough)
 
         # creator
+        cid = None
         if creator:
             cid = self._creator_id(creator)
             if cid is not None and known:
-                items = self._creator_tier(len(terms), groups_known, cid)
-                if take("creator", items):
-                    return _result("creator", items)
+                rows = self._creator_tier(len(terms), groups_known, cid)
+                if take("creator", rows, groups_known, cid):
+                    return self._finish("creator", rows, groups_known, cid)
 
         # global: every word must be there (an unknown word matches nothing)
         if known and not unknown:
-            items = self._ranked(groups_known, "and", None)
-            if take("global", items):
-                return _result("global", items)
+            rows = self._ranked(groups_known, "and", None)
+            if take("global", rows, groups_known, None):
+                return self._finish("global", rows, groups_known, None)
 
         corrections = {t: self._corrections(t) for t in unknown}
         correctable = any(corrections.values())
         # relaxed: any word, as typed (skipped when a typo can be corrected instead)
         if known and not correctable and (len(known) > 1 or unknown):
-            items = self._ranked(groups_known, "or", None)
-            if take("relaxed", items):
-                return _result("relaxed", items)
+            rows = self._ranked(groups_known, "or", None)
+            if take("relaxed", rows, groups_known, None):
+                return self._finish("relaxed", rows, groups_known, None)
 
         # fuzzy: unknown words replaced by their spelling neighbours
         if correctable:
@@ -565,30 +621,206 @@ class _Run:
                 if corrections.get(t):
                     alts = corrections[t]
                     groups.append(Group(alts[0], alts[1:]))
+            # the semantic side reads the question as corrected, too
+            self.query = " ".join(corrections[t][0] if corrections.get(t) else t for t in terms)
+            self._qv = None
             new = sorted({w for g in groups for w in g.all if w not in self.df})
             self.df.update(self.backend.dfs(new, DF_COUNT_CAP)[1])
-            items = self._ranked(groups, "and", None)
-            if take("fuzzy", items):
-                return _result("fuzzy", items)
+            rows = self._ranked(groups, "and", None)
+            if take("fuzzy", rows, groups, None):
+                return self._finish("fuzzy", rows, groups, None)
             if len(groups) > 1:
-                items = self._ranked(groups, "or", None)
-                if take("fuzzy", items):
-                    return _result("fuzzy", items)
+                rows = self._ranked(groups, "or", None)
+                if take("fuzzy", rows, groups, None):
+                    return self._finish("fuzzy", rows, groups, None)
 
         if fallback is not None:
-            return _result(*fallback)
-        return {"items": [], "cascade_tier": "none"}
+            return self._finish(*fallback)
+        # no word matched: the semantic side alone, when it is sure enough
+        return self._finish("semantic", [], [], cid if creator else None)
+
+    # ------------------------------------------------------------ fusion and the gate
+
+    def _finish(self, tier: str, rows: list[Any], groups: list[Group], cid: int | None
+                ) -> dict[str, Any]:
+        dense = self._dense_top(cid)
+        evidence = self._evidence(tier, rows, groups, dense)
+        if _GATE[0] and not answerable(evidence):
+            return {**_none(), "evidence": evidence,
+                    "nearest": self._nearest(rows, dense)}
+        items = self._fuse(rows, dense)
+        if not items:
+            return {**_none(), "evidence": evidence, "nearest": []}
+        return {"items": items, "cascade_tier": tier, "evidence": evidence}
+
+    def _fuse(self, rows: list[Any], dense: list[tuple[int, float]]) -> list[dict[str, Any]]:
+        """Weighted reciprocal rank fusion of the lexical rows and the semantic top list."""
+        dense = [d for d in dense if d[1] >= DENSE_FLOOR]
+        if not dense:
+            return self._items(rows)
+        fused: dict[int, float] = {}
+        for i, r in enumerate(rows):
+            fused[r[0]] = fused.get(r[0], 0.0) + W_LEXICAL / (RRF_K + i + 1)
+        for i, (sid, _sim) in enumerate(dense):
+            fused[sid] = fused.get(sid, 0.0) + W_SEMANTIC / (RRF_K + i + 1)
+        by_id = {r[0]: r for r in rows}
+        # the per-page cap and the limit decide which semantic-only sections are shown:
+        # only those are read from the database
+        pages = self._matrix.pages_of([sid for sid in fused if sid not in by_id])
+        order, per_page = [], {}
+        for sid in sorted(fused, key=lambda i: (-fused[i], i)):
+            page = by_id[sid][1] if sid in by_id else pages.get(sid)
+            if page is None or per_page.get(page, 0) >= MAX_PER_PAGE:
+                continue
+            per_page[page] = per_page.get(page, 0) + 1
+            order.append(sid)
+            if len(order) >= self.limit:
+                break
+        missing = [sid for sid in order if sid not in by_id]
+        if missing:
+            for r in self.backend.x.rows(_DETAILS_BY_ID, {"ids": missing}):
+                by_id[r[0]] = r
+        out = []
+        for sid in order:
+            if sid in by_id:
+                r = list(by_id[sid])
+                r[17] = fused[sid]
+                out.append(r)
+        return self._items(out)
+
+    def _vector(self) -> Any:
+        """The question's vector by the model the matrix holds; None when that model is
+        not at hand or its server fails (the search is lexical only then)."""
+        if self._qv is None:
+            from tui.db import vectors
+
+            m = self._load_matrix()
+            embedder = vectors.embedder_for(m.model) if m is not None else None
+            self._qv = False
+            if embedder is not None:
+                try:
+                    self._qv = embedder.embed([self.query])[0]
+                except vectors.EmbedError as exc:
+                    logger.warning("search_embed_error %s", exc)
+        return self._qv if self._qv is not False else None
+
+    def _load_matrix(self) -> Any:
+        if self._matrix is False:
+            self._matrix = None
+            if self.semantic:
+                from tui.db import vectors
+
+                meta = dict(self.backend.x.rows(
+                    "SELECT key, value FROM chrysopedia_meta WHERE key IN :k",
+                    {"k": [vectors.META_GENERATION, vectors.META_MODEL]},
+                ))
+                model = meta.get(vectors.META_MODEL) or vectors.LOCAL_MODEL
+                self._matrix = vectors.cached_matrix(
+                    self.key, meta.get(vectors.META_GENERATION), model,
+                    lambda: self.backend.x.rows(vectors.MATRIX_ROWS, {"m": model}),
+                )
+        return self._matrix
+
+    def _dense_top(self, cid: int | None) -> list[tuple[int, float]]:
+        """The semantic side's best sections (all creators, or one), best first."""
+        if cid not in self._dense:
+            m = self._load_matrix()
+            q = self._vector() if m is not None else None
+            self._dense[cid] = m.top(q, DENSE_K, cid) if q is not None else []
+        return self._dense[cid]
+
+    def _evidence(self, tier: str, rows: list[Any], groups: list[Group],
+                  dense: list[tuple[int, float]]) -> dict[str, Any]:
+        """What says the knowledge base is about the question (see `answerable`).
+
+        `coverage`: the largest share of the query's information (the IDF of its words; a
+        word the index lacks weighs as the rarest) that one of the best lexical sections
+        holds, a word counting fully in the title, heading, tags or summary and
+        BODY_SHARE in the body alone; a spelling correction counts for CORRECTED_SHARE
+        of the rarest word. `similarity`: how close in meaning the best of those
+        sections is to the question; `semantic`: the best section's closeness overall."""
+        weights = [_idf(self.n_docs, self._group_df(g)) for g in self.typed]
+        total = sum(weights) or 1.0
+        checks = [(w, g.all) for g, w in zip(self.typed, weights, strict=True)
+                  if self._group_df(g) > 0]
+        typed = {g.word for g in self.typed}
+        checks += [(CORRECTED_SHARE * max(weights), g.all) for g in groups if g.word not in typed]
+        coverage = 0.0
+        for r in rows[:EVIDENCE_ROWS]:
+            head, body = _head_stems(r), None
+            got = 0.0
+            for w, forms in checks:
+                stems = {_stem(f) for f in forms}
+                if _holds(stems, head):
+                    got += w
+                    continue
+                if body is None:
+                    body = _body_stems(r)
+                if _holds(stems, body):
+                    got += w * BODY_SHARE
+            coverage = max(coverage, got / total)
+        similarity = None
+        m = self._load_matrix() if rows else None
+        if m is not None and self._vector() is not None:
+            sims = m.similarity(self._vector(), [r[0] for r in rows[:EVIDENCE_ROWS]])
+            similarity = max(sims.values(), default=None)
+        return {
+            "tier": tier,
+            "words": len(self.typed),
+            "coverage": round(coverage, 3),
+            "similarity": None if similarity is None else round(similarity, 3),
+            "semantic": round(dense[0][1], 3) if dense else None,
+        }
+
+    def _nearest(self, rows: list[Any], dense: list[tuple[int, float]]) -> list[str]:
+        """Titles of the pages closest to the question, for saying what the KB does hold."""
+        ids = [sid for sid, _ in dense[:12]] or [r[0] for r in rows[:12]]
+        if not ids:
+            return []
+        got = {int(r[0]): r[1] for r in self.backend.x.rows(
+            "SELECT s.id, p.title FROM sections s JOIN technique_pages p ON p.id = s.page_id "
+            "WHERE s.id IN :ids", {"ids": ids})}
+        titles: list[str] = []
+        for sid in ids:
+            t = got.get(sid)
+            if t and t not in titles:
+                titles.append(t)
+        return titles[:NEAREST_TITLES]
+
+    def _detect_creator(self, query: str) -> dict[str, Any] | None:
+        """A creator named in the question (name or slug as whole words, any case or
+        accent, possessive too; a name glued to more by a hyphen is not one): the longest
+        name found wins."""
+        folded = fold(query[:MAX_QUERY_CHARS])
+        best: tuple[int, int, str, str, str] | None = None
+        for cid, slug, name in self.backend.x.rows("SELECT id, slug, name FROM creators", {}):
+            for form in {tuple(words(name or "")), tuple(words(slug or ""))}:
+                if not form or (len(form) == 1 and len(form[0]) < MIN_CREATOR_WORD):
+                    continue
+                if not all(w in folded for w in form):  # cheap: most names are absent
+                    continue
+                found = _name_pattern(form).search(folded)
+                size = sum(len(w) for w in form)
+                if found and (best is None or size > best[0]):
+                    rest = (folded[: found.start()] + " " + folded[found.end() :]).strip()
+                    best = (size, int(cid), slug, name, rest)
+        if best is None:
+            return None
+        return {"id": best[1], "slug": best[2], "name": best[3], "rest": best[4]}
+
+    # ------------------------------------------------------------ tiers
 
     def _group_df(self, g: Group) -> int:
         return sum(self.df.get(w, 0) for w in g.all)
 
     # ------------------------------------------------------------ tiers
 
-    def _creator_tier(self, n_terms: int, groups: list[Group], cid: int) -> list[dict[str, Any]]:
+    def _creator_tier(self, n_terms: int, groups: list[Group], cid: int) -> list[Any]:
+        """Ranked rows (before the per-page cap) of the creator's sections."""
         if len(groups) == n_terms:
-            items = self._ranked(groups, "and", cid)
-            if len(items) >= self.enough or n_terms == 1:
-                return items
+            rows = self._ranked(groups, "and", cid)
+            if len(self._items(rows)) >= self.enough or n_terms == 1:
+                return rows
         need = math.ceil(n_terms / 2)
         if len(groups) < need:
             return []
@@ -600,18 +832,15 @@ class _Run:
         for g in groups:
             for sid in self.backend.containing(g.all, ids):
                 counts[sid] += 1
-        return self._items([row for row in candidates if counts[row[0]] >= need])
+        return [row for row in candidates if counts[row[0]] >= need]
 
-    def _ranked(
-        self, groups: list[Group], mode: str, cid: int | None
-    ) -> list[dict[str, Any]]:
+    def _ranked(self, groups: list[Group], mode: str, cid: int | None) -> list[Any]:
+        """Ranked rows, enough of them to fill `limit` items after the per-page cap."""
         n = self._fetch_n()
         ranked = self._rank(groups, mode, cid, n)
-        items = self._items(ranked)
-        if len(items) < self.limit and len(ranked) >= n:  # the per-page cap ate the candidates
-            ranked = self._rank(groups, mode, cid, n * 8)
-            items = self._items(ranked)
-        return items
+        if len(self._items(ranked)) < self.limit and len(ranked) >= n:
+            ranked = self._rank(groups, mode, cid, n * 8)  # the per-page cap ate them
+        return ranked
 
     def _rank(self, groups: list[Group], mode: str, cid: int | None, n: int) -> list[Any]:
         def rank(groups: list[Group], head_only: bool = False) -> list[Any]:
@@ -720,5 +949,90 @@ def _item(r: Sequence[Any]) -> dict[str, Any]:
     return item
 
 
-def _result(tier: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"items": items, "cascade_tier": tier}
+@functools.lru_cache(maxsize=4096)
+def _name_pattern(form: tuple[str, ...]) -> re.Pattern[str]:
+    """A creator's name words as whole words (joined by spaces, dots, dashes or
+    underscores), a possessive allowed, not glued to another word by a hyphen."""
+    return re.compile(r"(?<![\w'-])" + r"[\s._-]+".join(re.escape(w) for w in form)
+                      + r"(?:['\u2019]s\b|s'|['\u2019])?(?![\w-])")
+
+
+def _none() -> dict[str, Any]:
+    return {"items": [], "cascade_tier": "none"}
+
+
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ies", "es", "ed", "ly", "s")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    """A rough stem, for telling whether a section holds a query word (evidence only;
+    the ranking uses the index's own stemmer)."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _head_stems(r: Sequence[Any]) -> set[str]:
+    """Stems of a result row's title, heading, tags and summary."""
+    from tui.db.search_index import _tag_text
+
+    tags = r[24] if len(r) > 24 else None
+    return {_stem(w) for w in words(f"{r[9] or ''} {r[3] or ''} {_tag_text(tags)} {r[11] or ''}")}
+
+
+def _holds(stems: set[str], doc: set[str]) -> bool:
+    """A stem in the document, or one of at least 5 letters that another extends by at
+    most 3 (the rough stemmer leaves compress/compression, harmon/harmonics apart)."""
+    if stems & doc:
+        return True
+    return any(
+        len(s) >= 5 and any(_near(s, d) for d in doc) for s in stems
+    )
+
+
+def _near(a: str, b: str) -> bool:
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    return len(short) >= 5 and len(long_) - len(short) <= 3 and long_.startswith(short)
+
+
+def _body_stems(r: Sequence[Any]) -> set[str]:
+    return {_stem(w) for w in words(r[4] or "")}
+
+
+def answerable(ev: dict[str, Any]) -> bool:
+    """Whether the evidence says the knowledge base is about the question.
+
+    Lexical and semantic evidence must agree: the best lexical sections must hold the
+    query's informative words (in their titles and summaries more than in passing) and be
+    close to it in meaning, weighed as `similarity + 4 * coverage >= EVIDENCE_FLOOR` (calibrated on tests/data/answerability.json against tests/data/search_eval.json).
+    With no lexical match, the semantic side alone must be sure; with no vectors, the
+    lexical side alone must be."""
+    cov, sim, semantic = ev["coverage"], ev["similarity"], ev["semantic"]
+    if ev["tier"] == "semantic":
+        return semantic is not None and semantic >= SEMANTIC_ALONE
+    if ev["words"] == 1 and cov > 0:  # one word the index holds (or completes) is a lookup
+        return True
+    if sim is None:
+        return cov >= COVERAGE_ALONE
+    return sim + 4 * cov >= EVIDENCE_FLOOR
+
+
+def semantic_enabled() -> bool:
+    return _SEMANTIC[0]
+
+
+def set_semantic(enabled: bool) -> None:
+    """Lexical-only search (the eval's side-by-side and the benchmark's baseline)."""
+    _SEMANTIC[0] = bool(enabled)
+
+
+def set_gate(enabled: bool) -> None:
+    """Results even when the evidence says the KB is not about the question (the eval
+    measures what the gate costs)."""
+    _GATE[0] = bool(enabled)
+
+
+_SEMANTIC = [True]
+_GATE = [True]
