@@ -214,6 +214,8 @@ async def test_a_failing_check_does_not_fail_the_answer(
 
 def test_ask_json_carries_claims(tmp_path, fake_llm):
     url = f"sqlite:///{tmp_path / 'ask.db'}"
+    # a database named with --db holds only what is imported into it: the demo pages here
+    assert chrysopedia(url, "import", "--demo").returncode == 0
     found = chrysopedia(url, "search", QUESTION, "--limit", "10", "--json")
     assert found.returncode == 0, found.stderr
     items = json.loads(found.stdout)["items"]

@@ -206,6 +206,8 @@ def test_the_cli_says_in_one_line_that_the_previous_vectors_stay(tmp_path, fake_
     from tui.cli import main
 
     db_url = f"sqlite:///{tmp_path / 'kb.db'}"
+    # a database named with --db holds only what is imported into it (no demo pages)
+    assert main(["--db", db_url, "import", "--demo"]) == 0
     assert main(["--db", db_url, "search", "sidechain"]) == 0
     capsys.readouterr()
     fake_llm.set_embeddings(fail_after=0)

@@ -96,6 +96,10 @@ DENSE_FLOOR = 0.3  # semantic candidates below this cosine are not fused (measur
 EVIDENCE_ROWS = 3  # the best lexical rows whose words count as coverage
 CORRECTED_SHARE = 0.25  # a spelling correction counts for this share of the rarest word
 BODY_SHARE = 0.2  # a word only in a section's body, not its title, heading, tags or summary
+# The same for imported material (a section with a locator: transcripts, notes, manuals):
+# its title, headings and summary are made from its text or are the user's own short
+# labels, not written to sum the section up, so its body says more of what it is about.
+IMPORTED_BODY_SHARE = 0.6
 EVIDENCE_FLOOR = 1.04
 COVERAGE_ALONE = 0.15  # no vectors (lexical-only search): the same calibration
 SEMANTIC_ALONE = 0.5
@@ -757,7 +761,7 @@ class _Run:
                 if body is None:
                     body = _body_stems(r)
                 if _holds(stems, body):
-                    got += w * BODY_SHARE
+                    got += w * (BODY_SHARE if r[18] is None else IMPORTED_BODY_SHARE)
             coverage = max(coverage, got / total)
         similarity = None
         m = self._load_matrix() if rows else None
