@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from platformdirs import user_config_path, user_data_path
 
@@ -119,6 +119,42 @@ def redact_url(url: str) -> str:
     return url
 
 
+# PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
+MAX_IDENTIFIER_BYTES = 63
+
+
+def check_schema_name(name: str) -> str:
+    """`name` if it may name a PostgreSQL schema here, else ValueError saying why.
+
+    Letters, digits and underscores only, at most 63 bytes, not a `pg_` name: the
+    name is quoted wherever it reaches SQL, and this keeps it a plain identifier
+    that needs no quoting rules to read."""
+    shown = repr(name) if len(name) <= 80 else repr(name[:80]) + "…"
+    if not name:
+        raise ValueError("the schema name is empty")
+    if not all(ch == "_" or ch.isalnum() for ch in name):
+        raise ValueError(
+            f"schema name {shown} may hold only letters, digits and underscores"
+        )
+    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(
+            f"schema name {shown} is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES} bytes"
+        )
+    if name.lower().startswith("pg_"):
+        raise ValueError(f"schema name {shown}: names starting with pg_ belong to PostgreSQL")
+    return name
+
+
+def schema_in_url(url: str) -> str | None:
+    """The `?schema=NAME` of a database URL (checked), or None; ValueError on a bad one."""
+    names = [v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True) if k == "schema"]
+    if not names:
+        return None
+    if len(names) > 1:
+        raise ValueError("?schema= is given more than once")
+    return check_schema_name(names[0])
+
+
 # setting name -> (environment variables in order of precedence, kind)
 _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "database_url": (("CHRYSOPEDIA_DATABASE_URL",), "db_url"),
@@ -186,6 +222,10 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
             if not parts.hostname and "host=" not in parts.query:
                 raise ConfigError(name, source, f"no host in {redact_url(value)!r}")
             value = "postgresql+asyncpg" + value[len(parts.scheme) :]
+            try:
+                schema_in_url(value)
+            except ValueError as exc:
+                raise ConfigError(name, source, str(exc)) from None
         else:
             raise ConfigError(
                 name,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tui.config import check_schema_name
 from tui.db import search_index
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
@@ -46,21 +48,39 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
 MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {2: _v1_to_v2}
 
 
-def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
-    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it)."""
+def make_engine(
+    url: str, *, schema: str | None = None, connect_timeout: float | None = None
+) -> AsyncEngine:
+    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it);
+    `connect_timeout` bounds each new PostgreSQL connection, start-up included (seconds)."""
     u = make_url(url)
     # `?schema=NAME` on a PostgreSQL URL selects a schema (several KBs in one database).
     if "schema" in u.query:
         schema = schema or u.query["schema"]
         u = u.difference_update_query(["schema"])
-        url = u.render_as_string(hide_password=False)
+    # libpq's `?sslmode=` is asyncpg's `ssl` argument (same values).
+    if "sslmode" in u.query and "ssl" not in u.query:
+        u = u.update_query_dict({"ssl": u.query["sslmode"]}).difference_update_query(["sslmode"])
+    url = u.render_as_string(hide_password=False)
     kwargs: dict = {}
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 15}
-    elif schema:
-        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    else:
+        connect_args: dict = {}
+        if schema:
+            if not isinstance(schema, str):
+                raise SchemaError("?schema= is given more than once")
+            try:
+                check_schema_name(schema)
+            except ValueError as exc:
+                raise SchemaError(str(exc)) from None
+            # Quoted, so the name keeps its case (search_path folds bare names).
+            connect_args["server_settings"] = {"search_path": f'"{schema}"'}
+        if connect_timeout is not None:
+            connect_args["timeout"] = connect_timeout
+        kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, **kwargs)
     if u.get_backend_name() == "sqlite":
 
@@ -74,6 +94,56 @@ def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
             cur.close()
 
     return engine
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, through SQLAlchemy's and asyncpg's wrappers."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 6:
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return None
+
+
+async def ensure_pg_schema(engine: AsyncEngine, schema: str) -> bool:
+    """Create the PostgreSQL schema `schema` unless it exists; True when it was created.
+
+    Existence is checked first: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the
+    database even when the schema is there, and a role that was given its schema
+    by the owner has no such right. A role that may not create it gets SchemaError
+    with the statement a database owner would run."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :name),"
+                    " quote_ident(current_user), quote_ident(:name), current_database()"
+                ),
+                {"name": schema},
+            )
+        ).one()
+        exists, role, quoted, database = row
+        await conn.rollback()  # ends the read's implicit transaction
+        if exists:
+            return False
+        try:
+            async with conn.begin():
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        except DBAPIError as exc:
+            state = sqlstate(exc)
+            if state == "42501":  # insufficient_privilege
+                raise SchemaError(
+                    f"role {role} may not create schema {quoted} in database {database}; "
+                    f"a database owner can run: CREATE SCHEMA {quoted} AUTHORIZATION {role};"
+                ) from None
+            if state in ("23505", "42P06"):  # another process created it just now
+                return False
+            raise
+    return True
 
 
 async def get_meta(conn: AsyncConnection, key: str) -> str | None:
@@ -115,10 +185,13 @@ async def init_schema(engine: AsyncEngine) -> int:
 class Database:
     """An engine plus a session factory; `await db.init()` before use."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, schema: str | None = None, connect_timeout: float | None = None
+    ) -> None:
         self.url = url
-        self.schema = schema
-        self.engine = make_engine(url, schema=schema)
+        self.engine = make_engine(url, schema=schema, connect_timeout=connect_timeout)
+        query = make_url(url).query
+        self.schema = schema or (query.get("schema") if self.dialect == "postgresql" else None)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -126,6 +199,10 @@ class Database:
         return self.engine.dialect.name
 
     async def init(self) -> int:
+        """Make the database ready: its PostgreSQL schema created when new, then the
+        tables created, upgraded or refused (`init_schema`)."""
+        if self.schema:
+            await ensure_pg_schema(self.engine, self.schema)
         return await init_schema(self.engine)
 
     def session(self) -> AsyncSession:
