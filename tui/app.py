@@ -279,6 +279,9 @@ class ChrysopediaApp(App[int]):
         self.picker.set_creators(self.creators)
         self._show_memory_state(services.history.state)
         self.status_bar.set(model=self._model_label())
+        if services.history.state.problem:
+            self.notify(plain(services.history.state.problem), title="Redis not used",
+                        severity="error", timeout=15)
 
     async def _load_creators(self, db) -> list[dict[str, Any]]:
         from sqlalchemy import select

@@ -58,6 +58,8 @@ class Settings:
     llm_first_token_timeout: float = 30.0
     # Seconds allowed between two chunks once streaming has started.
     llm_read_timeout: float = 60.0
+    # Seconds to wait for a new PostgreSQL connection (start-up included) before giving up.
+    database_connect_timeout: float = 10.0
     # Redis key prefix for conversation memory (tests use their own).
     redis_key_prefix: str = "chrysopedia:chat:"
     theme: str | None = None
@@ -158,6 +160,9 @@ def schema_in_url(url: str) -> str | None:
 # setting name -> (environment variables in order of precedence, kind)
 _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "database_url": (("CHRYSOPEDIA_DATABASE_URL",), "db_url"),
+    "database_connect_timeout": (
+        ("CHRYSOPEDIA_DATABASE_CONNECT_TIMEOUT", "PGCONNECT_TIMEOUT"), "seconds"
+    ),
     "redis_url": (("CHRYSOPEDIA_REDIS_URL",), "redis_url"),
     "llm_api_url": (("CHRYSOPEDIA_LLM_API_URL", "OPENAI_BASE_URL"), "http_url"),
     "llm_api_key": (("CHRYSOPEDIA_LLM_API_KEY", "OPENAI_API_KEY"), "str"),

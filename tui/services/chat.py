@@ -393,7 +393,7 @@ class ChatService:
         if state.status == "answered":
             yield state.done
         elif state.error:
-            yield Error(state.error)
+            yield Error(state.error, kind=state.error_kind)
 
     async def _answer(
         self, st: _Turn, creator_info: dict[str, Any] | None, weight: float, regenerate: bool
@@ -459,6 +459,7 @@ class ChatService:
                             await self._save_partial(st)
             except LLMError as exc:
                 st.status, st.error = "failed", str(exc)
+                st.error_kind = "setup" if exc.setup else ""
                 await self._settle(st)
                 return
 
@@ -574,6 +575,7 @@ class _Turn:
         self.run = Completion()
         self.status = "failed"
         self.error: str | None = None
+        self.error_kind = ""  # Error.kind
         self.done: Done | None = None
         self.settled = False
         self.regenerate = False
