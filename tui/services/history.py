@@ -798,8 +798,11 @@ async def _replica_of(client, wait: float) -> str | None:
         role = await asyncio.wait_for(client.execute_command("ROLE"), wait)
     except Exception:  # noqa: BLE001
         return None
-    if isinstance(role, list | tuple) and role and str(role[0]) in ("slave", "replica"):
-        host = role[1] if len(role) > 1 else "?"
-        port = role[2] if len(role) > 2 else "?"
+    if not isinstance(role, list | tuple) or not role:
+        return None
+    fields = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in role[:3]]
+    if fields[0] in ("slave", "replica"):
+        host = fields[1] if len(fields) > 1 else "?"
+        port = fields[2] if len(fields) > 2 else "?"
         return f"{host}:{port}"
     return None
