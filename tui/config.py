@@ -39,6 +39,16 @@ def default_data_dir() -> Path:
     return user_data_path(APP_NAME)
 
 
+def default_user_id() -> str:
+    """The OS user name (what `whoami` says), or "unknown" where there is none."""
+    import getpass
+
+    try:
+        return getpass.getuser()[:200] or "unknown"
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
 def default_database_url() -> str:
     return f"sqlite+aiosqlite:///{default_data_dir() / 'chrysopedia.db'}"
 
@@ -60,6 +70,8 @@ class Settings:
     llm_read_timeout: float = 60.0
     # Seconds to wait for a new PostgreSQL connection (start-up included) before giving up.
     database_connect_timeout: float = 10.0
+    # Who asks, recorded in each usage row and transcript message (default: the OS user).
+    user_id: str = ""
     # Redis key prefix for conversation memory (tests use their own).
     redis_key_prefix: str = "chrysopedia:chat:"
     theme: str | None = None
@@ -78,6 +90,8 @@ class Settings:
             )
         if self.media_dir is None:
             object.__setattr__(self, "media_dir", self.data_dir / "media")
+        if not self.user_id:
+            object.__setattr__(self, "user_id", default_user_id())
 
     @property
     def model_configured(self) -> bool:
@@ -173,6 +187,7 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "llm_first_token_timeout": (("CHRYSOPEDIA_LLM_FIRST_TOKEN_TIMEOUT",), "seconds"),
     "llm_read_timeout": (("CHRYSOPEDIA_LLM_READ_TIMEOUT",), "seconds"),
     "redis_key_prefix": (("CHRYSOPEDIA_REDIS_KEY_PREFIX",), "str"),
+    "user_id": (("CHRYSOPEDIA_USER_ID",), "user_id"),
     "theme": (("CHRYSOPEDIA_THEME",), "str"),
     "data_dir": (("CHRYSOPEDIA_DATA_DIR",), "path"),
     "media_dir": (("CHRYSOPEDIA_MEDIA_DIR",), "path"),
@@ -199,6 +214,12 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
         return value or None
     if kind == "path":
         return Path(value).expanduser()
+    if kind == "user_id":
+        if not value:
+            return None
+        if len(value) > 200 or any(not ch.isprintable() for ch in value):
+            raise ConfigError(name, source, "expected a printable name of at most 200 characters")
+        return value
     if not value:
         return None
     try:
@@ -224,8 +245,6 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
                 raise ConfigError(name, source, f"unsupported SQLite driver in {value!r}")
             value = "sqlite+aiosqlite" + value[len(parts.scheme) :]
         elif parts.scheme.startswith("postgres"):
-            if not parts.hostname and "host=" not in parts.query:
-                raise ConfigError(name, source, f"no host in {redact_url(value)!r}")
             value = "postgresql+asyncpg" + value[len(parts.scheme) :]
             try:
                 schema_in_url(value)

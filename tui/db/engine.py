@@ -26,7 +26,7 @@ from tui.db import search_index
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -44,8 +44,20 @@ async def _v1_to_v2(conn: AsyncConnection) -> None:
         )
 
 
+async def _v3_to_v4(conn: AsyncConnection) -> None:
+    # v4: each transcript message records who asked (`user_id`), as usage rows do.
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "user_id" not in await conn.run_sync(columns, "messages"):
+        await conn.execute(text("ALTER TABLE messages ADD COLUMN user_id VARCHAR(200)"))
+
+
 # version N -> the step that upgrades a database at N-1 to N.
-MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {2: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
+    2: _v1_to_v2,
+    4: _v3_to_v4,
+}
 
 
 def make_engine(
@@ -176,7 +188,10 @@ async def init_schema(engine: AsyncEngine) -> int:
         if version is None:
             version = SCHEMA_VERSION
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            await MIGRATIONS[step](conn)
+            # Versions are numbered across parallel work: a number with no step here
+            # changes nothing in this schema (every step checks before it alters).
+            if step in MIGRATIONS:
+                await MIGRATIONS[step](conn)
         await set_meta(conn, "schema_version", str(SCHEMA_VERSION))
         await search_index.ensure_index(conn)
     return SCHEMA_VERSION

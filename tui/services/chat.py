@@ -238,6 +238,8 @@ class ChatService:
         self.search = search
         self.llm = llm if llm is not None else ModelRouter(settings)
         self.max_answer_chars = MAX_ANSWER_CHARS
+        # Who asks: recorded in each usage row and transcript message (a team shares both).
+        self.user_id = getattr(settings, "user_id", None) or None
         self._profiles: dict[str, dict[str, Any] | None] = {}
 
     async def aclose(self) -> None:
@@ -352,7 +354,8 @@ class ChatService:
         if regenerate:
             try:
                 handle = await transcripts.start_regeneration(
-                    self.db, cid, creator_slug=creator_slug, personality_weight=weight
+                    self.db, cid, creator_slug=creator_slug, personality_weight=weight,
+                    user_id=self.user_id,
                 )
             except LookupError:
                 yield Error("Nothing to regenerate: this conversation has no question yet")
@@ -364,7 +367,8 @@ class ChatService:
             query = handle.question
         else:
             try:
-                handle = await transcripts.start_turn(self.db, cid, query, creator_slug, weight)
+                handle = await transcripts.start_turn(self.db, cid, query, creator_slug, weight,
+                                                      user_id=self.user_id)
             except Exception:  # noqa: BLE001
                 logger.exception("chat_transcript_error cid=%s", cid)
 
@@ -495,7 +499,7 @@ class ChatService:
             conversation_id=st.cid, usage=usage, prompt_chars=st.prompt_chars,
             completion_chars=len(st.run.text), cascade_tier=st.cascade_tier,
             model=st.run.model or "", fallback_used=st.run.fallback_used,
-            latency_ms=latency_ms, status=status,
+            latency_ms=latency_ms, status=status, user_id=self.user_id,
             secrets=(getattr(self.settings, "llm_api_key", None),),
         )
 
