@@ -9,7 +9,8 @@ SSLRequest, reads the startup message, then
   `password authentication failed for user "..."`;
 * `ssl_required`: fails with SQLSTATE 28000 `no pg_hba.conf entry for host ..., no encryption`
   (what pg_hba.conf's `hostssl` lines give a non-SSL client);
-* `silent`: accepts the connection and never answers (a blackholed server).
+* `silent`: listens but never accepts: the kernel completes the handshake into the
+  backlog and nothing ever answers the startup packet (a blackholed server).
 
 `with FakePostgres(mode) as pg:` runs it in a thread on a free port: `pg.port`, `pg.url(user)`,
 `pg.connections` (how many clients connected), `pg.passwords` (what they sent).
@@ -63,7 +64,8 @@ class FakePostgres:
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
     def __enter__(self) -> FakePostgres:
-        self._thread.start()
+        if self.mode != "silent":
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -71,7 +73,8 @@ class FakePostgres:
         self.sock.close()
         for conn in self._open:
             conn.close()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _serve(self) -> None:
         self.sock.settimeout(0.1)
@@ -86,8 +89,6 @@ class FakePostgres:
 
     def _session(self, conn: socket.socket) -> None:
         try:
-            if self.mode == "silent":
-                return  # never a byte back; closed when the server stops
             while True:
                 (length,) = struct.unpack("!I", _recv_exact(conn, 4))
                 body = _recv_exact(conn, length - 4)

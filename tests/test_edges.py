@@ -90,7 +90,7 @@ def test_a_silent_server_times_out_in_the_configured_time(capsys, isolated_user_
     monkeypatch.setenv("CHRYSOPEDIA_DATABASE_CONNECT_TIMEOUT", "1")
     with FakePostgres("silent") as pg:
         code, _, err = run(capsys, "--db", pg.url("me"), "stats")
-        assert pg.connections >= 1  # it connected, then heard nothing
+        assert pg.connections == 0  # never accepted: the client waited on the backlog
     assert code == 2
     line = assert_one_line(err, setting="database_url", source="--db",
                            says=f"no answer from 127.0.0.1:{pg.port} within 1 s",
@@ -331,3 +331,22 @@ def test_doctor_names_a_model_server_answering_html(capsys, tmp_path, monkeypatc
         code, out, _ = run(capsys, "--db", f"sqlite:///{tmp_path / 'kb.db'}", "doctor")
     assert code == 1
     assert "answered with an HTML page" in out and "llm_api_url (from $CHRYSOPEDIA_LLM_API_URL)" in out
+
+
+async def test_the_app_shows_a_model_server_answering_html(tmp_path):
+    from test_app_pilot import ask
+    from test_app_support import app_settings, load_mini_kb, make_test_app, wait_until
+
+    with FakeOpenAI("html") as server:
+        settings = app_settings(tmp_path, llm_api_url=server.url,
+                                sources={"llm_api_url": "$OPENAI_BASE_URL"})
+        await load_mini_kb(settings)
+        app = make_test_app(settings)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_until(pilot, app.ready.is_set, what="boot")
+            answer = await ask(app, pilot, "parallel compression on drums")
+            assert answer.status == "failed"
+            notes = [n.message for n in app._notifications]
+            assert any("HTML page" in n and "llm_api_url (from $OPENAI_BASE_URL)" in n
+                       for n in notes), notes
+            assert app.status_bar.fields["activity"] == "failed"
