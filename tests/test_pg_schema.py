@@ -227,3 +227,21 @@ async def test_the_app_creates_a_new_schema_at_start_up(tmp_path, new_schemas):
         await wait_until(pilot, app.ready.is_set, what="services loaded")
         assert app.boot_error is None
     assert schema_exists(schema)
+
+
+def test_terminals_starting_at_once_on_a_new_schema_all_get_in(new_schemas):
+    schema = new_schemas()
+    url = pg_url(schema)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tui", "--db", url, "stats", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=180), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _, _ in results] == [0, 0, 0, 0], [err for _, _, err in results]
+    counts = {json.loads(out)["sections"] for _, out, _ in results}
+    assert len(counts) == 1  # everyone saw the same, fully loaded knowledge base
+    assert pg_fetch(f'SELECT count(*) AS n FROM "{schema}".sections')[0]["n"] == counts.pop()

@@ -24,9 +24,10 @@ async def open_database(settings, *, load_bundled: bool = True):
     try:
         db = Database(settings.database_url,
                       connect_timeout=getattr(settings, "database_connect_timeout", None))
-        await db.init()
-        if load_bundled:
-            await ensure_bundled_kb(db)
+        async with db.startup_lock():
+            await db.init()
+            if load_bundled:
+                await ensure_bundled_kb(db)
     except BaseException as exc:
         if db is not None:
             await db.dispose()

@@ -7,7 +7,8 @@ MIGRATIONS; a newer one is refused with SchemaError.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import event, inspect, select, text
@@ -222,6 +223,27 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    @contextlib.asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """One process at a time through start-up (schema, tables, bundled KB) on PostgreSQL.
+
+        A studio starts several terminals at once on a new schema; without this, all
+        but one fail creating the same tables. An advisory lock on its own connection,
+        keyed by the schema, released before that connection goes back to the pool.
+        SQLite needs none: its writers already queue on the file lock."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = f"chrysopedia:startup:{self.schema or ''}"
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                await conn.commit()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
