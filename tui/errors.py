@@ -22,3 +22,4 @@ class SetupError(Exception):
         self.line = line
         self.part = part  # "database" | "redis" | "model"
         self.log_path = log_path
+        self.diagnosis = None  # tui.services.diagnose.Diagnosis, when one made it

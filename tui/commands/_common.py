@@ -36,14 +36,14 @@ async def open_database(settings, *, load_bundled: bool = True):
     return db
 
 
-def _raise_setup_error(exc: BaseException, settings) -> None:
+def _raise_setup_error(exc: BaseException, settings, *, opening: bool = True) -> None:
     """Raise `exc` as a SetupError if it says the database does not work (else return)."""
     from tui.errors import SetupError
 
     if isinstance(exc, Exception) and not isinstance(exc, SetupError):
         from tui.services import diagnose
 
-        if diagnose.is_database_failure(exc):
+        if diagnose.is_database_failure(exc, opening=opening):
             raise diagnose.database_error(exc, settings) from exc
 
 
@@ -55,7 +55,7 @@ def run_with_db(settings, body: Callable[[Any], Awaitable[T]], *, load_bundled: 
         try:
             return await body(db)
         except BaseException as exc:
-            _raise_setup_error(exc, settings)
+            _raise_setup_error(exc, settings, opening=False)
             raise
         finally:
             await db.dispose()

@@ -87,9 +87,9 @@ async def _check_redis(settings, timeout: float) -> Check:
         start = time.perf_counter()
         await client.ping()
         ms = (time.perf_counter() - start) * 1000
-        from tui.services.history import _replica_of
+        from tui.services.history import replica_of
 
-        primary = await _replica_of(client, min(timeout, 2.0))
+        primary = await replica_of(client, min(timeout, 2.0))
         if primary is not None:
             found = diagnose.redis_replica_diagnosis(settings, primary)
             return Check("redis", FAIL, _row(found), found.fix)

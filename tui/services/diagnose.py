@@ -221,12 +221,15 @@ def database_error(exc: BaseException, settings) -> SetupError:
     return diagnosis.error(logged, part="database")
 
 
-# Exceptions that mean "the database did not work", as opposed to a bug in the app.
-def is_database_failure(exc: BaseException) -> bool:
+def is_database_failure(exc: BaseException, *, opening: bool = True) -> bool:
+    """Whether `exc` says the database did not work, as opposed to a bug in the app.
+
+    While opening, a socket error or timeout can only be the database's; later, only the
+    driver's and SQLAlchemy's own errors count (a command's file errors are its own)."""
     names = {f"{type(e).__module__}.{type(e).__name__}" for e in _chain(exc)}
-    return isinstance(exc, (OSError, TimeoutError, SchemaError)) or any(
-        n.startswith(("sqlalchemy.exc.", "asyncpg.", "sqlite3.")) for n in names
-    )
+    if any(n.startswith(("sqlalchemy.exc.", "asyncpg.", "sqlite3.")) for n in names):
+        return True
+    return opening and isinstance(exc, OSError | TimeoutError | SchemaError)
 
 
 # -- Redis ----------------------------------------------------------------------------------

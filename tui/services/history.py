@@ -776,7 +776,7 @@ async def open_history(
         if diagnosis is None:
             logger.warning("chat_history_redis_unreachable %s; using the local store", error)
     else:
-        primary = await _replica_of(redis.client, wait)
+        primary = await replica_of(redis.client, wait)
         if primary is not None:
             diagnosis = diagnose.redis_replica_diagnosis(settings, primary)
     if diagnosis is not None:
@@ -789,7 +789,7 @@ async def open_history(
     return HistoryStore(local, redis, redis_error=error, retry_interval=retry_interval)
 
 
-async def _replica_of(client, wait: float) -> str | None:
+async def replica_of(client, wait: float) -> str | None:
     """"host:port" of the primary when this Redis is a replica (it refuses writes), else None.
 
     A server that does not allow ROLE (some managed services rename it) counts as a
