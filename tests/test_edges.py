@@ -204,6 +204,7 @@ async def test_the_app_shows_a_database_edge(tmp_path):
         await wait_until(pilot, app.ready.is_set, what="boot")
         assert app.boot_error and "connection refused" in app.boot_error
         assert "database_url (from --db)" in app.boot_error and PASSWORD not in app.boot_error
+        await wait_until(pilot, lambda: len(app._notifications) > 0, what="notification")
         notes = [n.message for n in app._notifications]
         assert any("connection refused" in n and "fix:" in n for n in notes), notes
         assert app.status_bar.fields["model"] == "not ready"
@@ -306,6 +307,7 @@ async def test_the_app_notifies_a_redis_edge_and_answers_locally(tmp_path, locke
         state = app.services.history.state
         assert state.backend == "local" and state.problem
         assert "redis_url (from $CHRYSOPEDIA_REDIS_URL)" in state.problem
+        await wait_until(pilot, lambda: len(app._notifications) > 0, what="notification")
         notes = [n.message for n in app._notifications]
         assert any("requires a password (NOAUTH)" in n for n in notes), notes
         assert "NOAUTH" in app.status_bar.fields["memory_warning"]
@@ -346,6 +348,7 @@ async def test_the_app_shows_a_model_server_answering_html(tmp_path):
             await wait_until(pilot, app.ready.is_set, what="boot")
             answer = await ask(app, pilot, "parallel compression on drums")
             assert answer.status == "failed"
+            await wait_until(pilot, lambda: len(app._notifications) > 0, what="notification")
             notes = [n.message for n in app._notifications]
             assert any("HTML page" in n and "llm_api_url (from $OPENAI_BASE_URL)" in n
                        for n in notes), notes
