@@ -34,9 +34,10 @@ LOG_MAX_BYTES = 1_000_000  # then the file is rotated once (errors.log.1)
 
 
 def log_dir() -> Path:
-    from platformdirs import user_log_path
+    """`log/` in the user state dir (~/.local/state/chrysopedia/log on Linux)."""
+    from platformdirs import user_state_path
 
-    return user_log_path(APP_NAME)
+    return user_state_path(APP_NAME) / "log"
 
 
 def log_failure(exc: BaseException, what: str) -> Path | None:
