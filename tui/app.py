@@ -750,6 +750,11 @@ class ChrysopediaApp(App[int]):
         text = conversation_to_markdown(meta, messages)
         folder = self.export_dir or (Path(self.settings.data_dir) / "exports")
         path = folder / f"chrysopedia-{self.conversation_id[:8]}.md"
+        if self.is_web:  # served: the file goes to the browser, not to the server's disk
+            from tui.serve.browser import offer_download
+
+            self.notify(offer_download(self, text, path.name), title="Export")
+            return
 
         def write() -> None:
             folder.mkdir(parents=True, exist_ok=True)

@@ -195,6 +195,25 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
 _FILE_KEYS = set(_ENV) | {"keymap"}
 
 
+def environment_for(settings: Settings) -> dict[str, str | None]:
+    """The environment that makes `load_settings` in another process give these settings.
+
+    Each setting goes in its first variable; a variable whose setting is unset maps to
+    None (remove it). The config file is named only when it exists (it still holds the
+    keymap). Used by `chrysopedia serve` to start each browser session's app.
+    """
+    env: dict[str, str | None] = {}
+    for name, (variables, _kind) in _ENV.items():
+        value = getattr(settings, name)
+        for var in variables:
+            env[var] = None
+        if value is not None:
+            env[variables[0]] = str(value)
+    config = settings.config_file
+    env["CHRYSOPEDIA_CONFIG"] = str(config) if config is not None and Path(config).is_file() else None
+    return env
+
+
 def _check(name: str, kind: str, raw: Any, source: str) -> Any:
     """Validate and convert one value; raise ConfigError naming it."""
     if raw is None:

@@ -153,4 +153,9 @@ def _write_footer(out, sources: list[dict], done) -> None:
         notes.append("cites missing sources " + ", ".join(f"[{n}]" for n in done.invalid_citations))
     if done.truncated:
         notes.append("answer cut at the size limit")
+    if done.claims and done.claims.get("total"):
+        from tui.services.claims import summary_line
+
+        out.write(summary_line(done.claims) + "\n")
     out.write(" · ".join(notes) + "\n")
+

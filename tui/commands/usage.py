@@ -46,6 +46,10 @@ def format_report(report: dict) -> list[str]:
         lines.append("  tiers      " + " · ".join(f"{k} {v:,}" for k, v in report["tiers"].items()))
     if report["models"]:
         lines.append("  models     " + " · ".join(f"{k} {v:,}" for k, v in report["models"].items()))
+    claims = report.get("claims") or {}
+    if claims.get("total"):
+        lines.append(f"  claims     {claims['total']:,} checked · {claims['supported_share']:.0%} "
+                     "supported by their sources")
     # Every day of a short window; only the active days of a long one.
     if report.get("users") is not None:
         lines.append("")
@@ -56,12 +60,14 @@ def format_report(report: dict) -> list[str]:
             lines.append(f"  {_plain(u['user_id']):<{width}}  {u['requests']:>8,}  "
                          f"{u['answered']:>8,}  {u['total_tokens']:>10,}  "
                          f"{_ms(u['latency_p50_ms']):>9}")
-    days = [d for d in report["per_day"] if report["days"] <= 31 or d["requests"]]
+    days = [d for d in report["per_day"] if report["days"] <= 31 or d["requests"] or d.get("claims")]
     if days:
         lines.append("")
-        lines.append(f"  {'date':<10}  {'requests':>8}  {'tokens':>10}")
+        lines.append(f"  {'date':<10}  {'requests':>8}  {'tokens':>10}  {'supported':>9}")
         for day in days:
-            lines.append(f"  {day['date']:<10}  {day['requests']:>8,}  {day['total_tokens']:>10,}")
+            share = day.get("supported_share")
+            lines.append(f"  {day['date']:<10}  {day['requests']:>8,}  {day['total_tokens']:>10,}"
+                         f"  {'-' if share is None else f'{share:.0%}':>9}")
     return lines
 
 

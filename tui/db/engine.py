@@ -27,7 +27,7 @@ from tui.db import search_index
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -54,10 +54,26 @@ async def _v3_to_v4(conn: AsyncConnection) -> None:
         await conn.execute(text("ALTER TABLE messages ADD COLUMN user_id VARCHAR(200)"))
 
 
+async def _v5_to_v6(conn: AsyncConnection) -> None:
+    # v6: an answer keeps its claim check (messages.claims, JSON).
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "claims" not in await conn.run_sync(columns, "messages"):
+        await conn.execute(text("ALTER TABLE messages ADD COLUMN claims JSON"))
+
+
+async def _unchanged(conn: AsyncConnection) -> None:
+    """A version number whose step changes nothing in this schema."""
+
+
 # version N -> the step that upgrades a database at N-1 to N.
 MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
     2: _v1_to_v2,
+    3: _unchanged,
     4: _v3_to_v4,
+    5: _unchanged,
+    6: _v5_to_v6,
 }
 
 
@@ -189,10 +205,7 @@ async def init_schema(engine: AsyncEngine) -> int:
         if version is None:
             version = SCHEMA_VERSION
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            # Versions are numbered across parallel work: a number with no step here
-            # changes nothing in this schema (every step checks before it alters).
-            if step in MIGRATIONS:
-                await MIGRATIONS[step](conn)
+            await MIGRATIONS[step](conn)
         await set_meta(conn, "schema_version", str(SCHEMA_VERSION))
         await search_index.ensure_index(conn)
     return SCHEMA_VERSION

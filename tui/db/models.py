@@ -168,6 +168,9 @@ class Message(Base):
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # The claim check of an answer: counts per class and each claim's spans
+    # (tui.services.claims.ClaimReport.as_dict); None when it was not checked.
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

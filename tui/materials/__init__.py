@@ -7,3 +7,26 @@ The readers' entry points (implemented in this package):
 - ``read(group, *, creator=None) -> Material | Refusal``: one group, parsed and sectioned.
 - ``content_hash(files) -> str``: sha256 over the files' bytes, read in chunks.
 """
+
+from tui.materials.discover import discover
+from tui.materials.model import (
+    Material,
+    MaterialSection,
+    MaterialVideo,
+    Refusal,
+    SourceGroup,
+    TimedSentence,
+)
+from tui.materials.read import content_hash, read
+
+__all__ = [
+    "Material",
+    "MaterialSection",
+    "MaterialVideo",
+    "Refusal",
+    "SourceGroup",
+    "TimedSentence",
+    "content_hash",
+    "discover",
+    "read",
+]

@@ -229,6 +229,11 @@ class SourceDetailScreen(ModalScreen[None]):
         self.post_message(self.ReferenceCopied(text))
 
     def action_open_video(self) -> None:
+        if self.app.is_web:  # served: a new browser tab, nothing started on the server
+            from tui.serve.browser import open_video
+
+            self._opened(*open_video(self.app, self.detail))
+            return
         self._open_video()
 
     @work(thread=True, exclusive=True, group="open-video", exit_on_error=False)

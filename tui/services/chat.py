@@ -13,10 +13,11 @@ One request, end to end (see docs/ARCHITECTURE.md, "Event protocol"):
 6. stream from the primary model, the fallback, or — with no model configured — the
    offline digest;
 7. on success: memory gets the turn, the transcript the answer (with the sources map,
-   model, tier, usage), the usage log a row, then `Done` (with `cited` and
-   `invalid_citations`). On failure: transcript "failed", usage row if a model was
-   reached, `Error`. On cancellation: the HTTP stream is closed at once, the
-   partial answer is saved "cancelled", usage is logged, memory is untouched.
+   model, tier, usage, claim check), the usage log a row, then `Done` (with `cited`,
+   `invalid_citations` and `claims`, the check of each claim against its sources). On
+   failure: transcript "failed", usage row if a model was reached, `Error`. On
+   cancellation: the HTTP stream is closed at once, the partial answer is saved
+   "cancelled", usage is logged, memory is untouched.
 
 Consumers should close the stream when they stop early:
 `async with contextlib.aclosing(service.stream_response(...)) as events: ...`
@@ -240,6 +241,8 @@ class ChatService:
         self.max_answer_chars = MAX_ANSWER_CHARS
         # Who asks: recorded in each usage row and transcript message (a team shares both).
         self.user_id = getattr(settings, "user_id", None) or None
+        # Optional `(claim, passages) -> similarities` (an embedding model) for the claim check.
+        self.claim_scorer = None
         self._profiles: dict[str, dict[str, Any] | None] = {}
 
     async def aclose(self) -> None:
@@ -424,6 +427,7 @@ class ChatService:
             return
         items = list(result.get("items") or [])[:MAX_CONTEXT_SOURCES]
         st.cascade_tier = str(result.get("cascade_tier") or "")
+        st.items = items  # with their section text, for the claim check
         st.sources = build_sources(items)
         yield Sources(st.sources)
 
@@ -508,6 +512,8 @@ class ChatService:
         from tui.services import transcripts
         from tui.services.usage import normalise_usage
 
+        # Before `settled`: cancelled during the check, the turn is settled as cancelled.
+        claims = await self._check_claims(st) if st.status == "answered" else None
         st.settled = True
         run = st.run
         latency_ms = (time.monotonic() - st.start) * 1000
@@ -534,6 +540,7 @@ class ChatService:
                     self.db, st.handle, run.text, sources=st.sources, model=model or None,
                     cascade_tier=st.cascade_tier, usage=usage, status=st.status,
                     fallback_used=run.fallback_used, latency_ms=latency_ms, error=st.error,
+                    claims=claims,
                 )
             except Exception:  # noqa: BLE001
                 logger.warning("chat_transcript_save_error cid=%s", st.cid, exc_info=True)
@@ -561,7 +568,21 @@ class ChatService:
             truncated=run.truncated,
             turn=st.handle.turn if st.handle is not None else None,
             message_id=st.handle.assistant_message_id if st.handle is not None else None,
+            claims=claims,
         )
+
+    async def _check_claims(self, st: _Turn) -> dict[str, Any] | None:
+        """The finished answer's claim check, in a thread (CPU work of a few ms to tens of
+        ms); None when it fails, which never fails the answer."""
+        from tui.services.claims import check_claims
+
+        try:
+            report = await asyncio.to_thread(
+                check_claims, st.run.text, st.items, scorer=self.claim_scorer)
+        except Exception:  # noqa: BLE001
+            logger.warning("chat_claims_error cid=%s", st.cid, exc_info=True)
+            return None
+        return report.as_dict()
 
 
 class _Turn:
@@ -575,6 +596,7 @@ class _Turn:
         self.start = start
         self.cascade_tier = ""
         self.sources: list[dict[str, Any]] = []
+        self.items: list[dict[str, Any]] = []
         self.prompt_chars = 0
         self.run = Completion()
         self.status = "failed"

@@ -87,7 +87,10 @@ class Done(_Event):
     `cited`: the source numbers the answer used (valid ones, ascending);
     `invalid_citations`: numbers the answer used that are outside 1..len(sources);
     `truncated`: the answer hit the stored-answer cap and generation was stopped;
-    `usage`: prompt/completion/total tokens, `estimated` true when counted as chars/4.
+    `usage`: prompt/completion/total tokens, `estimated` true when counted as chars/4;
+    `claims`: the claim check of the answer (`tui.services.claims.ClaimReport.as_dict()`:
+    total, supported, misattributed, unsupported, uncited and `items`, one per claim with
+    its span in the answer and the supporting span in its source), None when not checked.
     """
 
     cascade_tier: str
@@ -101,6 +104,7 @@ class Done(_Event):
     truncated: bool = False
     turn: int | None = None
     message_id: int | None = None
+    claims: dict[str, Any] | None = None
     event: ClassVar[str] = "done"
 
     def payload(self) -> dict[str, Any]:
@@ -116,6 +120,7 @@ class Done(_Event):
             "truncated": self.truncated,
             "turn": self.turn,
             "message_id": self.message_id,
+            "claims": self.claims,
         }
 
 

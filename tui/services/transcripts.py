@@ -208,9 +208,10 @@ async def finish_turn(
     fallback_used: bool = False,
     latency_ms: float | None = None,
     error: str | None = None,
+    claims: dict[str, Any] | None = None,
 ) -> None:
     """Store the final answer of a turn: "answered", "failed" (with `error`) or "cancelled"
-    (with the partial text)."""
+    (with the partial text); `claims` is the answer's claim check."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
     now = utcnow()
@@ -228,6 +229,7 @@ async def finish_turn(
                 fallback_used=bool(fallback_used),
                 latency_ms=latency_ms,
                 error=error,
+                claims=dict(claims) if claims is not None else None,
             )
         )
         await session.execute(
@@ -294,8 +296,9 @@ async def load_conversation(db, conversation_id: str) -> list[dict[str, Any]]:
     """Every message in order ([] for an unknown conversation).
 
     Each dict: id, turn, role, content, sources, status, model, cascade_tier,
-    usage, fallback_used, latency_ms, error, creator_slug, personality_weight,
-    user_id (who asked), created_at (aware datetime), current (the newest answer of its turn; True
+    usage, fallback_used, latency_ms, error, claims (the stored claim check or None),
+    creator_slug, personality_weight, user_id (who asked),
+    created_at (aware datetime), current (the newest answer of its turn; True
     for questions), interrupted (an "incomplete" answer not being streamed now
     — after `mark_interrupted` or from a previous run).
     """
@@ -328,6 +331,7 @@ async def load_conversation(db, conversation_id: str) -> list[dict[str, Any]]:
                 "fallback_used": bool(m.fallback_used),
                 "latency_ms": m.latency_ms,
                 "error": m.error,
+                "claims": m.claims,
                 "creator_slug": m.creator_slug,
                 "personality_weight": m.personality_weight,
                 "user_id": m.user_id,

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tui.db.models import ChatUsageLog
+from tui.db.models import ChatUsageLog, Message
 
 logger = logging.getLogger("chrysopedia.usage")
 
@@ -165,8 +165,11 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
     {"days", "since", "until",
      "totals": {requests, answered, failed, cancelled, incomplete, prompt_tokens,
                 completion_tokens, total_tokens, estimated},
-     "per_day": [{date, requests, prompt_tokens, completion_tokens, total_tokens}] (every day,
-                 zeros included, oldest first),
+     "per_day": [{date, requests, prompt_tokens, completion_tokens, total_tokens, claims,
+                  supported_claims, supported_share}] (every day, zeros included, oldest
+                 first; claims counted over the answers checked that day, the share None
+                 when there were none),
+     "claims": {"total", "supported", "supported_share"} over the whole window,
      "latency_ms": {mean, p50, p95, max} over answered requests (None when none),
      "fallback_rate": share of requests served by the fallback (None when no requests),
      "tiers": {cascade_tier: requests}, "models": {model: requests}}
@@ -197,14 +200,21 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
     if explicit_now:
         # (Without an explicit `now`, rows from a client whose clock runs ahead still count.)
         query = query.where(ChatUsageLog.created_at <= now)
+    checked = select(Message.created_at, Message.claims).where(
+        Message.role == "assistant", Message.status == "answered",
+        Message.claims.is_not(None), Message.created_at >= since)
+    if explicit_now:
+        checked = checked.where(Message.created_at <= now)
     async with db.session() as session:
         rows = (await session.execute(query)).all()
+        answers = (await session.execute(checked)).all()
 
     per_day: dict[date, dict[str, Any]] = {}
     for i in range(days):
         d = first_day + timedelta(days=i)
         per_day[d] = {"date": d.isoformat(), "requests": 0, "prompt_tokens": 0,
-                      "completion_tokens": 0, "total_tokens": 0}
+                      "completion_tokens": 0, "total_tokens": 0, "claims": 0,
+                      "supported_claims": 0, "supported_share": None}
     totals = {"requests": 0, "answered": 0, "failed": 0, "cancelled": 0, "incomplete": 0,
               "prompt_tokens": 0,
               "completion_tokens": 0, "total_tokens": 0, "estimated": 0}
@@ -251,6 +261,19 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
             if r.status == "answered" and r.latency_ms is not None:
                 user_latencies.setdefault(who, []).append(float(r.latency_ms))
 
+    claims_total = claims_supported = 0
+    for a in answers:
+        total, supported = _claim_counts(a.claims)
+        claims_total += total
+        claims_supported += supported
+        day = per_day.get(_aware(a.created_at).date())
+        if day is not None:
+            day["claims"] += total
+            day["supported_claims"] += supported
+    for day in per_day.values():
+        if day["claims"]:
+            day["supported_share"] = day["supported_claims"] / day["claims"]
+
     n = totals["requests"]
     report: dict[str, Any] = {
         "days": days,
@@ -265,6 +288,8 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
             "max": max(latencies) if latencies else None,
         },
         "fallback_rate": (fallbacks / n) if n else None,
+        "claims": {"total": claims_total, "supported": claims_supported,
+                   "supported_share": claims_supported / claims_total if claims_total else None},
         "tiers": dict(sorted(tiers.items(), key=lambda kv: (-kv[1], kv[0]))),
         "models": dict(sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
@@ -273,3 +298,15 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
             u["latency_p50_ms"] = percentile(user_latencies.get(who, []), 50)
         report["users"] = sorted(users.values(), key=lambda u: (-u["requests"], u["user_id"]))
     return report
+
+
+def _claim_counts(claims: Any) -> tuple[int, int]:
+    """(claims, supported claims) of a stored claim check; (0, 0) for anything malformed."""
+    if not isinstance(claims, dict):
+        return 0, 0
+    total, supported = claims.get("total"), claims.get("supported")
+    if not isinstance(total, int) or not isinstance(supported, int) or isinstance(total, bool):
+        return 0, 0
+    if total < 0 or not 0 <= supported <= total:
+        return 0, 0
+    return total, supported
