@@ -18,6 +18,8 @@ Modes (`set_mode(mode, **options)`):
   drop        sends `after` tokens, then closes the TCP connection mid-body
   malformed   sends `after` tokens, then a chunk that is not JSON
   slow        as normal, `rate` tokens per second
+  html        every path answers 200 with an HTML page (a web UI or a proxy's page
+              where the API was expected, as when the URL lacks its /v1)
 
 Options: `tokens` (the script, a list of strings), `count` (cycle the script to
 this many tokens), `after` (for stall_after/cut/drop/malformed, default 3),
@@ -80,8 +82,11 @@ DEFAULT_TOKENS = [
 ]
 MODES = {
     "normal", "no_usage", "error500", "error429", "error401", "refused", "stall", "stall_after",
-    "cut", "drop", "malformed", "slow",
+    "cut", "drop", "malformed", "slow", "html",
 }
+HTML_PAGE = (b"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             b"<title>Open WebUI</title></head>\n<body><div id=\"app\"></div>"
+             b"<script src=\"/static/app.js\"></script></body></html>\n")
 
 
 def unused_port() -> int:
@@ -323,7 +328,13 @@ class FakeOpenAI:
 
         watcher = asyncio.create_task(watch_close())
         try:
-            if path.endswith("/models"):
+            if mode == "html":
+                head = ["HTTP/1.1 200 OK", "content-type: text/html; charset=utf-8",
+                        f"content-length: {len(HTML_PAGE)}", "connection: close"]
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + HTML_PAGE)
+                await writer.drain()
+                rec.completed = True
+            elif path.endswith("/models"):
                 await self._json(writer, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
                 rec.completed = True
             elif path.endswith("/embeddings"):

@@ -23,7 +23,8 @@ def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            # A server with a password answers -NOAUTH: it is up all the same.
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -31,9 +32,10 @@ def _answers(port: int) -> bool:
 class RedisProcess:
     """`redis-server --port N --save '' --appendonly no` in `workdir`; stopped by `kill()`."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
+        self.args = tuple(args)  # more redis-server options, e.g. ("--requirepass", "pw")
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -46,7 +48,7 @@ class RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--appendonly", "no", "--dir", str(self.workdir), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -607,7 +607,7 @@ async def test_history_store_state_as_dict(db):
     store = HistoryStore(LocalHistory(db))
     assert store.state.as_dict() == {
         "backend": "local", "redis_configured": False, "redis_dropped": False,
-        "message": "memory: local", "error": None, "pending": 0,
+        "message": "memory: local", "error": None, "pending": 0, "problem": None,
     }
 
 

@@ -100,7 +100,9 @@ def test_bad_options_are_refused_in_one_line(env, args, message):
 def test_an_unreachable_database_is_one_line(env):
     done = run_serve({**env, "CHRYSOPEDIA_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"})
     assert done.returncode == 2
-    assert "cannot open the database postgresql+asyncpg://u:***@127.0.0.1:1/x" in done.stderr
+    assert ("database_url (from $CHRYSOPEDIA_DATABASE_URL) postgresql://u:***@127.0.0.1:1/x: "
+            "connection refused") in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr and "secret" not in done.stderr
 
 

@@ -137,6 +137,9 @@ class ChrysopediaApp(App[int]):
             self.services.history.add_listener(
                 lambda state: self.call_later(chat.show_memory_state, state))
             chat.services_ready()
+            problem = self.services.history.state.problem  # Redis misconfigured: one line
+            if problem:
+                self.notify(plain(problem), title="Redis not used", severity="error", timeout=15)
             self.collector.settle()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
             logger.exception("boot failed")

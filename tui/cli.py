@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.errors import SchemaError, UsageError
+from tui.errors import SchemaError, SetupError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = run
     try:
         return int(handler(args, settings) or 0)
-    except (UsageError, SchemaError) as exc:
+    except (UsageError, SchemaError, SetupError) as exc:
         print(f"chrysopedia: {exc}", file=sys.stderr)
         return 2
     except ConfigError as exc:
@@ -68,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except Exception as exc:  # noqa: BLE001 - a bug still ends in one line, its trace in the log
+        from tui.services.diagnose import log_failure, one_line
+
+        path = log_failure(exc, f"chrysopedia {getattr(args, 'command', None) or 'run'}")
+        where = f" (details in {path})" if path else ""
+        print(f"chrysopedia: unexpected error: {type(exc).__name__}: "
+              f"{one_line(str(exc))}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

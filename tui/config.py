@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from platformdirs import user_config_path, user_data_path
 
@@ -39,6 +39,16 @@ def default_data_dir() -> Path:
     return user_data_path(APP_NAME)
 
 
+def default_user_id() -> str:
+    """The OS user name (what `whoami` says), or "unknown" where there is none."""
+    import getpass
+
+    try:
+        return getpass.getuser()[:200] or "unknown"
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
 def default_database_url() -> str:
     return f"sqlite+aiosqlite:///{default_data_dir() / 'chrysopedia.db'}"
 
@@ -58,6 +68,10 @@ class Settings:
     llm_first_token_timeout: float = 30.0
     # Seconds allowed between two chunks once streaming has started.
     llm_read_timeout: float = 60.0
+    # Seconds to wait for a new PostgreSQL connection (start-up included) before giving up.
+    database_connect_timeout: float = 10.0
+    # Who asks, recorded in each usage row and transcript message (default: the OS user).
+    user_id: str = ""
     # Redis key prefix for conversation memory (tests use their own).
     redis_key_prefix: str = "chrysopedia:chat:"
     theme: str | None = None
@@ -82,6 +96,8 @@ class Settings:
             )
         if self.media_dir is None:
             object.__setattr__(self, "media_dir", self.data_dir / "media")
+        if not self.user_id:
+            object.__setattr__(self, "user_id", default_user_id())
 
     @property
     def model_configured(self) -> bool:
@@ -126,9 +142,48 @@ def redact_url(url: str) -> str:
     return url
 
 
+# PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
+MAX_IDENTIFIER_BYTES = 63
+
+
+def check_schema_name(name: str) -> str:
+    """`name` if it may name a PostgreSQL schema here, else ValueError saying why.
+
+    Letters, digits and underscores only, at most 63 bytes, not a `pg_` name: the
+    name is quoted wherever it reaches SQL, and this keeps it a plain identifier
+    that needs no quoting rules to read."""
+    shown = repr(name) if len(name) <= 80 else repr(name[:80]) + "…"
+    if not name:
+        raise ValueError("the schema name is empty")
+    if not all(ch == "_" or ch.isalnum() for ch in name):
+        raise ValueError(
+            f"schema name {shown} may hold only letters, digits and underscores"
+        )
+    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(
+            f"schema name {shown} is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES} bytes"
+        )
+    if name.lower().startswith("pg_"):
+        raise ValueError(f"schema name {shown}: names starting with pg_ belong to PostgreSQL")
+    return name
+
+
+def schema_in_url(url: str) -> str | None:
+    """The `?schema=NAME` of a database URL (checked), or None; ValueError on a bad one."""
+    names = [v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True) if k == "schema"]
+    if not names:
+        return None
+    if len(names) > 1:
+        raise ValueError("?schema= is given more than once")
+    return check_schema_name(names[0])
+
+
 # setting name -> (environment variables in order of precedence, kind)
 _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "database_url": (("CHRYSOPEDIA_DATABASE_URL",), "db_url"),
+    "database_connect_timeout": (
+        ("CHRYSOPEDIA_DATABASE_CONNECT_TIMEOUT", "PGCONNECT_TIMEOUT"), "seconds"
+    ),
     "redis_url": (("CHRYSOPEDIA_REDIS_URL",), "redis_url"),
     "llm_api_url": (("CHRYSOPEDIA_LLM_API_URL", "OPENAI_BASE_URL"), "http_url"),
     "llm_api_key": (("CHRYSOPEDIA_LLM_API_KEY", "OPENAI_API_KEY"), "str"),
@@ -139,6 +194,7 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "llm_first_token_timeout": (("CHRYSOPEDIA_LLM_FIRST_TOKEN_TIMEOUT",), "seconds"),
     "llm_read_timeout": (("CHRYSOPEDIA_LLM_READ_TIMEOUT",), "seconds"),
     "redis_key_prefix": (("CHRYSOPEDIA_REDIS_KEY_PREFIX",), "str"),
+    "user_id": (("CHRYSOPEDIA_USER_ID",), "user_id"),
     "theme": (("CHRYSOPEDIA_THEME",), "str"),
     "answer_without_sources": (("CHRYSOPEDIA_ANSWER_WITHOUT_SOURCES",), "bool"),
     "embed_model": (("CHRYSOPEDIA_EMBED_MODEL",), "str"),
@@ -196,6 +252,12 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
         return value or None
     if kind == "path":
         return Path(value).expanduser()
+    if kind == "user_id":
+        if not value:
+            return None
+        if len(value) > 200 or any(not ch.isprintable() for ch in value):
+            raise ConfigError(name, source, "expected a printable name of at most 200 characters")
+        return value
     if not value:
         return None
     try:
@@ -221,9 +283,11 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
                 raise ConfigError(name, source, f"unsupported SQLite driver in {value!r}")
             value = "sqlite+aiosqlite" + value[len(parts.scheme) :]
         elif parts.scheme.startswith("postgres"):
-            if not parts.hostname and "host=" not in parts.query:
-                raise ConfigError(name, source, f"no host in {redact_url(value)!r}")
             value = "postgresql+asyncpg" + value[len(parts.scheme) :]
+            try:
+                schema_in_url(value)
+            except ValueError as exc:
+                raise ConfigError(name, source, str(exc)) from None
         else:
             raise ConfigError(
                 name,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tui.services.database import open_database
+from tui.services.database import open_database, raise_setup_error
 
 T = TypeVar("T")
 
@@ -20,6 +20,9 @@ def run_with_db(settings, body: Callable[[Any], Awaitable[T]], *, load_bundled: 
         db = await open_database(settings, load_bundled=load_bundled, show_progress=True)
         try:
             return await body(db)
+        except BaseException as exc:
+            raise_setup_error(exc, settings, opening=False)
+            raise
         finally:
             await db.dispose()
 

@@ -6,7 +6,8 @@ line naming the conversation (pass it to `--conversation` to go on).
 `--sse`: the SSE text (`event: NAME` / `data: ...` lines), as an HTTP endpoint would send.
 `--voice`: no answer; what the creator voice adds to the prompt at `--weight` (the
 app's voice preview text).
-Exit status 0 when the answer is done, 1 on an error event, 2 on bad arguments.
+Exit status 0 when the answer is done, 1 on an error event, 2 on bad arguments or a
+setting that does not work (a server that cannot be used as configured).
 The model comes from the configuration (`CHRYSOPEDIA_LLM_API_URL` or
 `OPENAI_BASE_URL`, `OPENAI_API_KEY`, `CHRYSOPEDIA_LLM_MODEL`, …); with none, the
 offline digest answers from the knowledge base.
@@ -119,6 +120,13 @@ async def _ask(db, settings, args, weight: float, mode: str) -> int:
 
     out = sys.stdout
     history = await open_history(settings, db)
+    if history.state.problem:
+        # A misconfigured Redis (password, TLS, replica) would split the team's memory:
+        # say so instead of answering from the local store.
+        from tui.errors import SetupError
+
+        await history.close()
+        raise SetupError(history.state.problem, part="redis")
     service = ChatService(settings, db, history)
     status = 1
     sources: list[dict] = []
@@ -131,6 +139,8 @@ async def _ask(db, settings, args, weight: float, mode: str) -> int:
             async for event in events:
                 if isinstance(event, Done):
                     status = 0
+                elif isinstance(event, Error) and event.kind == "setup":
+                    status = 2  # a wrong setting, as for any other bad configuration
                 if mode == "json":
                     out.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
                 elif mode == "sse":

@@ -35,16 +35,16 @@ async def _check_database(settings) -> list[Check]:
     from tui.commands._common import open_database
     from tui.commands.kb import gather_stats
     from tui.config import redact_url
-    from tui.db.engine import SchemaError, get_meta
+    from tui.db.engine import get_meta
+    from tui.services import diagnose
 
     where = redact_url(settings.database_url)
     try:
         db = await open_database(settings)
-    except SchemaError as exc:
-        return [Check("database", FAIL, f"{where}: {exc}", "use a newer Chrysopedia or another --db")]
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-        return [Check("database", FAIL, f"{where}: {type(exc).__name__}: {exc}",
-                      "check CHRYSOPEDIA_DATABASE_URL / --db and that the server is running")]
+        # The same words the other commands print (tui.services.diagnose).
+        found = getattr(exc, "diagnosis", None) or diagnose.database_diagnosis(exc, settings)
+        return [Check("database", FAIL, _row(found), found.fix)]
     checks = []
     try:
         async with db.engine.connect() as conn:
@@ -68,8 +68,14 @@ async def _check_database(settings) -> list[Check]:
     return checks
 
 
+def _row(found) -> str:
+    """A diagnosis as a doctor row's detail (the fix has its own line)."""
+    return f"{found.setting} (from {found.source}) {found.server}: {found.problem}"
+
+
 async def _check_redis(settings, timeout: float) -> Check:
     from tui.config import redact_url
+    from tui.services import diagnose
 
     if not settings.redis_url:
         return Check("redis", SKIP, "not configured: memory uses the local database")
@@ -81,9 +87,19 @@ async def _check_redis(settings, timeout: float) -> Check:
         start = time.perf_counter()
         await client.ping()
         ms = (time.perf_counter() - start) * 1000
+        from tui.services.history import replica_of
+
+        primary = await replica_of(client, min(timeout, 2.0))
+        if primary is not None:
+            found = diagnose.redis_replica_diagnosis(settings, primary)
+            return Check("redis", FAIL, _row(found), found.fix)
         return Check("redis", OK, f"{redact_url(settings.redis_url)} answers in {ms:.1f} ms")
     except Exception as exc:  # noqa: BLE001
-        return Check("redis", FAIL, f"{redact_url(settings.redis_url)}: {type(exc).__name__}: {exc}",
+        found = await diagnose.redis_diagnosis_async(exc, settings, timeout=min(timeout, 2.0))
+        if found is not None:
+            return Check("redis", FAIL, _row(found), found.fix)
+        return Check("redis", FAIL, f"{redact_url(settings.redis_url)}: {type(exc).__name__}: "
+                                    f"{diagnose.one_line(str(exc), 160)}",
                      "start Redis, fix CHRYSOPEDIA_REDIS_URL, or unset it to use local memory")
     finally:
         await client.aclose()
@@ -94,7 +110,7 @@ def _scrub(text: str, secret: str | None) -> str:
 
 
 async def _check_model(label: str, base_url: str | None, model: str, key: str | None,
-                       timeout: float) -> list[Check]:
+                       timeout: float, html_problem: str = "") -> list[Check]:
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key=key or "not-needed", max_retries=0,
@@ -103,11 +119,18 @@ async def _check_model(label: str, base_url: str | None, model: str, key: str | 
     checks = []
     try:
         try:
-            models = [m.id async for m in client.models.list()]
+            raw = await client.models.with_raw_response.list()
+            if "html" in raw.headers.get("content-type", "").lower():
+                problem, _, fix = html_problem.partition("; fix: ")
+                return [Check(label, FAIL, f"{where}: {problem}", fix)]
+            models = [m.id for m in raw.parse().data]
         except openai.APIConnectionError as exc:
             return [Check(label, FAIL, f"{where}: unreachable ({type(exc).__name__})",
                           "start the server or fix the URL")]
         except openai.APIStatusError as exc:
+            if "html" in exc.response.headers.get("content-type", "").lower():
+                problem, _, fix = html_problem.partition("; fix: ")
+                return [Check(label, FAIL, f"{where}: HTTP {exc.status_code}, {problem}", fix)]
             models = None
             checks.append(Check(f"{label} models", FAIL if exc.status_code in (401, 403) else SKIP,
                                 f"{where}: GET /models answered {exc.status_code}",
@@ -145,6 +168,8 @@ async def _check_model(label: str, base_url: str | None, model: str, key: str | 
 
 
 async def run_checks(settings, timeout: float = 5.0) -> list[Check]:
+    from tui.services.diagnose import html_reply_problem
+
     source = settings.config_file if settings.config_file and settings.config_file.exists() else None
     checks = [Check("config", OK, f"read {source}" if source else "defaults and environment")]
     checks += await _check_database(settings)
@@ -154,11 +179,13 @@ async def run_checks(settings, timeout: float = 5.0) -> list[Check]:
                             "set CHRYSOPEDIA_LLM_API_URL (and _MODEL, _API_KEY) for real answers"))
     else:
         checks += await _check_model("model", settings.llm_api_url, settings.llm_model,
-                                     settings.llm_api_key, timeout)
+                                     settings.llm_api_key, timeout,
+                                     html_reply_problem(settings, "primary"))
     if settings.llm_fallback_url:
         checks += await _check_model("fallback", settings.llm_fallback_url,
                                      settings.llm_fallback_model or settings.llm_model,
-                                     settings.llm_api_key, timeout)
+                                     settings.llm_api_key, timeout,
+                                     html_reply_problem(settings, "fallback"))
     return checks
 
 

@@ -115,14 +115,8 @@ def serve(args, settings) -> int:
     async def ready(db) -> None:  # schema and bundled KB ready before any session opens
         return None
 
-    try:
-        run_with_db(settings, ready)
-    except OSError as exc:  # unreachable PostgreSQL, unwritable SQLite folder
-        from tui.config import redact_url
-
-        raise UsageError(
-            f"cannot open the database {redact_url(settings.database_url)}: {exc}"
-        ) from None
+    # A database that cannot be opened raises SetupError: one line, exit 2 (tui.cli).
+    run_with_db(settings, ready)
     from tui.serve.server import ChrysopediaServer
 
     server = ChrysopediaServer(

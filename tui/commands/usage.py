@@ -1,4 +1,5 @@
-"""`chrysopedia usage [--json] [--days N]`: tokens, requests, latency, fallback rate and tiers."""
+"""`chrysopedia usage [--json] [--days N] [--by-user]`: tokens, requests, latency, fallback
+rate and tiers; per user (the `user_id` setting of whoever asked) with `--by-user`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--days", type=int, default=30, metavar="N",
                    help="the last N days, today included (default 30)")
+    p.add_argument("--by-user", action="store_true",
+                   help="also one line per user: requests, tokens, median latency")
     p.set_defaults(handler=cmd_usage)
+
+
+def _plain(value) -> str:
+    """A user id on one line without control characters (it is data from the database)."""
+    return "".join(ch if ch.isprintable() else " " for ch in str(value))
 
 
 def _ms(value: float | None) -> str:
@@ -48,6 +56,15 @@ def format_report(report: dict) -> list[str]:
         lines.append(f"  claims     {claims['total']:,} checked · {claims['supported_share']:.0%} "
                      "supported by their sources")
     # Every day of a short window; only the active days of a long one.
+    if report.get("users") is not None:
+        lines.append("")
+        width = max([len("user")] + [len(_plain(u["user_id"])) for u in report["users"]])
+        lines.append(f"  {'user':<{width}}  {'requests':>8}  {'answered':>8}  {'tokens':>10}  "
+                     f"{'p50':>9}")
+        for u in report["users"]:
+            lines.append(f"  {_plain(u['user_id']):<{width}}  {u['requests']:>8,}  "
+                         f"{u['answered']:>8,}  {u['total_tokens']:>10,}  "
+                         f"{_ms(u['latency_p50_ms']):>9}")
     days = [d for d in report["per_day"] if report["days"] <= 31 or d["requests"] or d.get("claims")]
     if days:
         lines.append("")
@@ -65,7 +82,8 @@ def cmd_usage(args, settings) -> int:
 
     if args.days < 1 or args.days > 3650:
         raise UsageError(f"--days must be between 1 and 3650, got {args.days}")
-    report = run_with_db(settings, lambda db: usage_report(db, args.days), load_bundled=False)
+    report = run_with_db(settings, lambda db: usage_report(db, args.days, by_user=args.by_user),
+                         load_bundled=False)
     if args.json:
         print_json(report)
     else:

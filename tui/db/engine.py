@@ -7,11 +7,13 @@ MIGRATIONS; a newer one is refused with SchemaError.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tui.config import check_schema_name
 from tui.db import search_index, vectors
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
@@ -92,6 +95,15 @@ async def _v2_to_v3(conn: AsyncConnection) -> None:
             )
 
 
+async def _v3_to_v4(conn: AsyncConnection) -> None:
+    # v4: each transcript message records who asked (`user_id`), as usage rows do.
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "user_id" not in await conn.run_sync(columns, "messages"):
+        await conn.execute(text("ALTER TABLE messages ADD COLUMN user_id VARCHAR(200)"))
+
+
 async def _v5_to_v6(conn: AsyncConnection) -> None:
     # v6: an answer keeps its claim check (messages.claims, JSON).
     def columns(sync_conn, table: str) -> set[str]:
@@ -99,10 +111,6 @@ async def _v5_to_v6(conn: AsyncConnection) -> None:
 
     if "claims" not in await conn.run_sync(columns, "messages"):
         await conn.execute(text("ALTER TABLE messages ADD COLUMN claims JSON"))
-
-
-async def _unchanged(conn: AsyncConnection) -> None:
-    """A version number whose step changes nothing in this schema."""
 
 
 async def _v6_to_v7(conn: AsyncConnection) -> None:
@@ -121,28 +129,46 @@ async def _v6_to_v7(conn: AsyncConnection) -> None:
 MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
     2: _v1_to_v2,
     3: _v2_to_v3,
-    4: _unchanged,
+    4: _v3_to_v4,
     5: vectors.migrate,
     6: _v5_to_v6,
     7: _v6_to_v7,
 }
 
 
-def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
-    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it)."""
+def make_engine(
+    url: str, *, schema: str | None = None, connect_timeout: float | None = None
+) -> AsyncEngine:
+    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it);
+    `connect_timeout` bounds each new PostgreSQL connection, start-up included (seconds)."""
     u = make_url(url)
     # `?schema=NAME` on a PostgreSQL URL selects a schema (several KBs in one database).
     if "schema" in u.query:
         schema = schema or u.query["schema"]
         u = u.difference_update_query(["schema"])
-        url = u.render_as_string(hide_password=False)
+    # libpq's `?sslmode=` is asyncpg's `ssl` argument (same values).
+    if "sslmode" in u.query and "ssl" not in u.query:
+        u = u.update_query_dict({"ssl": u.query["sslmode"]}).difference_update_query(["sslmode"])
+    url = u.render_as_string(hide_password=False)
     kwargs: dict = {}
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 15}
-    elif schema:
-        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    else:
+        connect_args: dict = {}
+        if schema:
+            if not isinstance(schema, str):
+                raise SchemaError("?schema= is given more than once")
+            try:
+                check_schema_name(schema)
+            except ValueError as exc:
+                raise SchemaError(str(exc)) from None
+            # Quoted, so the name keeps its case (search_path folds bare names).
+            connect_args["server_settings"] = {"search_path": f'"{schema}"'}
+        if connect_timeout is not None:
+            connect_args["timeout"] = connect_timeout
+        kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, **kwargs)
     if u.get_backend_name() == "sqlite":
 
@@ -156,6 +182,56 @@ def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
             cur.close()
 
     return engine
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, through SQLAlchemy's and asyncpg's wrappers."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 6:
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return None
+
+
+async def ensure_pg_schema(engine: AsyncEngine, schema: str) -> bool:
+    """Create the PostgreSQL schema `schema` unless it exists; True when it was created.
+
+    Existence is checked first: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the
+    database even when the schema is there, and a role that was given its schema
+    by the owner has no such right. A role that may not create it gets SchemaError
+    with the statement a database owner would run."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :name),"
+                    " quote_ident(current_user), quote_ident(:name), current_database()"
+                ),
+                {"name": schema},
+            )
+        ).one()
+        exists, role, quoted, database = row
+        await conn.rollback()  # ends the read's implicit transaction
+        if exists:
+            return False
+        try:
+            async with conn.begin():
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        except DBAPIError as exc:
+            state = sqlstate(exc)
+            if state == "42501":  # insufficient_privilege
+                raise SchemaError(
+                    f"role {role} may not create schema {quoted} in database {database}; "
+                    f"a database owner can run: CREATE SCHEMA {quoted} AUTHORIZATION {role};"
+                ) from None
+            if state in ("23505", "42P06"):  # another process created it just now
+                return False
+            raise
+    return True
 
 
 async def get_meta(conn: AsyncConnection, key: str) -> str | None:
@@ -198,10 +274,13 @@ async def init_schema(engine: AsyncEngine) -> int:
 class Database:
     """An engine plus a session factory; `await db.init()` before use."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, schema: str | None = None, connect_timeout: float | None = None
+    ) -> None:
         self.url = url
-        self.schema = schema
-        self.engine = make_engine(url, schema=schema)
+        self.engine = make_engine(url, schema=schema, connect_timeout=connect_timeout)
+        query = make_url(url).query
+        self.schema = schema or (query.get("schema") if self.dialect == "postgresql" else None)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -209,10 +288,35 @@ class Database:
         return self.engine.dialect.name
 
     async def init(self) -> int:
+        """Make the database ready: its PostgreSQL schema created when new, then the
+        tables created, upgraded or refused (`init_schema`)."""
+        if self.schema:
+            await ensure_pg_schema(self.engine, self.schema)
         return await init_schema(self.engine)
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    @contextlib.asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """One process at a time through start-up (schema, tables, bundled KB) on PostgreSQL.
+
+        A studio starts several terminals at once on a new schema; without this, all
+        but one fail creating the same tables. An advisory lock on its own connection,
+        keyed by the schema, released before that connection goes back to the pool.
+        SQLite needs none: its writers already queue on the file lock."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = f"chrysopedia:startup:{self.schema or ''}"
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                await conn.commit()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

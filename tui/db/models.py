@@ -221,6 +221,7 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16), default="answered")
     creator_slug: Mapped[str | None] = mapped_column(String(64))
     personality_weight: Mapped[float | None] = mapped_column(Float)
+    user_id: Mapped[str | None] = mapped_column(String(200))  # who asked (schema v4)
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)

@@ -259,6 +259,8 @@ class ChatService:
         self.search = search
         self.llm = llm if llm is not None else ModelRouter(settings)
         self.max_answer_chars = MAX_ANSWER_CHARS
+        # Who asks: recorded in each usage row and transcript message (a team shares both).
+        self.user_id = getattr(settings, "user_id", None) or None
         # Optional `(claim, passages) -> similarities` (an embedding model) for the claim check.
         self.claim_scorer = None
         self._profiles: dict[str, dict[str, Any] | None] = {}
@@ -370,7 +372,8 @@ class ChatService:
         if regenerate:
             try:
                 handle = await transcripts.start_regeneration(
-                    self.db, cid, creator_slug=creator_slug, personality_weight=weight
+                    self.db, cid, creator_slug=creator_slug, personality_weight=weight,
+                    user_id=self.user_id,
                 )
             except LookupError:
                 yield Error("Nothing to regenerate: this conversation has no question yet")
@@ -382,7 +385,8 @@ class ChatService:
             query = handle.question
         else:
             try:
-                handle = await transcripts.start_turn(self.db, cid, query, creator_slug, weight)
+                handle = await transcripts.start_turn(self.db, cid, query, creator_slug, weight,
+                                                      user_id=self.user_id)
             except Exception:  # noqa: BLE001
                 logger.exception("chat_transcript_error cid=%s", cid)
 
@@ -411,7 +415,7 @@ class ChatService:
         if state.status == "answered":
             yield state.done
         elif state.error:
-            yield Error(state.error)
+            yield Error(state.error, kind=state.error_kind)
 
     async def _answer(
         self, st: _Turn, creator_info: dict[str, Any] | None, weight: float, regenerate: bool
@@ -506,6 +510,7 @@ class ChatService:
                             await self._save_partial(st)
             except LLMError as exc:
                 st.status, st.error = "failed", str(exc)
+                st.error_kind = "setup" if exc.setup else ""
                 await self._settle(st)
                 return
 
@@ -541,7 +546,7 @@ class ChatService:
             conversation_id=st.cid, usage=usage, prompt_chars=st.prompt_chars,
             completion_chars=len(st.run.text), cascade_tier=st.cascade_tier,
             model=st.run.model or "", fallback_used=st.run.fallback_used,
-            latency_ms=latency_ms, status=status,
+            latency_ms=latency_ms, status=status, user_id=self.user_id,
             secrets=(getattr(self.settings, "llm_api_key", None),),
         )
 
@@ -640,6 +645,7 @@ class _Turn:
         self.run = Completion()
         self.status = "failed"
         self.error: str | None = None
+        self.error_kind = ""  # Error.kind
         self.done: Done | None = None
         self.settled = False
         self.regenerate = False

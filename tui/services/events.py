@@ -132,10 +132,13 @@ class Error(_Event):
     """Last event of a failed answer: a one-line message, never a stack trace or a key."""
 
     message: str
+    # "setup" when a setting is wrong (a web page where the model API should be), not a
+    # failure that may pass: `chrysopedia ask` exits 2 for it. Empty otherwise.
+    kind: str = ""
     event: ClassVar[str] = "error"
 
     def payload(self) -> dict[str, Any]:
-        return {"message": self.message}
+        return {"message": self.message, "kind": self.kind} if self.kind else {"message": self.message}
 
 
 ChatEvent = Union[Sources, Token, Reset, Done, Error]  # noqa: UP007 - a runtime alias

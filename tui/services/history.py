@@ -495,6 +495,10 @@ class HistoryState:
     message: str
     error: str | None = None
     pending: int = 0
+    # A Redis that answers but cannot serve as configured (password, TLS, read-only
+    # replica): one line naming the setting, its source, the server and the fix. Redis
+    # is not tried again this session; the local store serves.
+    problem: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -513,6 +517,7 @@ class HistoryStore:
         redis: RedisHistory | None = None,
         *,
         redis_error: str | None = None,
+        problem: str | None = None,
         retry_interval: float = RETRY_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         mirror_size: int = 256,
@@ -531,7 +536,12 @@ class HistoryStore:
         self._lock = asyncio.Lock()
         self._next_probe = 0.0
         self.copied_back = 0  # messages copied back to Redis over this store's life
-        if redis is None:
+        if problem is not None:
+            self._state = HistoryState(
+                "local", True, True, f"memory: local (Redis: {redis_error})", redis_error,
+                problem=problem,
+            )
+        elif redis is None:
             self._state = HistoryState("local", False, False, "memory: local")
         elif redis_error is None:
             self._state = HistoryState("redis", True, False, "memory: Redis")
@@ -751,11 +761,48 @@ async def open_history(
         connect_timeout=1.0,
         timeout=1.0,
     )
+    from tui.services import diagnose
+
     error = None
+    diagnosis = None
+    failure: BaseException | None = None
     wait = max(0.05, budget - 0.05)  # a margin for the client set-up around the ping
     try:
         await asyncio.wait_for(redis.client.ping(), wait)
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, auth, timeout...
         error = f"no answer in {budget:g} s" if isinstance(exc, asyncio.TimeoutError) else _short(exc)
-        logger.warning("chat_history_redis_unreachable %s; using the local store", error)
+        failure = exc
+        diagnosis = await diagnose.redis_diagnosis_async(exc, settings, timeout=wait)
+        if diagnosis is None:
+            logger.warning("chat_history_redis_unreachable %s; using the local store", error)
+    else:
+        primary = await replica_of(redis.client, wait)
+        if primary is not None:
+            diagnosis = diagnose.redis_replica_diagnosis(settings, primary)
+    if diagnosis is not None:
+        # Misconfigured, not away: retrying every few seconds would fail the same way.
+        problem = diagnosis.error(failure, part="redis").line
+        logger.warning("chat_history_redis_misconfigured %s", problem)
+        await redis.close()
+        return HistoryStore(local, None, redis_error=diagnosis.problem, problem=problem,
+                            retry_interval=retry_interval)
     return HistoryStore(local, redis, redis_error=error, retry_interval=retry_interval)
+
+
+async def replica_of(client, wait: float) -> str | None:
+    """"host:port" of the primary when this Redis is a replica (it refuses writes), else None.
+
+    A server that does not allow ROLE (some managed services rename it) counts as a
+    primary: a write that fails later still falls back to the local store."""
+    try:
+        role = await asyncio.wait_for(client.execute_command("ROLE"), wait)
+    except Exception:  # noqa: BLE001
+        return None
+    if not isinstance(role, list | tuple) or not role:
+        return None
+    fields = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in role[:3]]
+    if fields[0] in ("slave", "replica"):
+        host = fields[1] if len(fields) > 1 else "?"
+        port = fields[2] if len(fields) > 2 else "?"
+        return f"{host}:{port}"
+    return None

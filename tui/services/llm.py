@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.config import Settings, redact_url
+from tui.services.diagnose import html_reply_problem
 from tui.services.events import Reset, Token
 
 logger = logging.getLogger("chrysopedia.llm")
@@ -63,16 +64,24 @@ class ModelFailure(Exception):
     """One model failed. `retryable` is false for configuration errors (HTTP 4xx but 429)."""
 
     def __init__(self, message: str, *, retryable: bool = True, reached: bool = True,
-                 status: int | None = None) -> None:
+                 status: int | None = None, setup: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.reached = reached
         self.status = status  # the HTTP status, when the server answered with one
+        self.setup = setup  # the server is misconfigured (e.g. not the API), not failing
 
 
 class LLMError(Exception):
-    """No model produced an answer; `str(exc)` is a one-line message fit for the user."""
+    """No model produced an answer; `str(exc)` is a one-line message fit for the user.
+
+    `setup` is true when every model tried is misconfigured rather than failing (a web
+    page where the API should be): the CLI exits 2 for it, as for any bad setting."""
+
+    def __init__(self, message: str, *, setup: bool = False) -> None:
+        super().__init__(message)
+        self.setup = setup
 
 
 @dataclass
@@ -175,6 +184,7 @@ class ModelRouter:
             "temperature": temperature,
             "max_tokens": max_tokens,
         }
+        setup_failures = 0
         for index, ep in enumerate(self.endpoints):
             if index > 0:
                 completion.fallback_used = True
@@ -195,13 +205,15 @@ class ModelRouter:
             except ModelFailure as failure:
                 note = self.scrub(f"{ep.role} model {ep.model!r} at {ep.url}: {failure.message}")
                 completion.failures.append(note)
+                setup_failures += failure.setup
                 logger.warning("llm_failure %s", note)
                 if not failure.retryable:
                     break
         tried = "; ".join(completion.failures)
         if len(self.endpoints) == 1:
             tried += " (no fallback model is configured)"
-        raise LLMError(f"No model answered — {tried}")
+        raise LLMError(f"No model answered — {tried}",
+                       setup=setup_failures == len(completion.failures))
 
     async def complete(
         self,
@@ -303,6 +315,8 @@ class ModelRouter:
                     response = await manager.__aenter__()
                     entered = True
                     completion.reached_model = True
+                    if "html" in response.headers.get("content-type", "").lower():
+                        raise ModelFailure(html_reply_problem(self.settings, ep.role), setup=True)
                     pieces = self._content(response, completion)
                     # No yield happens inside this deadline: it bounds only our own awaits.
                     first = await anext(pieces, None)
@@ -310,7 +324,7 @@ class ModelRouter:
                 completion.reached_model = True
                 raise ModelFailure(f"no token within {limit:g} s (first-token timeout)") from None
             except Exception as exc:  # noqa: BLE001 - classified, never shown raw
-                failure = self._classify(exc)
+                failure = self._classify(exc, ep.role)
                 completion.reached_model = completion.reached_model or failure.reached
                 raise failure from None
             if first is None:
@@ -412,7 +426,7 @@ class ModelRouter:
             raise ModelFailure("malformed chunk (content is not text)")
         return content
 
-    def _classify(self, exc: Exception) -> ModelFailure:
+    def _classify(self, exc: Exception, role: str = "primary") -> ModelFailure:
         import httpx2
         import openai
 
@@ -424,6 +438,9 @@ class ModelRouter:
                 return ModelFailure("rate limited (HTTP 429)", status=429)
             if status >= 500:
                 return ModelFailure(f"server error (HTTP {status})", status=status)
+            if "html" in exc.response.headers.get("content-type", "").lower():
+                return ModelFailure(f"HTTP {status}: "
+                                    + html_reply_problem(self.settings, role), setup=True)
             detail = self.scrub(_status_detail(exc))
             return ModelFailure(
                 f"the request was refused (HTTP {status}{': ' + detail if detail else ''})",

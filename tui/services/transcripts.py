@@ -83,13 +83,17 @@ async def start_turn(
     question: str,
     creator_slug: str | None = None,
     personality_weight: float = 0.0,
+    *,
+    user_id: str | None = None,
 ) -> TurnHandle:
     """Save the question now (creating the conversation on its first turn) plus an
-    "incomplete" assistant message to be filled by `save_partial`/`finish_turn`."""
+    "incomplete" assistant message to be filled by `save_partial`/`finish_turn`.
+    `user_id` (who asked) is recorded on both."""
     cid = validate_conversation_id(conversation_id)
     for attempt in range(3):
         try:
-            return await _start_turn(db, cid, question, creator_slug, personality_weight)
+            return await _start_turn(db, cid, question, creator_slug, personality_weight,
+                                     user_id)
         except IntegrityError:
             # Two first turns raced to create the conversation: the other one won, go again.
             if attempt == 2:
@@ -97,7 +101,7 @@ async def start_turn(
     raise AssertionError("unreachable")
 
 
-async def _start_turn(db, cid, question, creator_slug, weight) -> TurnHandle:
+async def _start_turn(db, cid, question, creator_slug, weight, user_id=None) -> TurnHandle:
     now = utcnow()
     async with db.session() as session, session.begin():
         # Touch the conversation first: this takes its row (PostgreSQL) or the write
@@ -123,7 +127,8 @@ async def _start_turn(db, cid, question, creator_slug, weight) -> TurnHandle:
         )
         turn = (last or 0) + 1
         common = dict(
-            conversation_id=cid, turn=turn, creator_slug=creator_slug, personality_weight=weight
+            conversation_id=cid, turn=turn, creator_slug=creator_slug, personality_weight=weight,
+            user_id=user_id,
         )
         user = Message(role="user", content=question, status="answered", created_at=now, **common)
         assistant = Message(role="assistant", content="", status=INCOMPLETE, created_at=now, **common)
@@ -138,13 +143,14 @@ _UNSET: Any = object()
 async def start_regeneration(
     db, conversation_id: str, turn: int | None = None, *,
     creator_slug: str | None = _UNSET, personality_weight: float | None = _UNSET,
+    user_id: str | None = None,
 ) -> TurnHandle:
     """A new "incomplete" assistant message in `turn` (default: the latest turn).
 
     The earlier answers stay as previous versions. `handle.question` is the
     turn's question, to ask again. The new answer records the creator and
-    weight it is generated with (default: the question's). LookupError when
-    there is no such turn.
+    weight it is generated with (default: the question's), and `user_id`, who
+    asked for it. LookupError when there is no such turn.
     """
     cid = validate_conversation_id(conversation_id)
     now = utcnow()
@@ -173,6 +179,7 @@ async def start_regeneration(
                 user.personality_weight if personality_weight is _UNSET else personality_weight
             ),
             created_at=now,
+            user_id=user_id,
         )
         session.add(assistant)
         await session.flush()
@@ -290,7 +297,7 @@ async def load_conversation(db, conversation_id: str) -> list[dict[str, Any]]:
 
     Each dict: id, turn, role, content, sources, status, model, cascade_tier,
     usage, fallback_used, latency_ms, error, claims (the stored claim check or None),
-    creator_slug, personality_weight,
+    creator_slug, personality_weight, user_id (who asked),
     created_at (aware datetime), current (the newest answer of its turn; True
     for questions), interrupted (an "incomplete" answer not being streamed now
     — after `mark_interrupted` or from a previous run).
@@ -327,6 +334,7 @@ async def load_conversation(db, conversation_id: str) -> list[dict[str, Any]]:
                 "claims": m.claims,
                 "creator_slug": m.creator_slug,
                 "personality_weight": m.personality_weight,
+                "user_id": m.user_id,
                 "created_at": _aware(m.created_at),
                 "current": m.role != "assistant" or newest.get(m.turn) == m.id,
                 "interrupted": m.status == INCOMPLETE and m.error == INTERRUPTED_ERROR,

@@ -161,7 +161,8 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> dict[str, Any]:
+async def usage_report(db, days: int = 30, *, now: datetime | None = None,
+                       by_user: bool = False) -> dict[str, Any]:
     """Usage over the last `days` UTC calendar days (today included).
 
     {"days", "since", "until",
@@ -176,6 +177,9 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
      "fallback_rate": share of requests served by the fallback (None when no requests),
      "tiers": {cascade_tier: requests}, "models": {model: requests},
      "purposes": {purpose: {requests, total_tokens}} (answering apart from distilling)}
+    With `by_user`, also "users": [{user_id, requests, answered, failed, cancelled, incomplete,
+    prompt_tokens, completion_tokens, total_tokens, latency_p50_ms}], most requests first
+    (rows without a user under "(unknown)").
     Percentiles are nearest-rank, computed in Python (portable across backends).
     """
     if days < 1:
@@ -196,6 +200,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         ChatUsageLog.fallback_used,
         ChatUsageLog.latency_ms,
         ChatUsageLog.purpose,
+        ChatUsageLog.user_id,
     ).where(ChatUsageLog.created_at >= since)
     if explicit_now:
         # (Without an explicit `now`, rows from a client whose clock runs ahead still count.)
@@ -223,6 +228,8 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
     purposes: dict[str, dict[str, int]] = {}
     latencies: list[float] = []
     fallbacks = 0
+    users: dict[str, dict[str, Any]] = {}
+    user_latencies: dict[str, list[float]] = {}
     for r in rows:
         day = per_day.get(_aware(r.created_at).date())
         prompt, completion, total = _int(r.prompt_tokens), _int(r.completion_tokens), _int(r.total_tokens)
@@ -248,6 +255,20 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         by_purpose["total_tokens"] += total
         if r.status == "answered" and r.latency_ms is not None:
             latencies.append(float(r.latency_ms))
+        if by_user:
+            who = r.user_id or "(unknown)"
+            u = users.setdefault(who, {
+                "user_id": who, "requests": 0, "answered": 0, "failed": 0, "cancelled": 0,
+                "incomplete": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+            })
+            u["requests"] += 1
+            if r.status in STATUSES:
+                u[r.status] += 1
+            u["prompt_tokens"] += prompt
+            u["completion_tokens"] += completion
+            u["total_tokens"] += total
+            if r.status == "answered" and r.latency_ms is not None:
+                user_latencies.setdefault(who, []).append(float(r.latency_ms))
 
     claims_total = claims_supported = 0
     for a in answers:
@@ -263,7 +284,7 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
             day["supported_share"] = day["supported_claims"] / day["claims"]
 
     n = totals["requests"]
-    return {
+    report: dict[str, Any] = {
         "days": days,
         "since": since.isoformat(),
         "until": now.isoformat(),
@@ -282,6 +303,11 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None) -> di
         "models": dict(sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))),
         "purposes": dict(sorted(purposes.items())),
     }
+    if by_user:
+        for who, u in users.items():
+            u["latency_p50_ms"] = percentile(user_latencies.get(who, []), 50)
+        report["users"] = sorted(users.values(), key=lambda u: (-u["requests"], u["user_id"]))
+    return report
 
 
 def _claim_counts(claims: Any) -> tuple[int, int]:
