@@ -234,6 +234,8 @@ def replica_redis(tmp_path):
 
 
 def ask_with_redis(capsys, tmp_path, redis_url: str):
+    # a database named with --db holds only what is imported into it: the demo pages here
+    assert run(capsys, "--db", f"sqlite:///{tmp_path / 'kb.db'}", "import", "--demo")[0] == 0
     return run(capsys, "--db", f"sqlite:///{tmp_path / 'kb.db'}", "--redis", redis_url,
                "ask", "what is reverb")
 
@@ -318,6 +320,8 @@ async def test_the_app_notifies_a_redis_edge_and_answers_locally(tmp_path, locke
 def test_a_model_server_answering_html(capsys, tmp_path, monkeypatch):
     with FakeOpenAI("html") as server:
         monkeypatch.setenv("CHRYSOPEDIA_LLM_API_URL", server.url)
+        # the demo pages, so that the question has sources and the model is asked
+        assert run(capsys, "--db", f"sqlite:///{tmp_path / 'kb.db'}", "import", "--demo")[0] == 0
         code, _, err = run(capsys, "--db", f"sqlite:///{tmp_path / 'kb.db'}", "ask", "eq")
     assert code == 2
     lines = err.strip().splitlines()

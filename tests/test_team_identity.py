@@ -52,6 +52,7 @@ async def test_two_users_on_one_conversation_are_told_apart(db_target, fake_llm)
     def ask(user: str, question: str):
         return cli(url, "ask", question, "--conversation", cid, env={**env, "CHRYSOPEDIA_USER_ID": user})
 
+    assert (await asyncio.to_thread(cli, url, "import", "--demo")).returncode == 0
     for user, question in (("ana", "how do I blend parallel compression"),
                            ("ben", "and on the vocal bus?"), ("ana", "what ratio?")):
         proc = await asyncio.to_thread(ask, user, question)
