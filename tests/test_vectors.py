@@ -230,3 +230,18 @@ def test_the_cli_says_in_one_line_that_the_previous_vectors_stay(tmp_path, fake_
         f"chrysopedia: embeddings not updated, previous ones in use: embedding server "
         f"{fake_llm.url}/embeddings: HTTP 500")
     assert "sections (tier:" in captured.out or "section (tier:" in captured.out
+
+
+async def test_imported_material_gets_its_vectors_in_the_import(db, tmp_path):
+    from tui.services.kb_import import import_paths
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "reverb.md").write_text(
+        "# Reverb\n\n## Pre-delay\nA pre-delay of 20 to 40 ms keeps the vocal upfront.\n\n"
+        "## Decay\nShort plates for fast songs, long halls for ballads.\n", encoding="utf-8")
+    run = await import_paths(db, [notes])
+    assert len(run.added) == 1 and run.sections == 2
+    ids = await _section_ids(db)
+    rows = await _vector_rows(db)
+    assert ids and set(ids.values()) <= set(rows)  # every section has its vector already
