@@ -93,7 +93,8 @@ def mark_claims(text: str, marks: list[tuple[int, int, str, bool]]) -> str:
             if body.endswith("|"):
                 at = last + len(body) - 1
         out.append(text[last:at])
-        out.append(f" [{symbol}](claim:{index})")
+        space = "" if text[:at].endswith(" ") else " "
+        out.append(f"{space}[{symbol}](claim:{index})")
         last = at
     out.append(text[last:])
     return "".join(out)
