@@ -192,3 +192,26 @@ async def test_a_resumed_conversation_shows_its_marks_also_when_saved_unchecked(
             assert restored._meta_text.endswith(meta.split(" · ", 3)[-1])
             assert "1 misattributed" in restored._meta_text
             assert app.sidebar.backed == list(first.claim_view.backed)
+
+
+async def test_the_lit_words_stay_at_their_offsets_when_the_source_holds_escapes():
+    from test_screens_pilot import Host
+
+    from tui.screens.source_detail import SourceDetailScreen
+
+    body = ("Intro line.\n\nSet the \x1b[31mrelease\x1b[0m to 80 ms [bold]now[/bold].\n\n"
+            "Outro line.")
+    start = body.index("Set")
+    end = body.index("[bold]")
+    detail = {"title": "T", "section_body": body, "number": 1}
+    app = Host(lambda: SourceDetailScreen(detail, highlight=("section_body", start, end)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SourceDetailScreen))
+        await pilot.pause()
+        screen = app.screen
+        (lit,) = screen.lit
+        content = lit.render()
+        assert content.plain == "Set the release to 80 ms [bold]now[/bold]."
+        lit_text = "".join(content.plain[s.start:s.end] for s in content.spans)
+        assert lit_text == "Set the release to 80 ms "
+        assert len(screen.query(".sd-para")) == 3

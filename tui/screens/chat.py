@@ -259,13 +259,17 @@ class ChatScreen(PacedScreen):
 
         if not isinstance(claims, dict):
             return AnswerClaims()
-        items = [i for i in claims.get("items") or [] if isinstance(i, dict)]
+        items = claims.get("items") if isinstance(claims.get("items"), list) else []
         marks = tuple(
-            ClaimMark(k, int(i.get("start") or 0), int(i.get("end") or 0), i["status"],
-                      i.get("kind") == "row")
-            for k, i in enumerate(items) if i.get("status") in QUESTIONABLE)
-        summary = summary_line(claims) if claims.get("total") else ""
-        backed = tuple(int(n) for n in claims.get("backed_by_source") or ())
+            ClaimMark(k, i["start"], i["end"], i["status"], i.get("kind") == "row")
+            for k, i in enumerate(items)
+            if isinstance(i, dict) and i.get("status") in QUESTIONABLE
+            and isinstance(i.get("start"), int) and isinstance(i.get("end"), int))
+        try:
+            summary = summary_line(claims) if claims.get("total") else ""
+            backed = tuple(int(n) for n in claims.get("backed_by_source") or ())
+        except (TypeError, ValueError, AttributeError):  # a malformed stored check
+            summary, backed = "", ()
         return AnswerClaims(summary, marks, backed)
 
     async def _show_claims(self, answer: AssistantMessage, claims: Any) -> None:
@@ -354,13 +358,13 @@ class ChatScreen(PacedScreen):
         items = answer.claims.get("items") or []
         focus = self._claim_focus
         if focus is not None and focus[0] is answer and 0 <= focus[1] < len(items):
-            span = citation_span(answer.claims, items[focus[1]]["start"], number)
+            span = citation_span(answer.claims, items[focus[1]].get("start", -1), number)
             if span:
                 return span
         citing = [i for i in items if number in (i.get("cited") or [])]
         citing.sort(key=lambda i: i.get("status") != "supported")  # supported ones first
         for item in citing:
-            span = citation_span(answer.claims, item["start"], number)
+            span = citation_span(answer.claims, item.get("start", -1), number)
             if span:
                 return span
         return None
