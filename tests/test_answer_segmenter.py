@@ -160,3 +160,24 @@ def test_no_textual_import():
     code = "import sys, tui.answer_segmenter; print(any(m.startswith('textual') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- claim marks ------------------------------------------------------------------------
+
+
+def test_claim_marks_go_after_their_claims_and_inside_a_table_rows_last_cell():
+    from tui.answer_segmenter import CLAIM_MARKS, link_citations, mark_claims
+
+    text = "Use 4:1 [1]. Set 400 ms [2].\n\n| ratio | 10:1 [1] |\n| --- | --- |\n"
+    first = text.index("Set") - 1
+    second = text.index(" [2].") + len(" [2].")
+    row_end = text.index("\n\n|") + len("\n\n| ratio | 10:1 [1] |")
+    marked = mark_claims(text, [(2, row_end, "unsupported", True), (0, first, "misattributed", False),
+                                (1, second, "unsupported", False), (3, second, "supported", False),
+                                (4, len(text) + 5, "unsupported", False)])
+    assert marked == ("Use 4:1 [1]. [≠](claim:0) Set 400 ms [2]. [?](claim:1)\n\n"
+                      "| ratio | 10:1 [1] [?](claim:2)|\n| --- | --- |\n")
+    assert CLAIM_MARKS == {"unsupported": "?", "misattributed": "≠"}
+    # The marks are no citations: linking leaves them alone.
+    assert link_citations(marked, 2).count("(claim:") == 3
+    assert mark_claims(text, []) == text

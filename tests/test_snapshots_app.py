@@ -175,3 +175,37 @@ def test_help_screen(snap_compare, snap_settings):
         await pilot.pause()
 
     assert snap_compare(app_for(snap_settings), terminal_size=SIZE, run_before=run_before)
+
+
+class CheckedChat(ScriptedChat):
+    """The scripted answer with its claim check, made by the real check over the mini KB's
+    sections: marks after the questionable claims, the summary, the sidebar's counts."""
+
+    async def stream_response(self, *args, **kwargs):
+        import dataclasses
+        import json
+
+        from test_app_support import DATA
+
+        from tui.services.claims import check_claims
+        from tui.services.events import Done
+
+        kb = json.loads((DATA / "mini_kb.json").read_text())
+        bodies = {(t["slug"], s["anchor"]): s["body"] for t in kb["techniques"]
+                  for s in t["sections"]}
+        sections = [{"title": s["title"], "section_heading": s["section_heading"],
+                     "section_body": bodies[s["slug"], s["section_anchor"]]} for s in self.sources]
+        claims = check_claims("".join(self.tokens), sections).as_dict()
+        async for event in super().stream_response(*args, **kwargs):
+            yield dataclasses.replace(event, claims=claims) if isinstance(event, Done) else event
+
+
+def test_answer_with_its_claim_check(snap_compare, snap_settings):
+    chat = CheckedChat(tokens=[
+        "Send the drum bus to an aux with a compressor at 10:1 [1].\n\n",
+        "- Blend the return until the drums feel thicker, 6 to 10 dB under the dry bus [1]\n",
+        "- Set the release of the return to 400 ms [2]\n",
+        "- Route the kick to the compressor's sidechain input, ratio 4:1 [3]\n",
+    ])
+    assert snap_compare(app_for(snap_settings, chat_service=chat), terminal_size=SIZE,
+                        run_before=_ask)

@@ -176,3 +176,26 @@ def test_usage_empty(snap_compare):
 def test_help(snap_compare):
     app = ScreenHost(lambda: HelpScreen(HELP_BINDINGS))
     assert snap_compare(app, terminal_size=(120, 40))
+
+
+def test_usage_with_the_share_of_supported_claims(snap_compare):
+    """Days with checked answers get a bar of the share their sources support."""
+    checked = {"2026-11-21": (20, 18), "2026-11-24": (14, 7), "2026-11-27": (11, 11)}
+    per_day = []
+    for row in USAGE_REPORT["per_day"]:
+        claims, supported = checked.get(row["date"], (0, 0))
+        per_day.append(dict(row, claims=claims, supported_claims=supported,
+                            supported_share=supported / claims if claims else None))
+    report = dict(USAGE_REPORT, per_day=per_day,
+                  claims={"total": 45, "supported": 36, "supported_share": 0.8})
+    app = ScreenHost(lambda: UsageScreen(report))
+    assert snap_compare(app, terminal_size=(120, 48))
+
+
+def test_source_detail_with_the_supporting_words_lit(snap_compare):
+    """A citation opened from an answer: the words that back it lit, in paragraphs."""
+    body = SOURCE_DETAIL["section_body"]
+    start = body.index("ratio **10:1**")
+    span = ("section_body", start, body.index("100 ms") + len("100 ms"))
+    app = ScreenHost(lambda: SourceDetailScreen(SOURCE_DETAIL, highlight=span))
+    assert snap_compare(app, terminal_size=(120, 40))

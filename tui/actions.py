@@ -47,6 +47,8 @@ ACTIONS: tuple[Action, ...] = (
            palette_help="Start an empty conversation"),
     Action("conversations", "Conversations", "ctrl+o", show=True, palette="Conversations",
            palette_help="List past conversations to resume or delete"),
+    Action("next_claim", "Next questionable claim", "f5", palette="Next questionable claim",
+           palette_help="Jump to the next claim its sources do not support, and say why"),
     Action("copy_answer", "Copy the last answer", "ctrl+g", palette="Copy the last answer",
            palette_help="To the clipboard"),
     Action("export", "Export to Markdown", "ctrl+s", palette="Export the conversation",
@@ -68,7 +70,7 @@ ACTIONS: tuple[Action, ...] = (
 
 # The order of the command palette's entries.
 PALETTE_ORDER = (
-    "stop", "regenerate", "retry", "new_conversation", "conversations", "copy_answer",
+    "stop", "regenerate", "retry", "next_claim", "new_conversation", "conversations", "copy_answer",
     "export", "usage", "help", "focus_sources", "toggle_sidebar", "toggle_voice_preview",
     "focus_prompt", "focus_creator", "focus_voice",
 )

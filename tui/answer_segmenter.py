@@ -68,6 +68,38 @@ def link_citations(text: str, count: int) -> str:
     return _CITE.sub(repl, text)
 
 
+# The quiet mark after a questionable claim, by status (the help screen's legend says what
+# each means); a `claim:K` link, K the claim's index in the answer's claim check.
+CLAIM_MARKS = {"unsupported": "?", "misattributed": "≠"}
+CLAIM_LEGEND = (
+    (CLAIM_MARKS["misattributed"], "A claim its citation does not support; another source does (click it)"),
+    (CLAIM_MARKS["unsupported"], "A claim none of the answer's sources supports (click it for why)"),
+)
+
+
+def mark_claims(text: str, marks: list[tuple[int, int, str, bool]]) -> str:
+    """`text` with a `claim:K` link after each claim: `marks` are (K, end, status, row),
+    `end` an offset into `text`; a table row's mark goes inside its last cell. Marks past
+    the text or of another status are left out."""
+    out: list[str] = []
+    last = 0
+    for index, end, status, row in sorted(marks, key=lambda m: m[1]):
+        symbol = CLAIM_MARKS.get(status)
+        if symbol is None or not last <= end <= len(text):
+            continue
+        at = end
+        if row:
+            body = text[last:end].rstrip()
+            if body.endswith("|"):
+                at = last + len(body) - 1
+        out.append(text[last:at])
+        space = "" if text[:at].endswith(" ") else " "
+        out.append(f"{space}[{symbol}](claim:{index})")
+        last = at
+    out.append(text[last:])
+    return "".join(out)
+
+
 class CitationLinker:
     """Turn citations into links in a stream of fragments that may split `[12]`."""
 

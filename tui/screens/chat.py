@@ -29,9 +29,11 @@ from textual.widgets import Collapsible, Static
 from textual.worker import Worker, WorkerState
 
 from tui import actions
+from tui.answer_segmenter import CLAIM_LEGEND
 from tui.pacing import PacedScreen
 from tui.services.personality import describe_voice
 from tui.voice_tiers import tier_name
+from tui.widgets.answer import AnswerClaims, ClaimMark
 from tui.widgets.conversation import AssistantMessage, ConversationView
 from tui.widgets.creator_picker import ANY, CreatorPicker
 from tui.widgets.footer import AppFooter
@@ -61,6 +63,10 @@ class ChatScreen(PacedScreen):
         self.conversation_title = ""
         self.last_question: str | None = None
         self._current_answer: AssistantMessage | None = None
+        self._sidebar_answer: AssistantMessage | None = None  # whose sources the sidebar shows
+        # The claim last jumped to or clicked: (answer, index in its claim check). Opening a
+        # source then lights the words that support that claim.
+        self._claim_focus: tuple[AssistantMessage, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -181,7 +187,7 @@ class ChatScreen(PacedScreen):
             turn = 0
         answer = await conversation.add_answer(question=question, turn=turn)
         self._current_answer = answer
-        self.sidebar.show_sources([])
+        self._show_sources_of(None)
         if not app.ready.is_set():
             self.status_bar.set(activity="loading the knowledge base…")
             await app.ready.wait()
@@ -219,7 +225,7 @@ class ChatScreen(PacedScreen):
             case Sources(sources=sources):
                 answer.set_sources(sources)
                 if self.conversation.answer_in_view is answer:
-                    self.sidebar.show_sources(answer.sources)
+                    self._show_sources_of(answer)
             case Reset(reason=reason, model=model):
                 await answer.reset(reason)
                 self.status_bar.set(model=model, activity="fallback model answering…")
@@ -233,6 +239,7 @@ class ChatScreen(PacedScreen):
             answer.turn = int(done.turn)
         self.conversation_id = done.conversation_id or self.conversation_id
         await answer.finish(done)
+        await self._show_claims(answer, done.claims)
         usage = done.usage or {}
         self.status_bar.set(
             model=done.model or self._model_label(),
@@ -243,6 +250,124 @@ class ChatScreen(PacedScreen):
         )
         if self.app.services.history is not None:
             self.show_memory_state(self.app.services.history.state)
+
+    # -- the claim check ---------------------------------------------------------
+    @staticmethod
+    def _claims_view(claims: Any) -> AnswerClaims:
+        """What an answer shows of its claim check (the service's payload, plain data)."""
+        from tui.services.claims import QUESTIONABLE, summary_line
+
+        if not isinstance(claims, dict):
+            return AnswerClaims()
+        items = claims.get("items") if isinstance(claims.get("items"), list) else []
+        marks = tuple(
+            ClaimMark(k, i["start"], i["end"], i["status"], i.get("kind") == "row")
+            for k, i in enumerate(items)
+            if isinstance(i, dict) and i.get("status") in QUESTIONABLE
+            and isinstance(i.get("start"), int) and isinstance(i.get("end"), int))
+        try:
+            summary = summary_line(claims) if claims.get("total") else ""
+            backed = tuple(int(n) for n in claims.get("backed_by_source") or ())
+        except (TypeError, ValueError, AttributeError):  # a malformed stored check
+            summary, backed = "", ()
+        return AnswerClaims(summary, marks, backed)
+
+    async def _show_claims(self, answer: AssistantMessage, claims: Any) -> None:
+        answer.claims = claims if isinstance(claims, dict) else None
+        await answer.show_claims(self._claims_view(answer.claims))
+        if self._sidebar_answer is answer:
+            self._show_sources_of(answer)
+
+    @work(group="claims", exclusive=True, exit_on_error=False, description="check saved answers")
+    async def _check_saved(self, pending: list[tuple[AssistantMessage, dict[str, Any]]]) -> None:
+        """Answers saved without a claim check are checked against the knowledge base."""
+        from tui.services.claims import check_saved_answer
+
+        db = self.app.services.db
+        for answer, message in pending:
+            if db is None or not answer.is_attached:
+                continue
+            try:
+                claims = await check_saved_answer(db, message.get("content") or "",
+                                                  message.get("sources") or [])
+            except Exception:  # noqa: BLE001 - the answer stands without its check
+                logger.warning("checking a saved answer failed", exc_info=True)
+                continue
+            if answer.is_attached:
+                await self._show_claims(answer, claims)
+
+    def _explain_claim(self, answer: AssistantMessage, index: int) -> None:
+        """Say why claim `index` of `answer` is marked, offering the right source."""
+        items = (answer.claims or {}).get("items") or []
+        if not 0 <= index < len(items):
+            return
+        item = items[index]
+        self._claim_focus = (answer, index)
+        cited = [n for n in item.get("cited") or [] if isinstance(n, int)]
+        cites = " ".join(f"[{n}]" for n in cited)
+        verb = "does" if len(cited) == 1 else "do"
+        offered = item.get("source")
+        if item.get("status") == "misattributed" and isinstance(offered, int):
+            title = "Cited source does not say this"
+            message = f"{cites} {verb} not say this; [{offered}] does."
+            self.sidebar.select_number(offered)  # Enter there opens it, the words lit
+        elif item.get("status") == "unsupported":
+            title = "Without support"
+            message = (f"{cites} {verb} not support this, nor does any other source."
+                       if cited else "No source of this answer supports this.")
+        else:
+            return
+        claim = one_line(answer.raw[item.get("start", 0):item.get("end", 0)])
+        if len(claim) > 160:
+            claim = claim[:159] + "…"
+        reason = one_line(item.get("reason"))
+        self.notify("\n".join(p for p in (f"“{claim}”", message, reason) if p),
+                    title=title, severity="warning", markup=False, timeout=10)
+
+    def action_next_claim(self) -> None:
+        """Scroll to the next misattributed or unsupported claim and say why."""
+        from tui.services.claims import next_questionable
+
+        answer = self.conversation.answer_in_view or self.conversation.last_answer
+        after = -1
+        focus = self._claim_focus
+        if focus is not None and focus[0] is answer and answer.claims:
+            items = answer.claims.get("items") or []
+            if 0 <= focus[1] < len(items):
+                after = items[focus[1]].get("start", 0)
+        if answer is None or not answer.claims:
+            self.notify("No checked answer in view.")
+            return
+        item = next_questionable(answer.claims, after)
+        if item is None:
+            self.notify("Its sources support every claim of this answer.")
+            return
+        index = answer.claims["items"].index(item)
+        target = answer.claim_block(index) or answer
+        self.conversation.scroll_to_center(target, animate=False)
+        self._explain_claim(answer, index)
+
+    def _highlight_for(self, number: int) -> tuple[str, int, int] | None:
+        """The words of source `number` to light: those supporting the claim last jumped
+        to or clicked, else the first claim of the answer that cites it."""
+        from tui.services.claims import citation_span
+
+        answer = self._sidebar_answer
+        if answer is None or not answer.claims:
+            return None
+        items = answer.claims.get("items") or []
+        focus = self._claim_focus
+        if focus is not None and focus[0] is answer and 0 <= focus[1] < len(items):
+            span = citation_span(answer.claims, items[focus[1]].get("start", -1), number)
+            if span:
+                return span
+        citing = [i for i in items if number in (i.get("cited") or [])]
+        citing.sort(key=lambda i: i.get("status") != "supported")  # supported ones first
+        for item in citing:
+            span = citation_span(answer.claims, item.get("start", -1), number)
+            if span:
+                return span
+        return None
 
     async def _show_failure(self, answer: AssistantMessage, message: str) -> None:
         await answer.fail(message)
@@ -302,7 +427,16 @@ class ChatScreen(PacedScreen):
     # -- sources ----------------------------------------------------------------
     @on(ConversationView.AnswerInView)
     def _answer_in_view(self, event: ConversationView.AnswerInView) -> None:
-        self.sidebar.show_sources(event.answer.sources if event.answer else [])
+        self._show_sources_of(event.answer)
+
+    def _show_sources_of(self, answer: AssistantMessage | None) -> None:
+        """The sidebar shows `answer`'s sources (and how many claims each backs)."""
+        self._sidebar_answer = answer
+        if answer is None:
+            self.sidebar.show_sources([])
+            return
+        backed = answer.claim_view.backed if answer.claims else None
+        self.sidebar.show_sources(answer.sources, backed)
 
     @on(SourcesSidebar.SourceSelected)
     def _open_source(self, event: SourcesSidebar.SourceSelected) -> None:
@@ -315,15 +449,24 @@ class ChatScreen(PacedScreen):
     def on_markdown_link_clicked(self, event) -> None:
         href = event.href or ""
         event.stop()
-        if href.startswith("cite:"):
-            try:
-                number = int(href[5:])
-            except ValueError:
-                return
+        kind, _, value = href.partition(":")
+        if kind not in ("cite", "claim") or not value.isdigit():
+            return
+        try:
             answer = event.markdown.query_ancestor(AssistantMessage)
-            if answer is not None and 1 <= number <= len(answer.sources):
-                self.sidebar.show_sources(answer.sources)
-                self.sidebar.select_number(number)
+        except Exception:  # noqa: BLE001 - a link outside an answer
+            return
+        if kind == "claim":
+            self._show_sources_of(answer)
+            self._explain_claim(answer, int(value))
+            return
+        number = int(value)
+        if 1 <= number <= len(answer.sources):
+            self._show_sources_of(answer)
+            if self._claim_focus is not None and self._claim_focus[0] is not answer:
+                self._claim_focus = None
+            # The source opens with the words that back the citation lit.
+            self.open_source(number)
         # Other links from a model are not opened: text from a model is data.
 
     def action_jump_source(self, number: int) -> None:
@@ -362,10 +505,11 @@ class ChatScreen(PacedScreen):
         if self.sidebar.source(number) is None:
             return
         self.sidebar.select_number(number)
-        self._open_source_detail(number)
+        self._open_source_detail(number, self._highlight_for(number))
 
     @work(group="screen", exclusive=True, exit_on_error=False, description="source detail")
-    async def _open_source_detail(self, number: int) -> None:
+    async def _open_source_detail(self, number: int,
+                                  highlight: tuple[str, int, int] | None = None) -> None:
         from tui.screens.source_detail import SourceDetailScreen
 
         app = self.app
@@ -387,7 +531,7 @@ class ChatScreen(PacedScreen):
             media_dir = None
         detail = dict(detail or source)
         detail["number"] = number
-        await app.push_screen(SourceDetailScreen(detail, media_dir=media_dir))
+        await app.push_screen(SourceDetailScreen(detail, media_dir=media_dir, highlight=highlight))
 
     # -- voice -------------------------------------------------------------------
     @on(CreatorPicker.Changed, "#creator")
@@ -424,7 +568,8 @@ class ChatScreen(PacedScreen):
         self.conversation_title = ""
         self.app.collector.thaw()  # the removed widgets must be collectable
         await self.conversation.clear()
-        self.sidebar.show_sources([])
+        self._show_sources_of(None)
+        self._claim_focus = None
         self.status_bar.set(tier="", tokens=None, latency_ms=None, activity="new conversation")
         self.prompt.focus()
 
@@ -482,6 +627,17 @@ class ChatScreen(PacedScreen):
         collector.thaw()  # the removed widgets must be collectable
         questions = await self.conversation.show_transcript(messages)
         collector.freeze()
+        self._claim_focus = None
+        # The marks of each answer: its stored check, or one made now from the knowledge base.
+        pending = []
+        replies = [m for m in messages if m.get("role") == "assistant"]
+        for answer, message in zip(self.conversation.answers, replies, strict=False):
+            if isinstance(message.get("claims"), dict):
+                await self._show_claims(answer, message["claims"])
+            elif (message.get("status") or "answered") == "answered" and message.get("content"):
+                pending.append((answer, message))
+        if pending:
+            self._check_saved(pending)
         recall = self.prompt.recall
         for text in questions:
             if text and (not recall or recall[-1] != text):
@@ -544,4 +700,5 @@ class ChatScreen(PacedScreen):
             ("Sources sidebar", SourceList.BINDINGS, "sources."),
             ("Voice slider", VoiceSlider.BINDINGS, "slider."),
         ]
-        return actions.help_rows(groups, self.app.keymap, self.app.get_key_display)
+        rows = actions.help_rows(groups, self.app.keymap, self.app.get_key_display)
+        return rows + [(mark, meaning, "Marks in answers") for mark, meaning in CLAIM_LEGEND]

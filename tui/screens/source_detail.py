@@ -9,6 +9,10 @@
 - `media_dir`: where local video files live (`tui.services.player.default_media_dir(settings)`).
   None: only URLs can be opened.
 - `player_path`: a PATH to search for mpv/vlc/xdg-open instead of $PATH (tests).
+- `highlight`: `(field, start, end)` from `tui.services.claims.citation_span`: the words
+  that support the selected citation, in `section_body` or `summary`. They are lit and
+  scrolled into view; the section is then shown as text in paragraphs (Markdown would
+  hide where the characters are), unless it is cut for display.
 
 Keys (Binding ids for the keymap): `c` copy the reference
 (`title — creator — video @ mm:ss`) with `App.copy_to_clipboard`
@@ -34,6 +38,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
@@ -95,6 +100,12 @@ class SourceDetailScreen(ModalScreen[None]):
         padding: 0;
         background: $surface;
     }
+    SourceDetailScreen #sd-section-text {
+        height: auto;
+    }
+    SourceDetailScreen .sd-para {
+        margin-bottom: 1;
+    }
     SourceDetailScreen #sd-video {
         border-top: solid $primary 50%;
         color: $text;
@@ -129,11 +140,56 @@ class SourceDetailScreen(ModalScreen[None]):
         *,
         media_dir: Path | None = None,
         player_path: str | None = None,
+        highlight: tuple[str, int, int] | None = None,
     ) -> None:
         super().__init__()
         self.detail = dict(detail)
         self.media_dir = media_dir
         self.player_path = player_path
+        self.highlight = highlight
+        self.lit: list[Static] = []  # the widgets showing the highlighted words
+
+    # -- the highlighted words -------------------------------------------------
+
+    LIT_STYLE = "bold $text-accent on $accent-muted"
+
+    def _lit_span(self, field: str) -> tuple[str, int, int] | None:
+        """(the field's raw text, start, end) when the highlight is in `field` and fits it."""
+        if not self.highlight:
+            return None
+        where, start, end = self.highlight
+        text = self.detail.get(field)
+        if where != field or not isinstance(text, str) or not 0 <= start < end <= len(text):
+            return None
+        return text, start, end
+
+    def _lit_content(self, text: str, a: int, b: int, start: int, end: int) -> Content:
+        """text[a:b], cleaned, with its part inside start..end lit (cleaned piece by piece,
+        so the offsets into the raw text hold)."""
+        cut = sorted({a, b, min(max(start, a), b), min(max(end, a), b)})
+        parts: list[str | tuple[str, str]] = []
+        for x, y in zip(cut, cut[1:], strict=False):
+            piece = clean(text[x:y])
+            parts.append((piece, self.LIT_STYLE) if start <= x and y <= end else piece)
+        return Content.assemble(*parts)
+
+    def _lit_paragraphs(self, text: str, start: int, end: int) -> list[Static]:
+        """The section as paragraphs of text (split at blank lines), the span lit."""
+        import re
+
+        widgets: list[Static] = []
+        a = 0
+        for gap in [*re.finditer(r"\n[ \t]*\n\s*", text), None]:
+            b = gap.start() if gap else len(text)
+            if text[a:b].strip():
+                para = Static(self._lit_content(text, a, b, start, end), classes="sd-para")
+                if a < end and start < b:
+                    para.add_class("-lit")
+                    self.lit.append(para)
+                widgets.append(para)
+            if gap:
+                a = gap.end()
+        return widgets
 
     # -- what is shown -------------------------------------------------------
 
@@ -194,18 +250,35 @@ class SourceDetailScreen(ModalScreen[None]):
             yield Static(self._meta_line(), id="sd-meta")
             with VerticalScroll(id="sd-body"):
                 summary = clean(d.get("summary")).strip()
-                if summary:
+                lit_summary = self._lit_span("summary")
+                if lit_summary:
+                    text, start, end = lit_summary
+                    widget = Static(self._lit_content(text, 0, len(text), start, end),
+                                    id="sd-summary")
+                    self.lit.append(widget)
+                    yield widget
+                elif summary:
                     yield Static(Text(summary), id="sd-summary")
                 heading = one_line(d.get("section_heading"))
                 if heading:
                     yield Static(Text(heading), id="sd-heading")
-                yield Markdown(body or "*No section text.*", open_links=False, id="sd-section")
+                lit_body = self._lit_span("section_body")
+                if lit_body and body == clean(d.get("section_body")):  # not cut for display
+                    with Vertical(id="sd-section-text"):
+                        yield from self._lit_paragraphs(*lit_body)
+                else:
+                    yield Markdown(body or "*No section text.*", open_links=False, id="sd-section")
             yield Static(self._video_lines(), id="sd-video")
         yield AppFooter()
 
     def on_mount(self) -> None:
         # Arrow keys and Page Up/Down scroll the section text.
         self.query_one("#sd-body").focus()
+        if self.lit:
+            self.call_after_refresh(self._scroll_to_lit)
+
+    def _scroll_to_lit(self) -> None:
+        self.query_one("#sd-body", VerticalScroll).scroll_to_center(self.lit[0], animate=False)
 
     @on(Markdown.LinkClicked)
     def _link_clicked(self, event: Markdown.LinkClicked) -> None:

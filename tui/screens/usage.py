@@ -6,7 +6,10 @@
   prompt_tokens, completion_tokens, total_tokens, estimated}, `per_day`
   [{date, requests, prompt_tokens, completion_tokens, total_tokens}] oldest first,
   `latency_ms` {mean, p50, p95, max} (values may be None), `fallback_rate`
-  (0..1 or None), `tiers` {tier: requests}, `models` {model: requests}.
+  (0..1 or None), `tiers` {tier: requests}, `models` {model: requests}; the claim
+  check's share of supported claims: `per_day` rows may carry `claims`,
+  `supported_claims`, `supported_share`, and `claims` {total, supported,
+  supported_share} the whole period (drawn only when some answer was checked).
   Missing keys show as "—"; nothing else is required.
 
 Drawn, not only tabulated: two `Sparkline`s (tokens and requests per day) and
@@ -256,6 +259,34 @@ class UsageScreen(Screen[None]):
                 parts.append("\n")
         return Content.assemble(*parts)
 
+    def _supported(self) -> Content | None:
+        """The share of checked claims their sources support: the period, then each day
+        with checked answers (None when no answer was checked)."""
+        rows = [r for r in self.per_day if (_num(r.get("claims")) or 0) > 0]
+        if not rows:
+            return None
+        overall = self.report.get("claims") if isinstance(self.report.get("claims"), Mapping) else {}
+        total = _num(overall.get("total")) or sum(_num(r.get("claims")) or 0 for r in rows)
+        supported = (_num(overall.get("supported"))
+                     if overall.get("supported") is not None
+                     else sum(_num(r.get("supported_claims")) or 0 for r in rows))
+        width = self.BAR_WIDTH
+        parts: list[str | tuple[str, str]] = []
+
+        def line(label: str, part: float, whole: float, style: str) -> None:
+            share = part / whole if whole else 0.0
+            filled = hbar(share, 1.0, width).rstrip()
+            parts.extend([(f"{label:<6} ", style), (filled, "$success"),
+                          ("░" * (width - len(filled)), "$text-muted"),
+                          f" {fmt_rate(share):>6}  {fmt_int(part)} of {fmt_int(whole)} claims"])
+
+        line("all", supported or 0, total, "bold")
+        for r in rows:
+            parts.append("\n")
+            line(_day_label(r), _num(r.get("supported_claims")) or 0,
+                 _num(r.get("claims")) or 0, "$text-muted")
+        return Content.assemble(*parts)
+
     def _period(self) -> str:
         days = self.report.get("days")
         rows = self.per_day
@@ -302,6 +333,11 @@ class UsageScreen(Screen[None]):
                             [_num(r.get("requests")) or 0 for r in rows], id="spark-requests"
                         )
                     yield Static(self._per_day(), id="usage-per-day")
+            supported = self._supported()
+            if supported is not None:
+                with Vertical(classes="usage-section", id="usage-claims") as box:
+                    box.border_title = "Claims their sources support"
+                    yield Static(supported, id="usage-supported")
             with Horizontal(id="usage-bottom", classes="usage-row"):
                 with Vertical(classes="usage-section", id="usage-tiers") as box:
                     box.border_title = "Cascade tiers"

@@ -14,7 +14,7 @@ hence its length; the decisions about the text are the segmenter's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Button, Static
 
 from tui.answer_segmenter import (
@@ -35,6 +36,7 @@ from tui.answer_segmenter import (
     Operation,
     Plain,
     link_citations,
+    mark_claims,
     markdown_head,
 )
 from tui.widgets.safe_text import clean
@@ -79,6 +81,7 @@ class AnswerMeta:
     usage: dict[str, Any] = field(default_factory=dict)
     latency_ms: float | None = None
     truncated: bool = False
+    claims: str = ""  # the claim check's one-line summary (given by the screen)
 
     @classmethod
     def of(cls, source: Any) -> AnswerMeta:
@@ -106,7 +109,31 @@ class AnswerMeta:
         if self.truncated:
             # The model ran past the stored-answer cap: generation was stopped there.
             parts.insert(0, "⚠ answer cut at the size limit")
+        if self.claims:
+            parts.append(self.claims)
         return " · ".join(clean(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class ClaimMark:
+    """A questionable claim of the answer: its index in the claim check, its characters
+    in the answer's raw text, its status, and whether it is a table row."""
+
+    index: int
+    start: int
+    end: int
+    status: str
+    row: bool = False
+
+
+@dataclass(frozen=True)
+class AnswerClaims:
+    """What the answer shows of its claim check (the screen makes it from the service's
+    payload): the meta line's summary, the marks, and per source how many claims it backs."""
+
+    summary: str = ""
+    marks: tuple[ClaimMark, ...] = ()
+    backed: tuple[int, ...] = ()
 
 
 class AssistantMessage(Vertical):
@@ -155,6 +182,9 @@ class AssistantMessage(Vertical):
         self._flush_timer: Timer | None = None
         self._pacer: Any = None  # the app's FramePacer, if it has one (taken at the first token)
         self._unsettled: list[FrozenSegment] = []  # frozen lazily, lines left to render
+        self.claims: dict[str, Any] | None = None  # the claim check, as the service gave it
+        self.claim_view = AnswerClaims()
+        self.marked = False  # the text shows the marks of its questionable claims
 
     def compose(self) -> ComposeResult:
         yield Static("Searching the knowledge base…", classes="working")
@@ -491,6 +521,43 @@ class AssistantMessage(Vertical):
             self._show_meta("⏹ stopped · " + self.meta.line())
         else:
             self._show_meta(self.meta.line())
+
+    async def show_claims(self, claims: AnswerClaims) -> None:
+        """Show the claim check: its summary in the meta line, a mark after each
+        questionable claim (the answer's text rendered again with them, when it is all
+        Markdown and its lines are of ordinary length)."""
+        self.claim_view = claims
+        self.meta = replace(self.meta, claims=claims.summary)
+        if self.status != "failed":
+            text = self.meta.line()
+            if self.status == "stopped":
+                text = "⏹ stopped · " + text
+            if self.has_class("-previous"):
+                text = "previous version · " + text
+            self._show_meta(text)
+        marks = [(m.index, m.end, m.status, m.row) for m in claims.marks]
+        if not marks or self.status in ("working", "streaming") or self.query_children(".body-plain"):
+            return
+        head, rest = markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
+        if rest or any(len(line) > LONG_LINE_CHARS for line in head.split("\n")):
+            return  # shown in segments or as plain text: the meta line says it
+        body = await self._fresh_body()
+        await body.update(link_citations(mark_claims(self.raw, marks), len(self.sources)))
+        self.marked = True
+
+    def claim_block(self, index: int) -> Widget | None:
+        """The block of the answer showing claim `index`'s mark (None: not shown)."""
+        from textual.widgets.markdown import MarkdownBlock
+
+        needle = f"](claim:{index})"
+        for segment in self.segments:
+            found = None
+            for block in segment.query(MarkdownBlock):  # depth first: the innermost last
+                if needle in (block.source or ""):
+                    found = block
+            if found is not None:
+                return found
+        return None
 
     def mark_previous(self) -> None:
         """A newer answer to the same question replaced this one."""

@@ -36,12 +36,15 @@ def format_range(start: float | None, end: float | None) -> str:
     return f"{format_time(start or 0)}–{format_time(end)}"
 
 
-def source_prompt(source: dict[str, Any]) -> Text:
-    """Number, title; creator · section; ▶ time range. Text objects: never markup."""
+def source_prompt(source: dict[str, Any], backs: int | None = None) -> Text:
+    """Number, title (and ✓N: the claims of the answer it backs, when checked);
+    creator · section; ▶ time range. Text objects: never markup."""
     number = source.get("number", "?")
     text = Text()
     text.append(f"{number:>2} ", style="bold")
     text.append(one_line(source.get("title")) or "(untitled)", style="bold")
+    if backs is not None:
+        text.append(f"  ✓{backs}", style="green" if backs else "dim")
     creator = one_line(source.get("creator_name"))
     heading = one_line(source.get("section_heading"))
     detail = " · ".join(p for p in (creator, heading) if p)
@@ -90,6 +93,7 @@ class SourcesSidebar(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sources: list[dict[str, Any]] = []
+        self.backed: list[int] | None = None  # per source, the claims it backs (when checked)
 
     def compose(self) -> ComposeResult:
         yield Static("No sources yet. Ask a question.", classes="empty")
@@ -103,21 +107,32 @@ class SourcesSidebar(Vertical):
     def option_list(self) -> SourceList:
         return self.query_one(SourceList)
 
-    def show_sources(self, sources: list[dict[str, Any]] | None) -> None:
-        """Replace the entries (the sources of the answer in view)."""
+    def show_sources(self, sources: list[dict[str, Any]] | None,
+                     backed: list[int] | tuple[int, ...] | None = None) -> None:
+        """Replace the entries (the sources of the answer in view; `backed[N-1]`: how many
+        of its claims source N backs, None when the answer has no claim check)."""
         sources = list(sources or [])
-        if sources == self.sources:
+        backed = list(backed) if backed is not None else None
+        if sources == self.sources and backed == self.backed:
             return
-        self.sources = sources
+        highlighted = self.highlighted_number if sources == self.sources else None
+        self.sources, self.backed = sources, backed
+
+        def backs(i: int) -> int | None:
+            return backed[i] if backed is not None and i < len(backed) else None
+
         option_list = self.option_list
         option_list.set_options(
-            [Option(source_prompt(s), id=str(s.get("number", i + 1))) for i, s in enumerate(sources)]
+            [Option(source_prompt(s, backs(i)), id=str(s.get("number", i + 1)))
+             for i, s in enumerate(sources)]
         )
         self.border_title = f"Sources ({len(sources)})" if sources else "Sources"
         option_list.display = bool(sources)
         self.query_one(".empty", Static).display = not sources
         if sources:
             option_list.highlighted = 0
+            if highlighted is not None:
+                self.select_number(highlighted)
 
     def source(self, number: int) -> dict[str, Any] | None:
         for s in self.sources:
