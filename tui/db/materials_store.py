@@ -31,6 +31,7 @@ from sqlalchemy import delete, func, select, update
 
 from tui.db import search_index
 from tui.db.engine import Database
+from tui.db.importer import _apply
 from tui.db.models import Creator, FileRecord, Section, TechniquePage, Video, utcnow
 from tui.materials.model import Material
 
@@ -143,15 +144,6 @@ async def _creator(session, m: Material) -> Creator:
     session.add(creator)
     await session.flush()
     return creator
-
-
-def _apply(obj: Any, values: dict[str, Any]) -> bool:
-    changed = False
-    for key, value in values.items():
-        if getattr(obj, key) != value:
-            setattr(obj, key, value)
-            changed = True
-    return changed
 
 
 async def store_material(
