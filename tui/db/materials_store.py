@@ -18,6 +18,7 @@ records. No Textual here.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import unicodedata
@@ -29,11 +30,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from tui.db import search_index
+from tui.db import search_index, vectors
 from tui.db.engine import Database
 from tui.db.importer import _apply
 from tui.db.models import Creator, FileRecord, Section, TechniquePage, Video, utcnow
 from tui.materials.model import Material
+
+logger = logging.getLogger(__name__)
 
 SLUG_MAX = 64
 
@@ -219,6 +222,13 @@ async def store_material(
             await session.execute(delete(Section).where(Section.id.in_(stale)))
         await session.flush()
         await search_index.index_pages(conn, [page.id])
+        section_ids = (await session.scalars(
+            select(Section.id).where(Section.page_id == page.id))).all()
+        try:
+            # unchanged text keeps its vector (skipped by hash), as the KB importer does
+            await vectors.update_sections(session, section_ids)
+        except vectors.EmbedError:  # the page is stored; the next start fills its vectors
+            logger.warning("section vectors not updated for %s", page.slug, exc_info=True)
         if old_videos - {video_id}:
             await _drop_orphan_videos(session, old_videos - {video_id})
         # The file records: this material's files, now; files it no longer has are forgotten.

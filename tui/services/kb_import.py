@@ -288,16 +288,6 @@ async def import_paths(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    if run.added or run.updated:
-        # Every new section gets its vector now (one batch: the embedding model runs fastest
-        # on many texts at once); a server failing leaves them to the next start.
-        from tui.db import vectors
-        from tui.db.importer import ensure_vectors
-
-        try:
-            await ensure_vectors(db)
-        except vectors.EmbedError as exc:
-            run.warnings.append(f"embeddings not updated, previous ones in use: {exc}")
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
         run.removed.extend({"page": slug} for slug in removed.pages)
