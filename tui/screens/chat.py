@@ -122,7 +122,22 @@ class ChatScreen(PacedScreen):
         services = self.app.services
         self.picker.set_creators(services.creators)
         self.show_memory_state(services.history.state)
-        self.status_bar.set(model=self._model_label())
+        self.status_bar.set(model=self._model_label(), demo=services.demo)
+
+    @work(group="kb-state", exclusive=True, exit_on_error=False, description="knowledge base state")
+    async def refresh_kb_state(self) -> None:
+        """After the knowledge base changed: the creators (and their profiles) and whether the
+        demo pages are what is loaded, read again."""
+        from tui.startup import refresh_kb_state
+
+        await self.app.ready.wait()
+        services = self.app.services
+        if services.archive is None:
+            return
+        await refresh_kb_state(services)
+        self.picker.set_creators(services.creators)
+        self.status_bar.set(demo=services.demo)
+        self._update_voice_preview()
 
     def services_failed(self) -> None:
         self.status_bar.set(model="not ready", activity="")

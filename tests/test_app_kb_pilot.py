@@ -1,0 +1,52 @@
+"""What the app says about the knowledge base it has loaded: the demo pages, the creators'
+profiles, a distill run from the command palette."""
+
+from __future__ import annotations
+
+from test_app_support import app_settings, load_mini_kb, make_test_app, wait_until
+
+from tui.db.engine import Database
+from tui.db.importer import ensure_demo_kb, remove_demo_kb
+
+SIZE = (120, 40)
+
+
+def status_text(app) -> str:
+    return str(app.status_bar.render())
+
+
+async def test_status_bar_says_when_the_demo_pages_are_loaded(tmp_path):
+    settings = app_settings(tmp_path)
+    db = Database(settings.database_url)
+    await db.init()
+    try:
+        await ensure_demo_kb(db, settings, force=True)  # `chrysopedia import --demo`
+    finally:
+        await db.dispose()
+
+    app = make_test_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        assert app.boot_error is None
+        await pilot.pause()
+        assert "demo KB" in status_text(app)
+        assert "chrysopedia import PATH" in status_text(app)
+        demo_creators = len(app.picker.creators)
+        assert demo_creators > 0
+
+        # The demo pages removed (`kb remove --demo`): the app reads the state again.
+        await remove_demo_kb(app.services.db)
+        app.chat.refresh_kb_state()
+        await wait_until(pilot, lambda: "demo KB" not in status_text(app), what="demo gone")
+        assert len(app.picker.creators) < demo_creators
+
+
+async def test_no_demo_hint_for_the_users_own_knowledge_base(tmp_path):
+    settings = app_settings(tmp_path)
+    await load_mini_kb(settings)
+    app = make_test_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        await pilot.pause()
+        assert app.picker.creators  # the mini KB's
+        assert "demo KB" not in status_text(app)
