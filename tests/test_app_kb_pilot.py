@@ -50,3 +50,52 @@ async def test_no_demo_hint_for_the_users_own_knowledge_base(tmp_path):
         await pilot.pause()
         assert app.picker.creators  # the mini KB's
         assert "demo KB" not in status_text(app)
+
+
+async def test_distill_from_the_palette_measures_a_profile_and_the_picker_says_so(tmp_path):
+    """No model configured: distill measures the creator's profile from their transcripts;
+    the picker, the voice preview and the status bar follow, the app stays usable."""
+    from materials_fixtures import write_download
+    from sqlalchemy import update
+
+    from tui.db.models import Creator
+    from tui.services.kb_import import import_paths
+
+    settings = app_settings(tmp_path)
+    write_download(tmp_path / "yt", "Reverb Tricks for Vocals [dQw4w9WgXcQ]")
+    db = Database(settings.database_url)
+    await db.init()
+    try:
+        run = await import_paths(db, [tmp_path / "yt"])
+        assert not run.refused, run.refused
+        async with db.session() as session:  # as before any profile was made
+            await session.execute(update(Creator).values(personality_profile=None))
+            await session.commit()
+    finally:
+        await db.dispose()
+
+    app = make_test_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        (slug,) = app.picker.creators
+        assert app.picker.creators[slug]["profile_kind"] is None
+        assert "·" not in str(app.picker.label(app.picker.creators[slug]))
+
+        # Without a creator chosen, the entry says what to do.
+        app.chat.action_distill()
+        await pilot.pause()
+        assert not [w for w in app.workers if w.group == "distill"]
+
+        app.picker.value = slug
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Distill the chosen")
+        await wait_until(pilot, lambda: "Distill" in str(app.screen.query("CommandList").first()
+                                                         .get_option_at_index(0).prompt),
+                         what="palette entry")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.picker.creators[slug].get("profile_kind") == "measured",
+                         what="measured profile")
+        assert "Mix Desk Pro · measured" in str(app.picker.label(app.picker.creators[slug]))
+        assert "job" in app.status_bar.fields and app.status_bar.fields["job"] == ""
+        preview = str(app.chat.query_one("#voice-preview-text").render())
+        assert "Measured from their transcripts" in preview, (preview, app.picker.creator)
