@@ -182,7 +182,10 @@ class SourceDetailScreen(ModalScreen[None]):
         text = Text()
         label = one_line(d.get("locator_label"))
         text.append("PDF    " if kind == "page" else "Note   ", style="bold")
-        text.append(label or one_line(loc.get("path")) or "(unknown)")
+        path = one_line(loc.get("path"))
+        if kind == "page" and path:  # a note's label names its file already
+            text.append(path + "  ")
+        text.append(label or path or "(unknown)")
         file = one_line(loc.get("file"))
         if file:
             text.append("\nFile   ", style="bold")
