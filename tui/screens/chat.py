@@ -471,7 +471,7 @@ class ChatScreen(PacedScreen):
 
         def progress(p) -> None:
             left = p.tokens_left_estimate
-            estimate = f" · ~{left:,} left" if left is not None else ""
+            estimate = f" · ~{left:,} tokens left" if left else ""
             self.status_bar.set(job=f"distilling {who}: {p.done}/{p.total} pages"
                                     f" · {p.tokens:,} tokens{estimate}")
 
