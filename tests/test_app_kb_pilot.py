@@ -164,3 +164,22 @@ async def test_distill_with_a_model_shows_progress_and_the_new_voice_is_used(tmp
         assert after["profile"]["_source"]["energy"] == "model"
         preview = str(app.chat.query_one("#voice-preview-text").render())
         assert "Written by a model (primary-model)" in preview or app.slider.value < 0.2, preview
+
+
+async def test_distill_of_a_creator_without_transcripts_says_so(tmp_path):
+    settings = app_settings(tmp_path)
+    await load_mini_kb(settings)  # hand-written KB pages: no transcripts to distill
+    app = make_test_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        app.picker.value = "test-ada"
+        await pilot.pause()
+        assert str(app.picker.label(app.picker.creator)) == "Test Ada · hand-written"
+        app.chat.action_distill()
+
+        def notes() -> str:
+            return " ".join(n.message for n in app._notifications)  # as the other TUI tests
+
+        await wait_until(pilot, lambda: "Nothing to distill" in notes(), what="the message")
+        assert "test-ada" in notes() and "no imported transcripts" in notes()
+        assert app.status_bar.fields["job"] == ""

@@ -479,7 +479,8 @@ class ChatScreen(PacedScreen):
             report = await run_distill(app.services.db, app.settings, creator=slug,
                                        on_progress=progress)
         except LookupError as exc:  # no imported transcripts for this creator
-            self.notify(plain(str(exc).strip('"')), title="Distill", severity="warning")
+            self.notify(plain(f"Nothing to distill: {str(exc).strip(chr(34))}"), title="Distill",
+                        severity="warning")
             return
         except Exception as exc:
             logger.exception("distill failed")
