@@ -15,7 +15,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_app_support import ScriptedChat, app_settings, load_mini_kb, make_test_app, wait_until
+from test_app_support import (
+    SOURCES,
+    ScriptedChat,
+    app_settings,
+    load_mini_kb,
+    make_test_app,
+    wait_until,
+)
 
 NOW = datetime(2026, 3, 14, 15, 0, tzinfo=UTC)
 SIZE = (120, 40)
@@ -112,6 +119,27 @@ def test_source_detail(snap_compare, snap_settings):
         await pilot.pause()
 
     assert snap_compare(app_for(snap_settings), terminal_size=SIZE, run_before=run_before)
+
+
+LOCATED_SOURCES = [
+    {**SOURCES[0], "locator": {"kind": "video", "video_id": "ada-v1", "start_time": 30,
+                               "end_time": 95}, "locator_label": "00:30–01:35"},
+    {**SOURCES[1], "title": "Polygon Synth Manual", "section_heading": "Shimmer Reverb",
+     "start_time": None, "end_time": None, "video_filename": None,
+     "locator": {"kind": "page", "path": "polygon.pdf", "file": "/kb/polygon.pdf",
+                 "first_page": 14, "last_page": 15}, "locator_label": "p. 14–15"},
+    {**SOURCES[2], "title": "Reverb notes", "section_heading": "Pre-delay",
+     "start_time": None, "end_time": None, "video_filename": None,
+     "locator": {"kind": "heading", "path": "notes/reverb.md", "file": "/kb/notes/reverb.md",
+                 "heading": "Pre-delay", "line": 12},
+     "locator_label": "notes/reverb.md › Pre-delay"},
+]
+
+
+def test_sources_sidebar_shows_where_each_source_is(snap_compare, snap_settings):
+    """A video's times, a PDF's pages, a note's path › heading."""
+    app = app_for(snap_settings, chat_service=ScriptedChat(sources=LOCATED_SOURCES))
+    assert snap_compare(app, terminal_size=SIZE, run_before=_ask)
 
 
 @pytest.mark.parametrize("weight", [0.25, 0.65, 1.0], ids=["subtle", "respond-as", "full"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
@@ -199,3 +200,31 @@ def test_source_detail_with_the_supporting_words_lit(snap_compare):
     span = ("section_body", start, body.index("100 ms") + len("100 ms"))
     app = ScreenHost(lambda: SourceDetailScreen(SOURCE_DETAIL, highlight=span))
     assert snap_compare(app, terminal_size=(120, 40))
+
+
+PDF_DETAIL = {
+    "number": 1, "title": "Polygon Synth Manual", "creator_name": "Polygon Audio",
+    "topic_category": "Sound Design", "tags": ["reverb", "manual"],
+    "summary": "The synth's effects section.", "section_heading": "Shimmer Reverb",
+    "section_body": "The shimmer reverb adds an octave-up tail. Pre-delay goes up to 500 ms.",
+    "locator": {"kind": "page", "path": "manuals/polygon.pdf",
+                "file": "/home/ada/kb/manuals/polygon.pdf", "first_page": 14, "last_page": 15},
+    "locator_label": "p. 14–15",
+}
+
+NOTE_DETAIL = {
+    "number": 3, "title": "Reverb notes", "creator_name": "notes",
+    "topic_category": "Mixing", "tags": ["reverb"], "summary": "",
+    "section_heading": f"Pre-delay {HOSTILE_MARKUP}",
+    "section_body": "Set the pre-delay to 40 ms so the snare transient stays dry.",
+    "locator": {"kind": "heading", "path": "notes/reverb.md", "file": "/home/ada/kb/notes/reverb.md",
+                "heading": f"Pre-delay {HOSTILE_MARKUP}", "line": 12},
+    "locator_label": f"notes/reverb.md › Pre-delay {HOSTILE_MARKUP}",
+}
+
+
+@pytest.mark.parametrize("detail", [PDF_DETAIL, NOTE_DETAIL], ids=["pdf", "note"])
+def test_source_detail_located(snap_compare, detail):
+    """A PDF's pages and a note's heading instead of a video; `o` says what it does."""
+    app = ScreenHost(lambda: SourceDetailScreen(detail))
+    assert snap_compare(app, terminal_size=(100, 30))

@@ -130,3 +130,12 @@ def test_video_label_order():
     assert video_label({"video_title": "", "video_filename": None, "video_url": "u"}) == "u"
     assert video_label({"source_video_id": "id"}) == "id"
     assert video_label({}) == ""
+
+
+def test_reference_text_of_a_pdf_and_a_note_names_the_place():
+    pdf = {"title": "Synth Manual", "creator_name": "Polygon Audio", "locator_label": "p. 14\u201315",
+           "locator": {"kind": "page", "first_page": 14, "last_page": 15}}
+    assert reference_text(pdf) == "Synth Manual \u2014 Polygon Audio \u2014 p. 14\u201315"
+    note = {"title": "Reverb notes", "creator_name": "notes",
+            "locator_label": "notes/reverb.md \u203a Pre-delay"}
+    assert reference_text(note) == "Reverb notes \u2014 notes \u2014 notes/reverb.md \u203a Pre-delay"

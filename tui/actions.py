@@ -66,13 +66,16 @@ ACTIONS: tuple[Action, ...] = (
            palette_help="Scope search and voice to one creator"),
     Action("focus_voice", "Tune the voice", "f8", palette="Tune the voice",
            palette_help="Focus the voice slider (Left/Right, Shift for 0.20)"),
+    Action("distill", "Distill the creator", palette="Distill the chosen creator",
+           palette_help="Technique pages and a voice profile from their transcripts "
+                        "(runs in the background)"),
 )
 
 # The order of the command palette's entries.
 PALETTE_ORDER = (
     "stop", "regenerate", "retry", "next_claim", "new_conversation", "conversations", "copy_answer",
     "export", "usage", "help", "focus_sources", "toggle_sidebar", "toggle_voice_preview",
-    "focus_prompt", "focus_creator", "focus_voice",
+    "focus_prompt", "focus_creator", "focus_voice", "distill",
 )
 
 

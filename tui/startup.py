@@ -31,6 +31,7 @@ class Services:
         self.archive: Any = None  # ConversationArchive
         self.owns_db = True
         self.creators: list[dict[str, Any]] = []
+        self.demo = False  # the bundled demo pages are loaded (the status bar says so)
 
     async def close(self) -> None:
         try:
@@ -42,6 +43,24 @@ class Services:
                 await self.db.dispose()
         except Exception:  # noqa: BLE001 - closing down
             logger.warning("close failed", exc_info=True)
+
+
+async def demo_loaded(db: Any) -> bool:
+    """Whether the demo pages are in `db` (False when that cannot be read)."""
+    from tui.db.importer import demo_loaded as loaded
+
+    try:
+        return await loaded(db)
+    except Exception:  # noqa: BLE001 - a status hint only
+        logger.warning("demo_loaded failed", exc_info=True)
+        return False
+
+
+async def refresh_kb_state(services: Services) -> None:
+    """Read again what the knowledge base holds (creators and their profiles, demo pages)
+    after something changed it (a distill run)."""
+    services.creators = await services.archive.creators()
+    services.demo = await demo_loaded(services.db)
 
 
 def _heavy_imports(need_chat: bool):
@@ -73,6 +92,7 @@ async def load_services(services: Services, settings, *, chat_service: Any = Non
         logger.warning("mark_interrupted failed", exc_info=True)
     services.history = await history.open_history(settings, services.db)
     services.creators = await services.archive.creators()
+    services.demo = await demo_loaded(services.db)
     if chat_service is not None:
         services.chat = chat_service
     else:

@@ -18,6 +18,7 @@ writes creator profiles, never over a profile a KB document gave (one without
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -324,7 +325,9 @@ async def refresh_measured_profiles(db, creators: list[str] | None = None) -> li
     transcripts, background = await creator_transcripts(db)
     if not transcripts:
         return []
-    measured = measure_profiles(transcripts, background=background)
+    # Counting n-grams over every transcript takes seconds on a large knowledge base: in a
+    # thread, so an app running this keeps drawing and taking keys.
+    measured = await asyncio.to_thread(measure_profiles, transcripts, background=background)
     if creators is not None:
         measured = {k: v for k, v in measured.items() if k in creators}
     async with db.session() as session:

@@ -31,7 +31,7 @@ from textual.worker import Worker, WorkerState
 from tui import actions
 from tui.answer_segmenter import CLAIM_LEGEND
 from tui.pacing import PacedScreen
-from tui.services.personality import describe_voice
+from tui.services.personality import describe_voice, profile_kind, profile_source_note
 from tui.voice_tiers import tier_name
 from tui.widgets.answer import AnswerClaims, ClaimMark
 from tui.widgets.conversation import AssistantMessage, ConversationView
@@ -126,9 +126,29 @@ class ChatScreen(PacedScreen):
     # -- start-up -------------------------------------------------------------
     def services_ready(self) -> None:
         services = self.app.services
-        self.picker.set_creators(services.creators)
+        self.set_creators(services.creators)
         self.show_memory_state(services.history.state)
-        self.status_bar.set(model=self._model_label())
+        self.status_bar.set(model=self._model_label(), demo=services.demo)
+
+    @work(group="kb-state", exclusive=True, exit_on_error=False, description="knowledge base state")
+    async def refresh_kb_state(self) -> None:
+        """After the knowledge base changed: the creators (and their profiles) and whether the
+        demo pages are what is loaded, read again."""
+        from tui.startup import refresh_kb_state
+
+        await self.app.ready.wait()
+        services = self.app.services
+        if services.archive is None:
+            return
+        await refresh_kb_state(services)
+        self.set_creators(services.creators)
+        self.status_bar.set(demo=services.demo)
+        self._update_voice_preview()
+
+    def set_creators(self, creators: list[dict[str, Any]]) -> None:
+        """The picker's creators, each saying where its voice profile came from."""
+        self.picker.set_creators(
+            [{**c, "profile_kind": profile_kind(c.get("personality_profile"))} for c in creators])
 
     def services_failed(self) -> None:
         self.status_bar.set(model="not ready", activity="")
@@ -553,12 +573,88 @@ class ChatScreen(PacedScreen):
             text.update(describe_voice(None, None, weight))
             return
         preview.title = f"Voice instructions: {one_line(creator['name'])} at {weight:.2f} ({tier_name(weight)})"
-        body = describe_voice(creator["name"], creator.get("personality_profile"), weight)
+        profile = creator.get("personality_profile")
+        body = describe_voice(creator["name"], profile, weight)
+        note = profile_source_note(profile) or {
+            "measured": "Measured from their transcripts: nothing distinctive found yet.",
+            "hand-written": "Written by hand in a knowledge-base document.",
+        }.get(profile_kind(profile) or "", "")
+        if note and note not in body:  # below the voice's threshold, describe_voice says less
+            body += "\n\n" + note
         text.update(clean(body) + "\n(applies to the next answer; Ctrl+R regenerates the last one)")
 
     def action_toggle_voice_preview(self) -> None:
         preview = self.query_one("#voice-preview", Collapsible)
         preview.collapsed = not preview.collapsed
+
+    # -- distill -------------------------------------------------------------------
+    def action_distill(self) -> None:
+        """Distill the chosen creator's transcripts in the background (one run at a time)."""
+        creator = self.picker.creator
+        if creator is None:
+            self.notify("Choose a creator first (F3): distill works on one creator's transcripts.")
+            return
+        if any(w.group == "distill" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+               for w in self.app.workers):
+            self.notify("A distill run is already going: see the status bar.", severity="warning")
+            return
+        self._distill(creator["slug"], creator["name"])
+
+    @work(group="distill", exclusive=True, exit_on_error=False, description="distill")
+    async def _distill(self, slug: str, name: str) -> None:
+        app = self.app
+        await app.ready.wait()
+        if app.services.db is None:
+            self.notify("The knowledge base is not available.", severity="error")
+            return
+        from tui.services.distill_job import run_distill
+
+        who = one_line(name)[:30]
+        model = app.settings.model_configured
+        self.status_bar.set(job=f"distilling {who}: " + ("starting…" if model else "measuring…"))
+
+        def progress(p) -> None:
+            left = p.tokens_left_estimate
+            estimate = f" · ~{left:,} tokens left" if left else ""
+            self.status_bar.set(job=f"distilling {who}: {p.done}/{p.total} pages"
+                                    f" · {p.tokens:,} tokens{estimate}")
+
+        try:
+            report = await run_distill(app.services.db, app.settings, creator=slug,
+                                       on_progress=progress)
+        except LookupError as exc:  # no imported transcripts for this creator
+            self.notify(plain(f"Nothing to distill: {str(exc).strip(chr(34))}"), title="Distill",
+                        severity="warning")
+            return
+        except Exception as exc:
+            logger.exception("distill failed")
+            self.notify(plain(f"Distill failed: {one_line(str(exc)) or type(exc).__name__}"),
+                        title="Distill", severity="error")
+            return
+        finally:
+            self.status_bar.set(job="")
+        chat = app.services.chat
+        if hasattr(chat, "forget_profiles"):
+            chat.forget_profiles()  # the next answer's voice uses the new profile
+        self.refresh_kb_state()
+        self.notify(plain(self._distill_summary(who, report)), title="Distill",
+                    severity="information" if report.ok else "warning")
+
+    @staticmethod
+    def _distill_summary(who: str, report: Any) -> str:
+        if report.model is None:
+            return (f"No model configured: {who}'s voice profile measured from "
+                    f"{report.pages_total} transcript(s); pages left as they are.")
+        parts = [f"{who}: {len(report.distilled)} page(s) distilled"]
+        if report.unchanged:
+            parts.append(f"{len(report.unchanged)} already up to date")
+        if report.rejected:
+            parts.append(f"{len(report.rejected)} rejected (kept raw)")
+        if report.failed:
+            parts.append(f"{len(report.failed)} failed (no model answered)")
+        parts.append(f"{report.tokens:,} tokens")
+        profile = "distilled" if report.distilled_profiles else "measured"
+        return ", ".join(parts) + f"; voice profile {profile}."
 
     # -- conversations -----------------------------------------------------------
     async def action_new_conversation(self) -> None:

@@ -3,7 +3,8 @@
 `SourceDetailScreen(detail, *, media_dir=None, player_path=None)` (a `ModalScreen[None]`)
 - `detail`: a dict as returned by `tui.services.sources.source_detail(db, slug, anchor)`
   (title, creator_name, topic_category, tags, summary, section_heading,
-  section_body, video_title, video_filename, video_url, start_time, end_time).
+  section_body, video_title, video_filename, video_url, start_time, end_time, locator,
+  locator_label).
   A `sources` event dict works too (no tags or body then); an optional `number`
   shows as "Source [N]" in the border.
 - `media_dir`: where local video files live (`tui.services.player.default_media_dir(settings)`).
@@ -16,9 +17,13 @@
 
 Keys (Binding ids for the keymap): `c` copy the reference
 (`title — creator — video @ mm:ss`) with `App.copy_to_clipboard`
-(`source_detail.copy_reference`); `o` open the video at the start time
-(`source_detail.open_video`; local player, else the URL; the outcome is a
-notification); Escape closes (`source_detail.close`).
+(`source_detail.copy_reference`); `o` opens the source where it is, one binding per
+kind of locator, only the one for this source active: the video at the start time
+(`source_detail.open_video`; local player, else the URL), the PDF at its first page
+(`source_detail.open_document`; a viewer that takes a page, else the system opener),
+the note in $EDITOR at its heading's line (`source_detail.edit_note`; the app suspends
+while the editor runs); the outcome is a notification. Escape closes
+(`source_detail.close`).
 Result: always None (`dismiss()`); messages `SourceDetailScreen.ReferenceCopied(text)`
 and `SourceDetailScreen.VideoOpened(message, ok)` bubble to the App, for a
 status line or a log.
@@ -116,7 +121,10 @@ class SourceDetailScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "close", "Close", id="source_detail.close"),
         Binding("c", "copy_reference", "Copy reference", id="source_detail.copy_reference"),
+        # One key, three meanings: only the binding for this source's kind is active.
         Binding("o", "open_video", "Open video", id="source_detail.open_video"),
+        Binding("o", "open_document", "Open the PDF at its page", id="source_detail.open_document"),
+        Binding("o", "edit_note", "Edit the note", id="source_detail.edit_note"),
     ]
 
     class ReferenceCopied(Message):
@@ -213,6 +221,43 @@ class SourceDetailScreen(ModalScreen[None]):
             text.append("  ".join(f"#{t}" for t in tags), style="italic")
         return text
 
+    @property
+    def kind(self) -> str:
+        """"video", "page" or "heading": where this source is (no locator: a video's)."""
+        locator = self.detail.get("locator")
+        kind = locator.get("kind") if isinstance(locator, Mapping) else None
+        return kind if kind in ("page", "heading") else "video"
+
+    def _where_lines(self) -> Text:
+        """The video, the document's pages or the note's heading, and what `o` does."""
+        kind = self.kind
+        if kind == "video":
+            return self._video_lines()
+        d = self.detail
+        loc = d.get("locator") or {}
+        text = Text()
+        label = one_line(d.get("locator_label"))
+        text.append("PDF    " if kind == "page" else "Note   ", style="bold")
+        path = one_line(loc.get("path"))
+        if kind == "page" and path:  # a note's label names its file already
+            text.append(path + "  ")
+        text.append(label or path or "(unknown)")
+        file = one_line(loc.get("file"))
+        if file:
+            text.append("\nFile   ", style="bold")
+            text.append(file)
+        text.append("\n")
+        text.append("o", style="bold")
+        if kind == "page":
+            page = loc.get("first_page")
+            at = f" at page {page}" if isinstance(page, int) and not isinstance(page, bool) else ""
+            text.append(f" opens the PDF{at}")
+        else:
+            line = loc.get("line")
+            at = f" at line {line}" if isinstance(line, int) and not isinstance(line, bool) else ""
+            text.append(f" edits the note{at} (the app returns when the editor quits)")
+        return text
+
     def _video_lines(self) -> Text:
         d = self.detail
         text = Text()
@@ -268,7 +313,7 @@ class SourceDetailScreen(ModalScreen[None]):
                         yield from self._lit_paragraphs(*lit_body)
                 else:
                     yield Markdown(body or "*No section text.*", open_links=False, id="sd-section")
-            yield Static(self._video_lines(), id="sd-video")
+            yield Static(self._where_lines(), id="sd-video")
         yield AppFooter()
 
     def on_mount(self) -> None:
@@ -301,6 +346,38 @@ class SourceDetailScreen(ModalScreen[None]):
         self.notify(f"Copied: {text}", title="Reference", markup=False)
         self.post_message(self.ReferenceCopied(text))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        wanted = {"open_video": "video", "open_document": "page", "edit_note": "heading"}
+        return action not in wanted or wanted[action] == self.kind
+
+    def action_open_document(self) -> None:
+        if self.app.is_web:
+            self._opened("Cannot open the PDF here: it is a file on the server.", False)
+            return
+        self._open_video()  # plan_open picks the PDF viewer from the locator
+
+    def action_edit_note(self) -> None:
+        """The editor runs in this terminal: the app suspends until it quits."""
+        from textual.app import SuspendNotSupported
+
+        from tui.services.player import run_in_terminal
+
+        if self.app.is_web:
+            self._opened("Cannot edit the note here: it is a file on the server.", False)
+            return
+        plan = plan_open(self.detail, media_dir=self.media_dir, path=self.player_path)
+        if plan.kind != "editor":
+            self._opened(plan.message, False)
+            return
+        try:
+            with self.app.suspend():
+                message = run_in_terminal(plan)
+        except SuspendNotSupported:
+            self._opened("Cannot edit the note here: this terminal cannot hand over to an editor.",
+                         False)
+            return
+        self._opened(message, not message.startswith("Cannot"))
+
     def action_open_video(self) -> None:
         if self.app.is_web:  # served: a new browser tab, nothing started on the server
             from tui.serve.browser import open_video
@@ -318,5 +395,6 @@ class SourceDetailScreen(ModalScreen[None]):
         self.app.call_from_thread(self._opened, message, ok)
 
     def _opened(self, message: str, ok: bool) -> None:
-        self.notify(message, title="Video", severity="information" if ok else "warning", markup=False)
+        title = {"page": "PDF", "heading": "Note"}.get(self.kind, "Video")
+        self.notify(message, title=title, severity="information" if ok else "warning", markup=False)
         self.post_message(self.VideoOpened(message, ok))

@@ -298,6 +298,10 @@ class ChatService:
         found = self._profiles[key]
         return dict(found) if found is not None else None
 
+    def forget_profiles(self) -> None:
+        """Drop the cached profiles: a distill run (or an import) has written new ones."""
+        self._profiles.clear()
+
     async def voice_preview(self, creator: str | None, weight: float) -> str:
         """What the creator voice adds at `weight` (`personality.describe_voice`), or that
         the creator is unknown. ValueError for a weight outside [0, 1]."""

@@ -170,6 +170,18 @@ _FIELD_NAMES = {
 }
 
 
+def profile_kind(profile: Any) -> str | None:
+    """Where a creator's profile came from: "distilled" (a model wrote some of it),
+    "measured" (all measured from transcripts), "hand-written" (a KB document's, saying
+    nothing of its source), None (no profile)."""
+    if not isinstance(profile, dict) or not profile:
+        return None
+    source = profile.get("_source")
+    if not isinstance(source, dict):
+        return "hand-written"
+    return "distilled" if "model" in source.values() else "measured"
+
+
 def profile_source_note(profile: Any) -> str:
     """Which parts of a profile were measured from transcripts and which a model wrote
     ("" for a profile that does not say: one written by hand in a KB document)."""

@@ -323,7 +323,8 @@ def launch(plan: OpenPlan) -> str:
                 env=os.environ.copy(),
             )
         except OSError as exc:
-            return f"Cannot open the video: {plan.argv[0]}: {exc.strerror or exc}"
+            what = "the document" if plan.kind == "viewer" else "the video"
+            return f"Cannot open {what}: {plan.argv[0]}: {exc.strerror or exc}"
         # Reap the child when it exits, so no zombie lingers while the app runs.
         threading.Thread(target=proc.wait, daemon=True).start()
         return plan.message

@@ -112,4 +112,6 @@ def reference_text(source: Mapping[str, Any]) -> str:
         parts.append(video)
     elif stamp:
         parts.append(f"@ {stamp}")
+    elif source.get("locator_label"):  # a PDF's pages or a note's heading
+        parts.append(str(source["locator_label"]))
     return f" {DASH} ".join(p for p in parts if p)

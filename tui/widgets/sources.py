@@ -38,7 +38,8 @@ def format_range(start: float | None, end: float | None) -> str:
 
 def source_prompt(source: dict[str, Any], backs: int | None = None) -> Text:
     """Number, title (and ✓N: the claims of the answer it backs, when checked);
-    creator · section; ▶ time range. Text objects: never markup."""
+    creator · section; where (▶ time range, pages, note › heading). Text objects: never
+    markup."""
     number = source.get("number", "?")
     text = Text()
     text.append(f"{number:>2} ", style="bold")
@@ -51,10 +52,21 @@ def source_prompt(source: dict[str, Any], backs: int | None = None) -> Text:
     if detail:
         text.append("\n   ")
         text.append(detail, style="dim")
-    when = format_range(source.get("start_time"), source.get("end_time"))
-    if when:
-        text.append("\n   ▶ " + when, style="italic")
+    # Where in the source: the store's label (`12:05–15:45`, `p. 14–15`,
+    # `notes/reverb.md › Pre-delay`), else the times of a source that has none.
+    where = one_line(source.get("locator_label")) or format_range(
+        source.get("start_time"), source.get("end_time"))
+    if where:
+        marker = "▶ " if locator_kind(source) == "video" else ""
+        text.append(f"\n   {marker}{where}", style="italic")
     return text
+
+
+def locator_kind(source: dict[str, Any]) -> str:
+    """"video", "page" or "heading": the locator's kind (a source without one is a video's)."""
+    locator = source.get("locator")
+    kind = locator.get("kind") if isinstance(locator, dict) else None
+    return kind if kind in ("page", "heading") else "video"
 
 
 class SourceList(OptionList):

@@ -1,4 +1,5 @@
-"""The status line: model (or offline digest), memory store, last cascade tier, tokens, latency."""
+"""The status line: model (or offline digest), memory store, the demo knowledge base when it
+is what is loaded, last cascade tier, tokens, latency, what runs in the background."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class StatusBar(Static):
             "tokens": None,
             "latency_ms": None,
             "activity": "",
+            "demo": False,  # the bundled demo pages are what is loaded
+            "job": "",  # a background job's progress (distill)
         }
 
     def on_mount(self) -> None:
@@ -41,6 +44,9 @@ class StatusBar(Static):
             text.append(one_line(str(f["memory"])))
         if f["memory_warning"]:
             text.append(" ⚠ " + one_line(str(f["memory_warning"])), style="bold yellow")
+        if f["demo"]:
+            text.append("  demo KB", style="bold yellow")
+            text.append(" (chrysopedia import PATH for your own)", style="dim")
         if f["tier"]:
             text.append("  tier ", style="dim")
             text.append(one_line(str(f["tier"])))
@@ -50,6 +56,8 @@ class StatusBar(Static):
         if f["latency_ms"] is not None:
             text.append("  latency ", style="dim")
             text.append(f"{float(f['latency_ms']) / 1000:.1f} s")
+        if f["job"]:
+            text.append("  " + one_line(str(f["job"])), style="bold")
         if f["activity"]:
             text.append("  " + one_line(str(f["activity"])), style="italic")
         self.update(text)
