@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -357,6 +358,7 @@ class Matrix:
     pages: np.ndarray  # int64, the page of each section (for the per-page cap)
     # float32 rows too when they fit in F32_MAX_BYTES: one BLAS multiply, no conversion
     f32: np.ndarray | None = None
+    reload_after: float = 0.0  # time.monotonic(): kept until then when the generation moves
 
     @property
     def nbytes(self) -> int:
@@ -427,6 +429,8 @@ def quantize(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 _matrices: dict[Any, Matrix] = {}
+RELOAD_COST_SHARE = 0.1
+MAX_RELOAD_WAIT_S = 2.0
 _matrices_lock = threading.Lock()
 
 
@@ -448,13 +452,20 @@ def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix
     generation changed. None when the database has no vectors."""
     if generation is None:
         return None
+    now = time.monotonic()
     with _matrices_lock:
         m = _matrices.get(key)
-        if m is not None and m.generation == generation and m.model == model:
+        if m is not None and m.model == model and (
+                m.generation == generation or now < m.reload_after):
+            # While another process imports, the generation changes with every file: a
+            # matrix younger than RELOAD_COST_SHARE⁻¹ × its own loading time is kept, so
+            # reloading takes at most that share of the searches' time (new sections are
+            # found by the lexical side meanwhile, and semantically a moment later).
             return m
     rows = fetch()
     dim = len(bytes(rows[0][2])) // 2 if rows else DIM
     m = load_matrix(rows, generation, model, dim)
+    m.reload_after = now + min(MAX_RELOAD_WAIT_S, (time.monotonic() - now) / RELOAD_COST_SHARE)
     with _matrices_lock:
         _matrices[key] = m
     return m
