@@ -231,11 +231,15 @@ def measure_profiles(
         return profiles
     words = list(vocab)  # ids were given in insertion order
 
-    tok = np.frombuffer(ids, dtype=np.int64)
+    # 32-bit word ids, positions and documents (a corpus of 2^31 words is far off): the
+    # arrays below are one entry per word, and an import measures every creator at once.
+    tok = np.frombuffer(ids, dtype=np.int64).astype(np.int32)
+    del ids[:]
     doc_lengths = np.diff(np.asarray([0, *doc_ends], dtype=np.int64))
-    doc_arr = np.repeat(np.arange(len(doc_ends), dtype=np.int64), doc_lengths)
-    breaks = np.concatenate(([0], np.cumsum(tok < 0)))  # breaks[i] = clause ends before i
-    doc_creator_arr = np.asarray(doc_creator, dtype=np.int64)
+    doc_arr = np.repeat(np.arange(len(doc_ends), dtype=np.int32), doc_lengths)
+    # breaks[i] = clause ends before i
+    breaks = np.concatenate((np.zeros(1, dtype=np.int32), np.cumsum(tok < 0, dtype=np.int32)))
+    doc_creator_arr = np.asarray(doc_creator, dtype=np.int32)
     docs_per_creator = np.bincount(doc_creator_arr, minlength=len(creators) + 1)
     stop_ids = np.zeros(len(words), dtype=bool)
     for w in STOPWORDS:
@@ -249,7 +253,8 @@ def measure_profiles(
             continue
         # A window is an n-gram when no clause end falls inside it.
         valid = breaks[n:n + positions] == breaks[:positions]
-        starts = np.flatnonzero(valid)
+        starts = np.flatnonzero(valid).astype(np.int32)
+        del valid
         if not len(starts):
             continue
         if n == 1:
@@ -258,11 +263,16 @@ def measure_profiles(
             keys = tok[starts].astype(np.uint64)
             with np.errstate(over="ignore"):
                 for j in range(1, n):
-                    keys = keys * np.uint64(0x9E3779B97F4A7C15) + tok[starts + j].astype(np.uint64)
+                    # in place: a copy of `keys` is one entry per word
+                    keys *= np.uint64(0x9E3779B97F4A7C15)
+                    keys += tok[starts + j].astype(np.uint64)
                     keys ^= keys >> np.uint64(29)
         docs = doc_arr[starts]
         order = np.lexsort((docs, keys))
-        keys, docs, starts = keys[order], docs[order], starts[order]
+        keys = keys[order]
+        docs = docs[order]
+        starts = starts[order]
+        del order
         owners = doc_creator_arr[docs]
         size = len(keys)
         new_key = np.ones(size, dtype=bool)
@@ -271,15 +281,19 @@ def measure_profiles(
         new_pair[1:] |= owners[1:] != owners[:-1]
         new_doc = new_key.copy()
         new_doc[1:] |= docs[1:] != docs[:-1]
-        key_starts = np.flatnonzero(new_key)
-        pair_starts = np.flatnonzero(new_pair)
-        key_totals = np.diff(np.append(key_starts, size))
-        pair_counts = np.diff(np.append(pair_starts, size))
-        pair_docs = np.add.reduceat(new_doc.astype(np.int64), pair_starts)
-        pair_key = np.cumsum(new_key)[pair_starts] - 1
+        key_starts = np.flatnonzero(new_key).astype(np.int32)
+        pair_starts = np.flatnonzero(new_pair).astype(np.int32)
+        del new_pair
+        key_totals = np.diff(np.append(key_starts, np.int32(size)))
+        pair_counts = np.diff(np.append(pair_starts, np.int32(size)))
+        del key_starts
+        pair_docs = np.add.reduceat(new_doc.astype(np.int32), pair_starts)
+        del new_doc, docs
+        pair_key = np.cumsum(new_key, dtype=np.int32)[pair_starts] - 1
         pair_owner = owners[pair_starts]
         totals_by_creator = np.bincount(owners, minlength=len(creators) + 1).astype(np.float64)
         grand = float(size)
+        del owners, new_key
 
         creator_docs = docs_per_creator[pair_owner]
         min_docs = np.maximum(
@@ -322,6 +336,9 @@ def measure_profiles(
             if n == 1 and (len(gram[0]) < 3 or gram[0].replace("'", "").isdigit()):
                 continue
             chosen[int(pair_owner[p])].append((float(z[idx]), n, " ".join(gram)))
+        # This length's arrays go before the next length's are made (one entry per word each).
+        del keys, starts, pair_starts, key_totals, pair_counts, pair_docs, pair_key, pair_owner
+        del creator_docs, min_docs, keep, cand
 
     for ci, creator in enumerate(creators):
         prof = profiles.get(creator)
