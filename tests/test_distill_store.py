@@ -442,3 +442,20 @@ def test_an_import_measures_profiles_and_distill_without_a_model_says_so(db_targ
     assert "1 added" in out and "no model is configured" in out and "measured profiles: kaito-beats" in out
     code, _, err = run(url, "import", str(tmp_path / "yt"), "--distill", "--concurrency", "0", capsys=capsys)
     assert code == 2 and "--concurrency must be from 1 to 32" in err
+
+
+def test_prune_removes_a_gone_transcript_with_its_distilled_page(db_target, tmp_path, model_env, capsys):
+    url = db_target.url
+    model_env.set_mode("normal", routes=routes(bad_other=True))
+    folder = downloads(tmp_path / "yt")
+    code, out, err = run(url, "import", str(folder), "--distill", "--json", capsys=capsys)
+    (slug,) = json.loads(out)["distill"]["distilled"]
+    for f in folder.glob("SMASH*"):
+        f.unlink()
+    code, out, err = run(url, "import", str(folder), "--prune", "--json", capsys=capsys)
+    assert code == 0, err
+    assert slug in [r["page"] for r in json.loads(out)["removed"]]
+    listing = json.loads(run(url, "kb", "list", "--json", capsys=capsys)[1])
+    assert [p["title"] for p in listing["pages"]] == [OTHER] and listing["distilled"] == 0
+    assert not search(url, "gain reduction threshold", capsys) or all(
+        i["title"] == OTHER for i in search(url, "gain reduction threshold", capsys))

@@ -207,6 +207,9 @@ def measure_profiles(
                 timing[ci][1] += seconds
             doc_creator.append(ci)
             doc_ends.append(len(ids))
+        # One string per creator rather than one per clause: what `_merged` reads, joined
+        # the same way, without an object per clause held until then.
+        spoken[ci] = ["\n".join(spoken[ci])] if spoken[ci] else []
     others = len(creators)  # the background's creator index
     for text in background:
         add_text(text)
@@ -246,6 +249,9 @@ def measure_profiles(
         if w in vocab:
             stop_ids[vocab[w]] = True
 
+    min_docs_by_creator = np.maximum(
+        np.minimum(2, docs_per_creator), np.ceil(options.min_doc_share * docs_per_creator)
+    ).astype(np.int32)
     chosen: dict[int, list[tuple[float, int, str]]] = {ci: [] for ci in range(len(creators))}
     for n in [1, *range(options.min_n, options.max_n + 1)]:
         positions = len(tok) - n + 1
@@ -267,16 +273,18 @@ def measure_profiles(
                     keys *= np.uint64(0x9E3779B97F4A7C15)
                     keys += tok[starts + j].astype(np.uint64)
                     keys ^= keys >> np.uint64(29)
-        docs = doc_arr[starts]
-        order = np.lexsort((docs, keys))
+        # By key, then document: positions rise with documents, so a stable sort of the
+        # keys alone keeps each key's windows in document order (no sort key for documents).
+        order = np.argsort(keys, kind="stable")
         keys = keys[order]
-        docs = docs[order]
         starts = starts[order]
         del order
+        docs = doc_arr[starts]
         owners = doc_creator_arr[docs]
         size = len(keys)
         new_key = np.ones(size, dtype=bool)
         new_key[1:] = keys[1:] != keys[:-1]
+        del keys  # from here on a key is its run in the sorted order
         new_pair = new_key.copy()
         new_pair[1:] |= owners[1:] != owners[:-1]
         new_doc = new_key.copy()
@@ -295,10 +303,8 @@ def measure_profiles(
         grand = float(size)
         del owners, new_key
 
-        creator_docs = docs_per_creator[pair_owner]
-        min_docs = np.maximum(
-            np.minimum(2, creator_docs), np.ceil(options.min_doc_share * creator_docs)
-        )
+        # Per creator, then looked up per pair: whole numbers, as the document counts are.
+        min_docs = min_docs_by_creator[pair_owner]
         keep = (
             (pair_owner < len(creators))
             & (pair_counts >= options.min_count)
@@ -337,8 +343,8 @@ def measure_profiles(
                 continue
             chosen[int(pair_owner[p])].append((float(z[idx]), n, " ".join(gram)))
         # This length's arrays go before the next length's are made (one entry per word each).
-        del keys, starts, pair_starts, key_totals, pair_counts, pair_docs, pair_key, pair_owner
-        del creator_docs, min_docs, keep, cand
+        del starts, pair_starts, key_totals, pair_counts, pair_docs, pair_key, pair_owner
+        del min_docs, keep, cand
 
     for ci, creator in enumerate(creators):
         prof = profiles.get(creator)
