@@ -238,8 +238,9 @@ def measure_profiles(
     # arrays below are one entry per word, and an import measures every creator at once.
     tok = np.frombuffer(ids, dtype=np.int64).astype(np.int32)
     del ids[:]
-    doc_lengths = np.diff(np.asarray([0, *doc_ends], dtype=np.int64))
-    doc_arr = np.repeat(np.arange(len(doc_ends), dtype=np.int32), doc_lengths)
+    # A window's document: the first document ending after its start (looked up per
+    # n-gram length rather than held as one entry per word).
+    doc_end_arr = np.asarray(doc_ends, dtype=np.int64)
     # breaks[i] = clause ends before i
     breaks = np.concatenate((np.zeros(1, dtype=np.int32), np.cumsum(tok < 0, dtype=np.int32)))
     doc_creator_arr = np.asarray(doc_creator, dtype=np.int32)
@@ -267,19 +268,27 @@ def measure_profiles(
             keys = tok[starts].astype(np.uint64)
         else:
             keys = tok[starts].astype(np.uint64)
+            # In place, through reused buffers: each copy is one entry per word. The
+            # words of a window are ids >= 0 (no clause end inside), so uint32 is exact.
+            at = np.empty_like(starts)
+            word = np.empty(len(starts), dtype=np.int32)
+            shifted = np.empty(len(starts), dtype=np.uint64)
             with np.errstate(over="ignore"):
                 for j in range(1, n):
-                    # in place: a copy of `keys` is one entry per word
                     keys *= np.uint64(0x9E3779B97F4A7C15)
-                    keys += tok[starts + j].astype(np.uint64)
-                    keys ^= keys >> np.uint64(29)
+                    np.add(starts, j, out=at)
+                    np.take(tok, at, out=word)
+                    keys += word.view(np.uint32)
+                    np.right_shift(keys, np.uint64(29), out=shifted)
+                    keys ^= shifted
+            del at, word, shifted
         # By key, then document: positions rise with documents, so a stable sort of the
         # keys alone keeps each key's windows in document order (no sort key for documents).
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         starts = starts[order]
         del order
-        docs = doc_arr[starts]
+        docs = np.searchsorted(doc_end_arr, starts, side="right").astype(np.int32)
         owners = doc_creator_arr[docs]
         size = len(keys)
         new_key = np.ones(size, dtype=bool)
