@@ -241,8 +241,7 @@ def measure_profiles(
     # A window's document: the first document ending after its start (looked up per
     # n-gram length rather than held as one entry per word).
     doc_end_arr = np.asarray(doc_ends, dtype=np.int64)
-    # breaks[i] = clause ends before i
-    breaks = np.concatenate((np.zeros(1, dtype=np.int32), np.cumsum(tok < 0, dtype=np.int32)))
+    word_at = tok >= 0  # False at a clause end
     doc_creator_arr = np.asarray(doc_creator, dtype=np.int32)
     docs_per_creator = np.bincount(doc_creator_arr, minlength=len(creators) + 1)
     stop_ids = np.zeros(len(words), dtype=bool)
@@ -259,7 +258,9 @@ def measure_profiles(
         if positions <= 0:
             continue
         # A window is an n-gram when no clause end falls inside it.
-        valid = breaks[n:n + positions] == breaks[:positions]
+        valid = word_at[:positions].copy()
+        for j in range(1, n):
+            valid &= word_at[j:j + positions]
         starts = np.flatnonzero(valid).astype(np.int32)
         del valid
         if not len(starts):
