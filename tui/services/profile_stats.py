@@ -271,18 +271,16 @@ def measure_profiles(
             keys = tok[starts].astype(np.uint64)
             # In place, through reused buffers: each copy is one entry per word. The
             # words of a window are ids >= 0 (no clause end inside), so uint32 is exact.
-            at = np.empty_like(starts)
             word = np.empty(len(starts), dtype=np.int32)
             shifted = np.empty(len(starts), dtype=np.uint64)
             with np.errstate(over="ignore"):
                 for j in range(1, n):
                     keys *= np.uint64(0x9E3779B97F4A7C15)
-                    np.add(starts, j, out=at)
-                    np.take(tok, at, out=word)
+                    np.take(tok[j:], starts, out=word)  # tok[starts + j], no index copy
                     keys += word.view(np.uint32)
                     np.right_shift(keys, np.uint64(29), out=shifted)
                     keys ^= shifted
-            del at, word, shifted
+            del word, shifted
         # By key, then document: positions rise with documents, so a stable sort of the
         # keys alone keeps each key's windows in document order (no sort key for documents).
         order = np.argsort(keys, kind="stable")
