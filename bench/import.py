@@ -22,7 +22,9 @@ process, the same queries). Then the import is run again over the unchanged fold
 JSON keys: files, seconds, files_per_s, peak_rss_mb, rss_100_mb, rss_1000_mb (RSS when
 N files are in, whatever N), reimport_s, search_p95_during_import_ms, plus
 search_p95_idle_ms, searches_during_import, sections, import_cpu_s (the import's own
-CPU time: on a shared machine the wall time depends on the load, also reported). Results go in
+CPU time: on a shared machine the wall time depends on the load, also reported),
+profiles_measured and profiles_s (the measured-profile refresh an import ends with,
+timed again alone afterwards). Results go in
 docs/BENCHMARKS.md by hand.
 """
 
@@ -207,6 +209,7 @@ def run(n: int, work: Path) -> dict:
                            text=True, env=env, cwd=ROOT)
     reimport_s = time.perf_counter() - t1
     unchanged = len(json.loads(again.stdout)["unchanged"])
+    profiles_s = _time_profiles(url)
     return {
         "files": n,
         "seconds": round(seconds, 2),
@@ -225,7 +228,28 @@ def run(n: int, work: Path) -> dict:
         "sections": sum(a["sections"] for a in report["added"]),
         "added": len(report["added"]),
         "refused": len(report["refused"]),
+        "profiles_measured": len((report.get("profiles") or {}).get("measured", [])),
+        "profiles_s": profiles_s,
     }
+
+
+def _time_profiles(url: str) -> float:
+    """The measured-profile refresh the import ends with, timed alone (in this process,
+    over the imported database): its share of `seconds`."""
+    from tui.db.distill_store import refresh_measured_profiles
+    from tui.db.engine import Database
+
+    async def go() -> float:
+        db = Database(url)
+        await db.init()
+        try:
+            t0 = time.perf_counter()
+            await refresh_measured_profiles(db)
+            return time.perf_counter() - t0
+        finally:
+            await db.dispose()
+
+    return round(asyncio.run(go()), 2)
 
 
 def main() -> int:

@@ -24,6 +24,7 @@ from test_distill import PROFILE, SAID, VALID, page
 from tui.cli import main
 from tui.db.distill_store import load_transcripts, raw_for_section
 from tui.db.models import ChatUsageLog, Creator, DistilledLink, TechniquePage
+from tui.db.models import Video as VideoRow
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -148,28 +149,28 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
     assert len(model_env.chat_requests) == 4
     assert again["unchanged"] == report["distilled"] and again["cached"] == 1
 
-    # An index rebuild puts the raw page back; the next run takes it out again, asking nothing.
+    # An index rebuild leaves the raw page out (its distilled page answers for it).
     async def rebuild(db):
         from tui.db import search_index
 
         async with db.engine.begin() as conn:
             await search_index.rebuild_index(conn)
     asyncio.run(_query(db_target, rebuild))
-    assert any(i["title"] == TITLE for i in search(url, "gain reduction threshold", capsys))
-    assert run(url, "distill", "--all", capsys=capsys)[0] == 1  # the rejected page, still
     assert all(i["title"] != TITLE for i in search(url, "gain reduction threshold", capsys))
-    assert len(model_env.chat_requests) == 4
     # So does a re-import of a touched file (the same words: the distilled page still holds).
     vtt = next((tmp_path / "yt").glob("SMASH*.vtt"))
     vtt.write_text(vtt.read_text() + "\n")
     assert run(url, "import", str(tmp_path / "yt"), capsys=capsys)[0] == 0
-    assert any(i["title"] == TITLE for i in search(url, "gain reduction threshold", capsys))
-    assert run(url, "distill", "--all", capsys=capsys)[0] == 1
     assert all(i["title"] != TITLE for i in search(url, "gain reduction threshold", capsys))
+    assert run(url, "distill", "--all", capsys=capsys)[0] == 1  # the rejected page, still
     assert len(model_env.chat_requests) == 4
-    # Removing the transcript's file takes out a page the index no longer holds: the index
-    # stays whole (FTS5 told to forget a row it never had corrupts itself).
-    assert run(url, "kb", "remove", "--file", str(vtt), capsys=capsys)[0] == 0
+    # Removing the transcript's file removes its distilled page too, and the video nothing
+    # cites any more; the index stays whole (FTS5 told to forget a row it never had
+    # corrupts itself).
+    code, out, err = run(url, "kb", "remove", "--file", str(vtt), "--json", capsys=capsys)
+    assert code == 0, err
+    gone = json.loads(out)["pages"]
+    assert report["distilled"][0] in gone and len(gone) == 2  # the transcript and its distilled page
     if db_target.backend == "sqlite":
         async def integrity(db):
             from sqlalchemy import text
@@ -179,15 +180,14 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
                     await conn.execute(text(f"INSERT INTO {table}({table}) VALUES('integrity-check')"))
         asyncio.run(_query(db_target, integrity))
     assert search(url, "pre delay plate reverb", capsys)
-    # Its distilled page goes at the next run (kb remove knows nothing of it yet).
-    assert run(url, "distill", "--all", capsys=capsys)[0] == 1
     assert not any(i["title"].startswith("Parallel compression")
                    for i in search(url, "gain reduction threshold", capsys))
 
     async def pages(db):
         async with db.session() as session:
-            return list(await session.scalars(select(TechniquePage.origin).order_by(TechniquePage.id)))
-    assert asyncio.run(_query(db_target, pages)) == ["import"]
+            return (list(await session.scalars(select(TechniquePage.origin).order_by(TechniquePage.id))),
+                    list(await session.scalars(select(VideoRow.id).order_by(VideoRow.id))))
+    assert asyncio.run(_query(db_target, pages)) == (["import"], ["reverb00001"])
 
 
 def test_without_a_model_profiles_are_measured_and_pages_stay(db_target, tmp_path, capsys, monkeypatch):
@@ -328,3 +328,134 @@ def test_model_text_with_escape_sequences_is_stored_clean(tmp_path, model_env, c
     items = search(url, "gain reduction threshold", capsys)
     assert items[0]["title"] == "Parallel compression on the drum bus"
     assert items[0]["section_heading"] == "Crush it"
+
+
+KNOWLEDGE = ("creators", "videos", "techniques", "sections", "distilled")
+
+
+def test_import_distill_then_export_and_import_gives_the_same_search(db_target, tmp_path, model_env, capsys):
+    url = db_target.url
+    model_env.set_mode("normal", routes=routes(bad_other=True))
+    code, out, err = run(url, "import", str(downloads(tmp_path / "yt")), "--distill",
+                         "--concurrency", "2", "--json", capsys=capsys)
+    report = json.loads(out)
+    assert code == 1, err  # one transcript was kept raw, and the report says why
+    assert len(report["added"]) == 2 and report["profiles"]["measured"] == []
+    distill = report["distill"]
+    assert distill["model"] == "primary-model" and len(distill["distilled"]) == 1
+    assert len(distill["rejected"]) == 1 and distill["profiles"]["measured"] == ["kaito-beats"]
+    (slug,) = distill["distilled"]
+    asked = len(model_env.chat_requests)
+    # Nothing new: nothing distilled, nothing asked.
+    code, out, err = run(url, "import", str(tmp_path / "yt"), "--distill", capsys=capsys)
+    assert code == 0, err
+    assert len(model_env.chat_requests) == asked
+
+    code, out, _ = run(url, "kb", "list", "--json", capsys=capsys)
+    listing = json.loads(out)
+    by_slug = {p["slug"]: p for p in listing["pages"]}
+    raw_slug = by_slug[slug]["distilled_from"]
+    assert by_slug[slug]["origin"] == "distilled" and by_slug[raw_slug]["distilled_as"] == slug
+    assert listing["distilled"] == 1
+    code, out, _ = run(url, "kb", "list", capsys=capsys)
+    assert f"[distilled, from {raw_slug}," in out and "pages (1 distilled)" in out
+    code, out, _ = run(url, "stats", capsys=capsys)
+    assert "distilled" in out and "replace in search" in out
+
+    async def details(db):
+        from tui.services.sources import source_detail
+
+        items = (await db_items(db, "gain reduction threshold"))
+        distilled = await source_detail(db, slug, items[0]["section_anchor"])
+        raw = await source_detail(db, raw_slug, None)
+        return distilled, raw
+    distilled, raw = asyncio.run(_query(db_target, details))
+    assert distilled["raw"]["label"] == "from the transcript, 1:00–1:58"
+    assert distilled["raw"]["raw_page"] == raw_slug and "gain reduction" in distilled["raw"]["text"]
+    assert distilled["raw"]["sections"][0]["start_time"] < 118.0
+    assert raw["raw"] is None
+
+    queries = ("gain reduction threshold", "pre delay plate reverb", "drum bus compression")
+    before = [run(url, "search", q, "--json", capsys=capsys)[1] for q in queries]
+    stats_before = json.loads(run(url, "stats", "--json", capsys=capsys)[1])
+    exported = tmp_path / "kb.json"
+    assert run(url, "kb", "export", str(exported), capsys=capsys)[0] == 0
+    doc = json.loads(exported.read_text())
+    marked = [t for t in doc["techniques"] if "distilled_from" in t]
+    assert [t["slug"] for t in marked] == [slug] and marked[0]["distilled_from"]["page"] == raw_slug
+    assert marked[0]["distilled_from"]["model"] == "primary-model"
+
+    # Empty the knowledge base, then the export back in: the same counts, the same search.
+    assert run(url, "kb", "remove", "--creator", "kaito-beats", capsys=capsys)[0] == 0
+    assert json.loads(run(url, "stats", "--json", capsys=capsys)[1])["techniques"] == 0
+    code, out, err = run(url, "import", str(exported), capsys=capsys)
+    assert code == 0, err
+    stats_after = json.loads(run(url, "stats", "--json", capsys=capsys)[1])
+    assert {k: stats_after[k] for k in KNOWLEDGE} == {k: stats_before[k] for k in KNOWLEDGE}
+    assert [run(url, "search", q, "--json", capsys=capsys)[1] for q in queries] == before
+    assert all(i["title"] != TITLE for i in search(url, "gain reduction threshold", capsys))
+    by_slug = {p["slug"]: p for p in json.loads(run(url, "kb", "list", "--json", capsys=capsys)[1])["pages"]}
+    assert by_slug[slug]["origin"] == "distilled" and by_slug[slug]["distilled_from"] == raw_slug
+
+    # Removing the distilled page gives the transcript back to search.
+    assert run(url, "kb", "remove", "--page", slug, capsys=capsys)[0] == 0
+    assert search(url, "gain reduction threshold", capsys)[0]["title"] == TITLE
+
+
+async def db_items(db, query):
+    from tui.config import load_settings
+    from tui.services.search import SearchService
+
+    return (await SearchService(load_settings()).search(query, db=db))["items"]
+
+
+def test_an_export_mark_naming_no_page_is_refused(tmp_path, capsys):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}"
+    doc = {"format": "chrysopedia.kb/1", "creators": [{"slug": "a", "name": "A"}], "videos": [],
+           "techniques": [{"slug": "p", "title": "P", "creator": "a", "topic_category": "General",
+                           "summary": "s", "distilled_from": {"page": "gone"},
+                           "sections": [{"anchor": "x", "heading": "H", "body": "B"}]}]}
+    path = tmp_path / "kb.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = run(url, "import", str(path), capsys=capsys)
+    assert code == 1 and "techniques[0].distilled_from.page: unknown technique 'gone'" in err
+
+
+def test_an_import_measures_profiles_and_distill_without_a_model_says_so(db_target, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CHRYSOPEDIA_DATA_DIR", str(tmp_path / "data"))
+    url = db_target.url
+    code, out, err = run(url, "import", str(downloads(tmp_path / "yt")), "--json", capsys=capsys)
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["profiles"]["measured"] == ["kaito-beats"] and report["distill"] is None
+
+    async def profile(db):
+        async with db.session() as session:
+            return await session.scalar(select(Creator.personality_profile).where(Creator.slug == "kaito-beats"))
+    assert asyncio.run(_query(db_target, profile))["_source"]["energy"] == "measured"
+    # Nothing changed: no profile measured again.
+    assert json.loads(run(url, "import", str(tmp_path / "yt"), "--json", capsys=capsys)[1])[
+        "profiles"]["measured"] == []
+    write_video(tmp_path / "yt", video("reverb00002", "More reverb", OTHER_SAID, 60.0))
+    code, out, err = run(url, "import", str(tmp_path / "yt"), "--distill", capsys=capsys)
+    assert code == 0, err
+    assert "1 added" in out and "no model is configured" in out and "measured profiles: kaito-beats" in out
+    code, _, err = run(url, "import", str(tmp_path / "yt"), "--distill", "--concurrency", "0", capsys=capsys)
+    assert code == 2 and "--concurrency must be from 1 to 32" in err
+
+
+def test_prune_removes_a_gone_transcript_with_its_distilled_page(db_target, tmp_path, model_env, capsys):
+    url = db_target.url
+    model_env.set_mode("normal", routes=routes(bad_other=True))
+    folder = downloads(tmp_path / "yt")
+    code, out, err = run(url, "import", str(folder), "--distill", "--json", capsys=capsys)
+    (slug,) = json.loads(out)["distill"]["distilled"]
+    for f in folder.glob("SMASH*"):
+        f.unlink()
+    code, out, err = run(url, "import", str(folder), "--prune", "--json", capsys=capsys)
+    assert code == 0, err
+    assert slug in [r["page"] for r in json.loads(out)["removed"]]
+    listing = json.loads(run(url, "kb", "list", "--json", capsys=capsys)[1])
+    assert [p["title"] for p in listing["pages"]] == [OTHER] and listing["distilled"] == 0
+    assert not search(url, "gain reduction threshold", capsys) or all(
+        i["title"] == OTHER for i in search(url, "gain reduction threshold", capsys))

@@ -32,7 +32,7 @@ async def test_valid_import_counts_and_idempotent(db, mini_kb_path):
     assert report.added == {"creators": 2, "videos": 2, "techniques": 3, "sections": 4}
     stats = await gather_stats(db)
     assert stats == {"creators": 2, "videos": 2, "techniques": 3, "sections": 4,
-                     "conversations": 0, "usage": 0}
+                     "conversations": 0, "usage": 0, "distilled": 0}
     again = await import_path(db, mini_kb_path)
     assert not again.changed
     assert again.unchanged == {"creators": 2, "videos": 2, "techniques": 3, "sections": 4}
@@ -128,7 +128,7 @@ async def test_every_problem_is_listed(db, mini_kb_path, tmp_path):
         await import_path(db, dump(tmp_path, doc))
     assert len(err.value.problems) >= 4
     assert await gather_stats(db) == dict.fromkeys(
-        ["creators", "videos", "techniques", "sections", "conversations", "usage"], 0)
+        ["creators", "videos", "techniques", "sections", "conversations", "usage", "distilled"], 0)
 
 
 async def test_name_taken_by_other_creator_in_database(db, mini_kb_path, tmp_path):
@@ -221,7 +221,7 @@ async def test_cli_import_and_stats(db_target, mini_kb_path, tmp_path):
     r = _cli(db_target, "stats", "--json")
     stats = json.loads(r.stdout)
     assert set(stats) == {"creators", "videos", "techniques", "sections", "conversations", "usage",
-                          "demo"}
+                          "distilled", "demo"}
     # A database named by CHRYSOPEDIA_DATABASE_URL gets no demo pages: the mini KB alone.
     assert stats["creators"] == 2 and stats["sections"] >= 4 and stats["demo"] is False
     doc = load(mini_kb_path)

@@ -41,6 +41,7 @@ async def test_source_detail_full_section(db, mini_kb_path):
         "end_time": 160.0,
         "locator": {"kind": "video", "video_id": "ada-v1", "start_time": 95.0, "end_time": 160.0},
         "locator_label": "01:35\u201302:40",
+        "raw": None,  # not a distilled page: no transcript behind it
     }
 
 

@@ -22,6 +22,11 @@ def register(sub) -> None:
                    help="remove pages whose files are gone (only under the paths given)")
     p.add_argument("--demo", action="store_true",
                    help="load the bundled demo pages into this database (and keep them)")
+    p.add_argument("--distill", action="store_true",
+                   help="then distill the transcripts added or updated (`chrysopedia distill`; "
+                        "without a model: their creators' measured profiles)")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N",
+                   help="with --distill: model requests at a time (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON report")
     p.set_defaults(handler=cmd_import)
     s = sub.add_parser("stats", help="counts of what the database holds")
@@ -97,6 +102,14 @@ def cmd_import(args, settings) -> int:
     if not args.path and not args.demo:
         print("chrysopedia: import: give files or folders to import (or --demo)", file=sys.stderr)
         return 2
+    if not 1 <= args.concurrency <= 32:
+        print(f"chrysopedia: import: --concurrency must be from 1 to 32, got {args.concurrency}",
+              file=sys.stderr)
+        return 2
+    if args.distill and args.path and legacy_kb_paths(args.path):
+        print("chrysopedia: import: --distill distills imported transcripts; chrysopedia.kb/1 "
+              "documents have none", file=sys.stderr)
+        return 2
     if args.path and legacy_kb_paths(args.path):
         return _legacy_import(args, settings)
     return _material_import(args, settings)
@@ -124,10 +137,13 @@ def _material_import(args, settings) -> int:
             if not args.path:
                 return None
             if not tty:
-                return await import_paths(
+                run = await import_paths(
                     db, args.path, creator=args.creator, strict=args.strict, prune=args.prune,
-                    keep_demo=args.demo, should_stop=lambda: stop["requested"],
+                    keep_demo=args.demo, profiles=not args.distill,
+                    should_stop=lambda: stop["requested"],
                 )
+                await _distill_after(db, settings, args, run, tty=False)
+                return run
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -150,10 +166,13 @@ def _material_import(args, settings) -> int:
                     rate = f"{speed:.1f} files/s" if speed else ""
                     bar.update(task, completed=done, total=total, sections=sections, rate=rate)
 
-                return await import_paths(
+                run = await import_paths(
                     db, args.path, creator=args.creator, strict=args.strict, prune=args.prune,
-                    keep_demo=args.demo, on_progress=progress, should_stop=lambda: stop["requested"],
+                    keep_demo=args.demo, profiles=not args.distill, on_progress=progress,
+                    should_stop=lambda: stop["requested"],
                 )
+            await _distill_after(db, settings, args, run, tty=True)
+            return run
         finally:
             try:
                 loop.remove_signal_handler(signal.SIGINT)
@@ -182,12 +201,67 @@ def _material_import(args, settings) -> int:
             if run.demo_removed:
                 print("the demo pages were removed: your own material is what the answers cite now "
                       "(`chrysopedia import --demo` brings them back)")
+    if run.distill is not None and not args.json:
+        from tui.commands.distill import _print
+
+        _print(run.distill)
+    elif run.measured_profiles and not args.json:
+        print(f"measured profiles: {', '.join(run.measured_profiles)}")
+    if run.distill is not None and run.distill.interrupted:
+        return 130
     if run.interrupted:
         done = len(run.added) + len(run.updated) + len(run.unchanged) + len(run.documents)
         print(f"interrupted: stopped between files; {done} of {run.files_total} files were "
               "imported and stay, the rest were not started", file=sys.stderr)
         return 130
-    return 0 if run.ok else 1
+    return 0 if run.ok and (run.distill is None or run.distill.ok) else 1
+
+
+async def _distill_after(db, settings, args, run, *, tty: bool) -> None:
+    """`import --distill`: the transcripts this run added or updated, distilled as
+    `chrysopedia distill` does (the report goes in `run.distill`). Ctrl+C stops it
+    between pages: the pages finished stay."""
+    import asyncio
+    import signal
+
+    from tui.services.distill_job import DistillReport, run_distill
+
+    if not args.distill or run.interrupted or run.strict_refused:
+        return
+    pages = [entry["page"] for entry in run.added + run.updated]
+    report = run.distill = DistillReport()
+    if not pages:
+        return
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run_distill(db, settings, pages=pages, concurrency=args.concurrency,
+                                             report=report, on_progress=None))
+    try:
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+    except (NotImplementedError, RuntimeError):
+        pass
+    try:
+        if not tty:
+            await task
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("distilling"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("pages · {task.fields[tokens]} tokens"),
+                      console=Console(stderr=True), transient=True) as bar:
+            task_id = bar.add_task("distill", total=len(pages), tokens="0")
+            while not task.done():
+                bar.update(task_id, completed=len(report.distilled) + len(report.rejected)
+                           + len(report.failed), tokens=f"{report.tokens:,}")
+                await asyncio.wait([task], timeout=0.2)
+            await task
+    except asyncio.CancelledError:
+        report.interrupted = True
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
 
 
 async def gather_stats(db) -> dict[str, int]:
@@ -202,6 +276,10 @@ async def gather_stats(db) -> dict[str, int]:
             ("sections", Section), ("conversations", Conversation), ("usage", ChatUsageLog),
         ):
             out[key] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        # `techniques` counts both: a distilled page and the transcript page it replaced in
+        # search (which stays, reachable from it).
+        out["distilled"] = int(await session.scalar(
+            select(func.count()).select_from(TechniquePage).where(TechniquePage.origin == "distilled")) or 0)
     return out
 
 
@@ -220,7 +298,9 @@ def cmd_stats(args, settings) -> int:
     demo = stats.pop("demo")
     width = max(len(k) for k in stats)
     for key, value in stats.items():
-        print(f"{key:<{width}}  {value:>8}")
+        note = ("  (of the techniques: pages a model wrote from transcripts, which they replace "
+                "in search)" if key == "distilled" and value else "")
+        print(f"{key:<{width}}  {value:>8}{note}")
     if demo:
         print("the bundled demo pages are loaded (`chrysopedia import PATH` brings your own; "
               "`chrysopedia kb remove --demo` removes them)")
@@ -259,10 +339,18 @@ def cmd_kb_list(args, settings) -> int:
         pages = by_creator.get(creator["slug"], [])
         print(f"{_plain(creator['name'])} ({creator['slug']}): {len(pages)} page{'s' if len(pages) != 1 else ''}")
         for page in pages:
-            print(f"  {page['slug']}  {_plain(page['title'])}  [{page['origin']}, {page['sections']} sections]")
+            where = ""
+            if page.get("distilled_from"):
+                where = f", from {page['distilled_from']}"
+            elif page.get("distilled_as"):
+                where = f", replaced in search by {page['distilled_as']}"
+            print(f"  {page['slug']}  {_plain(page['title'])}  "
+                  f"[{page['origin']}{where}, {page['sections']} sections]")
             for path in files_by_page.get(page["slug"], []):
                 print(f"    {_plain(path)}")
-    print(f"{len(data['creators'])} creators, {len(data['pages'])} pages, {len(data['files'])} files")
+    distilled = f" ({data['distilled']} distilled)" if data.get("distilled") else ""
+    print(f"{len(data['creators'])} creators, {len(data['pages'])} pages{distilled}, "
+          f"{len(data['files'])} files")
     return 0
 
 

@@ -85,10 +85,11 @@ def _reread(material_key: str, source_file: str | None, records: list[FileRecord
 
 
 async def load_transcripts(
-    db, *, creator: str | None = None, page: str | None = None, reread: bool = True
+    db, *, creator: str | None = None, page: str | None = None, pages: list[str] | None = None,
+    reread: bool = True,
 ) -> list[RawTranscript]:
     """The imported transcript pages (video sections with times), oldest first; `creator`
-    (slug) or `page` (slug, raw or distilled) narrows them."""
+    (slug), `page` (slug, raw or distilled) or `pages` (raw slugs) narrows them."""
     query = (
         select(TechniquePage, Creator.slug, Creator.name)
         .join(Creator, Creator.id == TechniquePage.creator_id)
@@ -97,6 +98,8 @@ async def load_transcripts(
     )
     if creator:
         query = query.where(Creator.slug == creator)
+    if pages is not None:
+        query = query.where(TechniquePage.slug.in_(list(pages)))
     async with db.session() as session:
         if page:
             raw_id = await session.scalar(
@@ -249,8 +252,8 @@ async def store_distilled(db, raw: RawTranscript, page: DistilledPage, model: st
 async def raw_for_section(db, page_slug: str, anchor: str) -> dict[str, Any] | None:
     """What a distilled section was written from: {"label": "from the transcript,
     12:05–15:45", "raw_page", "start_time", "end_time", "sections": [raw sections in
-    the range: anchor, heading, body, start_time, end_time]}; None when the section is
-    not a distilled one."""
+    the range: anchor, heading, body, start_time, end_time], "text": their bodies};
+    None when the section is not a distilled one."""
     async with db.session() as session:
         row = (await session.execute(
             select(Section, DistilledLink.raw_page_id)
@@ -269,6 +272,7 @@ async def raw_for_section(db, page_slug: str, anchor: str) -> dict[str, Any] | N
         "raw_page": raw_slug, "start_time": sec.start_time, "end_time": sec.end_time,
         "sections": [{"anchor": r.anchor, "heading": r.heading, "body": r.body,
                       "start_time": r.start_time, "end_time": r.end_time} for r in raws],
+        "text": "\n\n".join(r.body for r in raws),
     }
 
 
@@ -322,6 +326,8 @@ async def refresh_measured_profiles(db, creators: list[str] | None = None) -> li
     `creators`), measured against everyone else; fields a model wrote are kept."""
     from tui.services.profile_stats import measure_profiles
 
+    if creators is not None and not creators:
+        return []
     transcripts, background = await creator_transcripts(db)
     if not transcripts:
         return []

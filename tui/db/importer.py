@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from tui.db import search_index, vectors
 from tui.db.engine import Database, get_meta, set_meta
 from tui.db.kb_format import KBDocument, KBFormatError, read_documents, validate
-from tui.db.models import Creator, Meta, Section, TechniquePage, Video
+from tui.db.models import Creator, DistilledLink, Meta, Section, TechniquePage, Video
 
 KINDS = ("creators", "videos", "techniques", "sections")
 
@@ -136,11 +136,13 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
         if page_ids:
             for s in (await session.scalars(select(Section).where(Section.page_id.in_(page_ids)))).all():
                 existing_sections[(s.page_id, s.anchor)] = s
+        written: dict[str, TechniquePage] = {}
         for rec in doc.techniques:
             values = {
                 "title": rec["title"], "creator_id": creators[rec["creator"]].id,
                 "topic_category": rec["topic_category"], "tags": rec.get("tags"),
-                "summary": rec["summary"], "origin": origin, "source_file": _source_file(rec),
+                "summary": rec["summary"], "source_file": _source_file(rec),
+                "origin": "distilled" if rec.get("distilled_from") is not None else origin,
             }
             obj = pages.get(rec["slug"])
             created = obj is None
@@ -148,6 +150,7 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
                 obj = TechniquePage(slug=rec["slug"], **values)
                 session.add(obj)
                 await session.flush()
+            written[rec["slug"]] = obj
             _count(report, "techniques", created, not created and _apply(obj, values))
             keep: set[str] = set()
             for position, sec in enumerate(rec["sections"]):
@@ -169,7 +172,8 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
                 await session.execute(delete(Section).where(Section.id.in_(stale)))
                 report.removed["sections"] += len(stale)
         await session.flush()
-        if report.changed:
+        links_changed = await _link_distilled(session, doc, written)
+        if report.changed or links_changed:
             conn = await session.connection()
             await search_index.rebuild_index(conn)
             # every section of the pages imported: a changed title or summary changes
@@ -182,6 +186,31 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
             except vectors.EmbedError as exc:  # the KB is imported; these vectors lag
                 report.warnings.append(f"section vectors not updated: {exc}")
     return report
+
+
+async def _link_distilled(session, doc: KBDocument, written: dict[str, TechniquePage]) -> bool:
+    """The `distilled_pages` rows the document's `distilled_from` marks say (the rebuilt
+    index then leaves each transcript page out for its distilled page); whether any changed."""
+    changed = False
+    for rec in doc.techniques:
+        mark = rec.get("distilled_from")
+        if mark is None:
+            continue
+        page, raw = written[rec["slug"]], written[mark["page"]]
+        values = {"transcript_hash": str(mark.get("transcript_hash") or ""),
+                  "model": str(mark.get("model") or ""),
+                  "prompt_version": str(mark.get("prompt_version") or "")}
+        link = await session.get(DistilledLink, raw.id)
+        if link is not None and link.page_id == page.id:
+            changed = _apply(link, values) or changed
+            continue
+        await session.execute(delete(DistilledLink).where(
+            (DistilledLink.raw_page_id == raw.id) | (DistilledLink.page_id == page.id)))
+        session.add(DistilledLink(raw_page_id=raw.id, page_id=page.id, **values))
+        changed = True
+    if changed:
+        await session.flush()
+    return changed
 
 
 def _source_file(page: dict[str, Any]) -> str | None:

@@ -1,7 +1,8 @@
 """`chrysopedia kb export PATH`: the whole knowledge base as one chrysopedia.kb/1 document.
 
-Sections carry their locator (see docs/KB_FORMAT.md), so importing the export
-into an empty database gives the same pages, sections, counts and search
+Sections carry their locator (see docs/KB_FORMAT.md), and a distilled page its
+`distilled_from` (the transcript page it replaces in search), so importing the
+export into an empty database gives the same pages, sections, counts and search
 results. The file is written beside its destination and renamed over it, so a
 failure never leaves half a document. No Textual here.
 """
@@ -19,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from tui.db.engine import Database
 from tui.db.kb_format import FORMAT
-from tui.db.models import Creator, TechniquePage, Video
+from tui.db.models import Creator, DistilledLink, TechniquePage, Video
 
 
 def _section(sec, source_file: str | None) -> dict[str, Any]:
@@ -50,6 +51,8 @@ async def export_document(db: Database) -> dict[str, Any]:
             select(TechniquePage).order_by(TechniquePage.slug)
             .options(selectinload(TechniquePage.sections))
         ))
+        links = {link.page_id: link for link in await session.scalars(select(DistilledLink))}
+    page_slug = {p.id: p.slug for p in pages}
     doc: dict[str, Any] = {"format": FORMAT, "creators": [], "videos": [], "techniques": []}
     for c in creators:
         rec: dict[str, Any] = {"slug": c.slug, "name": c.name}
@@ -70,6 +73,14 @@ async def export_document(db: Database) -> dict[str, Any]:
         }
         if p.tags is not None:
             rec["tags"] = p.tags
+        link = links.get(p.id)
+        if link is not None and link.raw_page_id in page_slug:
+            # Both pages go out: the distilled one marked, so an import puts it back in
+            # search in the transcript page's place, as here.
+            rec["distilled_from"] = {
+                "page": page_slug[link.raw_page_id], "transcript_hash": link.transcript_hash,
+                "model": link.model, "prompt_version": link.prompt_version,
+            }
         rec["sections"] = [_section(s, p.source_file) for s in p.sections]
         doc["techniques"].append(rec)
     return doc

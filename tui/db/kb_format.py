@@ -351,8 +351,38 @@ def validate(doc: KBDocument, *, known_creators: set[str] = frozenset(),
                 c.problems.append(f"{swhere}.end_time: given without start_time")
             if "locator" in sec:
                 _check_locator(c, sec["locator"], f"{swhere}.locator")
+    _check_distilled(c, doc, seen_pages)
     doc.warnings.extend(c.warnings)
     return c.problems
+
+
+def _check_distilled(c: _Checker, doc: KBDocument, pages: dict[str, str]) -> None:
+    """A technique's optional `distilled_from`: the transcript page of the same document
+    it was distilled from (and replaces in search), one distilled page per transcript."""
+    raws: dict[str, str] = {}
+    marked = {rec.get("slug") for rec in doc.techniques
+              if isinstance(rec, dict) and rec.get("distilled_from") is not None}
+    for i, rec in enumerate(doc.techniques):
+        if not isinstance(rec, dict) or rec.get("distilled_from") is None:
+            continue
+        where = f"{_where(doc, 'techniques', i)}.distilled_from"
+        link = rec["distilled_from"]
+        if not isinstance(link, dict):
+            c.problems.append(f"{where}: expected an object")
+            continue
+        raw = c.text(link, "page", where, required=True, max_len=200)
+        for key, longest in (("transcript_hash", 64), ("model", 200), ("prompt_version", 32)):
+            c.text(link, key, where, required=False, max_len=longest)
+        if raw is None:
+            continue
+        if raw not in pages:
+            c.problems.append(f"{where}.page: unknown technique {raw!r} (it must be in the document)")
+        elif raw == rec.get("slug") or raw in marked:
+            c.problems.append(f"{where}.page: {raw!r} is a distilled page itself")
+        elif raw in raws:
+            c.problems.append(f"{where}.page: {raw!r} is already distilled by {raws[raw]}")
+        else:
+            raws[raw] = where
 
 
 LOCATOR_KINDS = ("video", "page", "heading")

@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, select, update
 from tui.db import search_index, vectors
 from tui.db.engine import Database
 from tui.db.importer import _apply
-from tui.db.models import Creator, FileRecord, Section, TechniquePage, Video, utcnow
+from tui.db.models import Creator, DistilledLink, FileRecord, Section, TechniquePage, Video, utcnow
 from tui.materials.model import Material
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class Stored:
     outcome: str  # "added" | "updated" | "unchanged"
     page_slug: str
     sections: int
+    creator_slug: str = ""
 
 
 async def records_for(db: Database, paths: Sequence[str]) -> dict[str, FileRecord]:
@@ -130,19 +131,25 @@ async def _creator(session, m: Material) -> Creator:
         if m.creator_key and found.source_key is None:
             found.source_key = m.creator_key
         return found
-    # A new creator; another channel of the same name gets "-2" and "(2)".
-    name = (m.creator_name or base_slug)[:120]
+    # A new creator; another channel of the same name gets "-2" and "(2)". The slugs and
+    # names taken are read in one query: many channels of one name (a common one) would
+    # otherwise cost a query per number tried, for every new creator.
+    full = m.creator_name or base_slug
+    taken_slugs: set[str] = set()
+    taken_names: set[str] = set()
+    for slug_taken, name_taken in (await session.execute(
+            select(Creator.slug, Creator.name).where(
+                Creator.slug.startswith(base_slug, autoescape=True)
+                | Creator.name.startswith(full[:100], autoescape=True)))).all():
+        taken_slugs.add(slug_taken)
+        taken_names.add(name_taken)
+    name = full[:120]
     slug, n = base_slug, 1
-    while True:
-        taken = await session.scalar(
-            select(func.count()).select_from(Creator).where((Creator.slug == slug) | (Creator.name == name))
-        )
-        if not taken:
-            break
+    while slug in taken_slugs or name in taken_names:
         n += 1
         slug = f"{base_slug}-{n}"
         suffix = f" ({n})"
-        name = (m.creator_name or base_slug)[: 120 - len(suffix)] + suffix
+        name = full[: 120 - len(suffix)] + suffix
     creator = Creator(slug=slug, name=name, source_key=m.creator_key)
     session.add(creator)
     await session.flush()
@@ -221,7 +228,12 @@ async def store_material(
         if stale:
             await session.execute(delete(Section).where(Section.id.in_(stale)))
         await session.flush()
-        await search_index.index_pages(conn, [page.id])
+        replaced = outcome == "updated" and await session.scalar(
+            select(DistilledLink.page_id).where(DistilledLink.raw_page_id == page.id))
+        if not replaced:
+            # A transcript its distilled page replaced stays out of the index; the next
+            # distill run sees the changed transcript and writes the page again.
+            await search_index.index_pages(conn, [page.id])
         section_ids = (await session.scalars(
             select(Section.id).where(Section.page_id == page.id))).all()
         try:
@@ -244,8 +256,8 @@ async def store_material(
                 path=st.path, size=st.size, mtime=st.mtime, content_hash=m.content_hash,
                 material_key=m.key, page_slug=page.slug, imported_at=now,
             ))
-        slug = page.slug
-    return Stored(outcome, slug, len(m.sections))
+        slug, creator_slug = page.slug, creator.slug
+    return Stored(outcome, slug, len(m.sections), creator_slug)
 
 
 async def _drop_orphan_videos(session, video_ids: Iterable[str]) -> int:
@@ -277,6 +289,19 @@ async def _remove_pages(session, pages: Sequence[TechniquePage], *, drop_creator
         return removed
     conn = await session.connection()
     ids = [p.id for p in pages]
+    links = list(await session.execute(
+        select(DistilledLink.raw_page_id, DistilledLink.page_id)
+        .where(DistilledLink.raw_page_id.in_(ids) | DistilledLink.page_id.in_(ids))))
+    # A removed transcript takes its distilled page with it (nothing left to cite); a
+    # removed distilled page gives its transcript back to search.
+    extra = sorted({page_id for raw_id, page_id in links if raw_id in ids} - set(ids))
+    if extra:
+        pages = [*pages, *await session.scalars(select(TechniquePage).where(TechniquePage.id.in_(extra)))]
+        ids = [p.id for p in pages]
+    restore = sorted({raw_id for raw_id, page_id in links if page_id in ids} - set(ids))
+    if links:
+        await session.execute(delete(DistilledLink).where(
+            DistilledLink.raw_page_id.in_(ids) | DistilledLink.page_id.in_(ids)))
     await search_index.unindex_pages(conn, ids)
     video_ids = set(
         await session.scalars(select(Section.video_id).where(Section.page_id.in_(ids), Section.video_id.is_not(None)))
@@ -288,6 +313,8 @@ async def _remove_pages(session, pages: Sequence[TechniquePage], *, drop_creator
     await session.execute(delete(TechniquePage).where(TechniquePage.id.in_(ids)))
     removed.pages = sorted(slugs)
     await _drop_orphan_videos(session, video_ids)
+    if restore:
+        await search_index.index_pages(conn, await _unindexed(conn, restore))
     if keys or slugs:
         rows = await session.scalars(
             select(FileRecord.path).where(FileRecord.material_key.in_(keys) | FileRecord.page_slug.in_(slugs))
@@ -306,6 +333,11 @@ async def _remove_pages(session, pages: Sequence[TechniquePage], *, drop_creator
                 removed.creators.append(slug)
     await search_index._set_doc_count(conn)
     return removed
+
+
+async def _unindexed(conn, page_ids: list[int]) -> list[int]:
+    held = set(await search_index.indexed_pages(conn, page_ids))
+    return [i for i in page_ids if i not in held]
 
 
 async def remove_pages_where(db: Database, condition) -> Removed:
@@ -391,24 +423,32 @@ async def list_kb(db: Database) -> dict[str, Any]:
         pages = list(await session.execute(
             select(TechniquePage.slug, TechniquePage.title, TechniquePage.creator_id,
                    TechniquePage.origin, TechniquePage.material_key, TechniquePage.source_file,
-                   func.count(Section.id))
+                   func.count(Section.id), TechniquePage.id)
             .outerjoin(Section, Section.page_id == TechniquePage.id)
             .group_by(TechniquePage.id)
             .order_by(TechniquePage.slug)
         ))
         files = list(await session.scalars(select(FileRecord).order_by(FileRecord.path)))
+        links = list(await session.execute(select(DistilledLink.raw_page_id, DistilledLink.page_id)))
     by_id = {c.id: c.slug for c in creators}
+    slug_of = {p[7]: p[0] for p in pages}
+    distilled_from = {page_id: slug_of.get(raw_id) for raw_id, page_id in links}
+    distilled_as = {raw_id: slug_of.get(page_id) for raw_id, page_id in links}
     count: dict[int, int] = {}
     for p in pages:
         count[p[2]] = count.get(p[2], 0) + 1
     return {
+        "distilled": len(links),
         "creators": [
             {"slug": c.slug, "name": c.name, "pages": count.get(c.id, 0), "channel_id": c.source_key}
             for c in creators
         ],
         "pages": [
             {"slug": p[0], "title": p[1], "creator": by_id.get(p[2]), "origin": p[3],
-             "material_key": p[4], "source_file": p[5], "sections": int(p[6])}
+             "material_key": p[4], "source_file": p[5], "sections": int(p[6]),
+             # a distilled page: the transcript page it was made from; a transcript page
+             # a distilled page replaced in search: that page
+             "distilled_from": distilled_from.get(p[7]), "distilled_as": distilled_as.get(p[7])}
             for p in pages
         ],
         "files": [

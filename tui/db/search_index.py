@@ -239,18 +239,24 @@ def vocabulary(rows: Iterable[tuple]) -> Counter[str]:
     return df
 
 
+# A transcript page its distilled page replaced stays out of the index: the distilled
+# page answers for it (`tui/db/distill_store.py`).
+_NOT_REPLACED = " WHERE s.page_id NOT IN (SELECT raw_page_id FROM distilled_pages)"
+
+
 async def rebuild_index(conn: AsyncConnection) -> None:
     sqlite = conn.dialect.name == "sqlite"
     if sqlite:
         await conn.execute(text("INSERT INTO search_fts(search_fts) VALUES('delete-all')"))
-        await conn.execute(text(_SQLITE_FILL))
+        await conn.execute(text(_SQLITE_FILL + _NOT_REPLACED))
         await conn.execute(text("INSERT INTO search_head(search_head) VALUES('delete-all')"))
-        await conn.execute(text(_SQLITE_FILL_HEAD))
+        await conn.execute(text(_SQLITE_FILL_HEAD + _NOT_REPLACED))
     else:
         await conn.execute(text("DELETE FROM search_docs"))
-        await conn.execute(text(_PG_FILL))
+        inner = _PG_FILL.rstrip().removesuffix(") x")
+        await conn.execute(text(inner + _NOT_REPLACED + "\n) x"))
 
-    result = await conn.execute(text(_TEXT_ROWS))
+    result = await conn.execute(text(_TEXT_ROWS + _NOT_REPLACED))
     df = vocabulary(result.all())
     await conn.execute(text("DELETE FROM search_trigrams"))
     await conn.execute(text("DELETE FROM search_vocab"))
@@ -264,8 +270,7 @@ async def rebuild_index(conn: AsyncConnection) -> None:
             text("INSERT INTO search_trigrams (tri, term) VALUES (:tri, :term)"),
             [{"tri": tri, "term": t} for t in terms for tri in sorted(trigrams(t))],
         )
-    count = (await conn.execute(text("SELECT count(*) FROM sections"))).scalar_one()
-    await _set_meta(conn, META_DOC_COUNT, str(count))
+    await _set_doc_count(conn)
     await _set_meta(conn, META_INDEX_VERSION, INDEX_VERSION)
     if not sqlite:
         await conn.execute(text("ANALYZE search_docs"))
@@ -304,7 +309,8 @@ async def _page_vocabulary(conn: AsyncConnection, page_ids: list[int]) -> Counte
 
 
 async def _set_doc_count(conn: AsyncConnection) -> None:
-    count = (await conn.execute(text("SELECT count(*) FROM sections"))).scalar_one()
+    """The number of sections the index holds (what ranking divides by)."""
+    count = (await conn.execute(text("SELECT count(*) FROM sections s" + _NOT_REPLACED))).scalar_one()
     await _set_meta(conn, META_DOC_COUNT, str(count))
 
 

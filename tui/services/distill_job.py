@@ -1,6 +1,7 @@
 """One distill run over the knowledge base: what `chrysopedia distill` (and, later, the app) runs.
 
-`run_distill(db, settings, creator=, page=, concurrency=, on_progress=, report=)`:
+`run_distill(db, settings, creator=, page=, pages=, concurrency=, on_progress=, report=)`
+(`pages`: raw page slugs, what `import --distill` added or updated):
 * with no model configured: measured profiles for the creators concerned, pages left
   as they are;
 * with a model: every imported transcript page whose distilled page is missing or
@@ -63,6 +64,7 @@ async def run_distill(
     *,
     creator: str | None = None,
     page: str | None = None,
+    pages: list[str] | None = None,
     concurrency: int = 4,
     on_progress: Callable[[Progress], None] | None = None,
     report: DistillReport | None = None,
@@ -78,7 +80,7 @@ async def run_distill(
 
     report = report if report is not None else DistillReport()
     await reconcile_index(db)
-    raws = await load_transcripts(db, creator=creator, page=page)
+    raws = await load_transcripts(db, creator=creator, page=page, pages=pages)
     if page and not raws:
         raise LookupError(f"no imported transcript page {page!r}")
     if creator and not raws:

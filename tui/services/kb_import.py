@@ -10,7 +10,9 @@ through the KB importer as they always have (a document is refused whole).
 `strict` reads every group first and imports nothing when any is refused;
 `prune` removes the pages of recorded files under the given roots that are gone.
 `should_stop()` is asked between files: what was imported stays, the rest is not
-started. No Textual here.
+started. After a run that added or updated transcripts, the measured (statistical)
+profiles of their creators are refreshed (`profiles=False`: the caller distills,
+which does it). No Textual here.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class ImportRun:
     strict_refused: bool = False
     files_total: int = 0
     sections: int = 0
+    transcript_creators: set[str] = field(default_factory=set)  # of the pages added or updated
+    measured_profiles: list[str] = field(default_factory=list)
+    distill: Any = None  # a DistillReport when `import --distill` ran one
 
     @property
     def ok(self) -> bool:
@@ -56,6 +61,8 @@ class ImportRun:
             "removed": self.removed, "refused": self.refused, "documents": self.documents,
             "warnings": self.warnings, "demo_removed": self.demo_removed,
             "interrupted": self.interrupted, "strict": self.strict_refused,
+            "profiles": {"measured": self.measured_profiles},
+            "distill": self.distill.as_dict() if self.distill is not None else None,
         }
 
     def summary(self) -> str:
@@ -156,6 +163,7 @@ async def import_paths(
     strict: bool = False,
     prune: bool = False,
     keep_demo: bool = False,
+    profiles: bool = True,
     on_progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> ImportRun:
@@ -277,6 +285,8 @@ async def import_paths(
                 (run.added if stored.outcome == "added" else run.updated).append(entry)
                 run.warnings.extend(f"{item.main}: {w}" for w in material.warnings)
                 run.sections += stored.sections
+                if material.video is not None:
+                    run.transcript_creators.add(stored.creator_slug)
                 own_added = True
             if on_progress is not None:
                 on_progress(done, run.files_total, run.sections)
@@ -294,4 +304,9 @@ async def import_paths(
     if own_added and not keep_demo and await demo_loaded(db):
         # The user's own material is in: the demo pages would only crowd it out.
         run.demo_removed = len(await remove_demo_kb(db))
+    if profiles and run.transcript_creators:
+        # Once per run, not per file: each profile is measured against every other creator.
+        from tui.db.distill_store import refresh_measured_profiles
+
+        run.measured_profiles = await refresh_measured_profiles(db, sorted(run.transcript_creators))
     return run

@@ -207,6 +207,9 @@ def measure_profiles(
                 timing[ci][1] += seconds
             doc_creator.append(ci)
             doc_ends.append(len(ids))
+        # One string per creator rather than one per clause: what `_merged` reads, joined
+        # the same way, without an object per clause held until then.
+        spoken[ci] = ["\n".join(spoken[ci])] if spoken[ci] else []
     others = len(creators)  # the background's creator index
     for text in background:
         add_text(text)
@@ -231,60 +234,85 @@ def measure_profiles(
         return profiles
     words = list(vocab)  # ids were given in insertion order
 
-    tok = np.frombuffer(ids, dtype=np.int64)
-    doc_lengths = np.diff(np.asarray([0, *doc_ends], dtype=np.int64))
-    doc_arr = np.repeat(np.arange(len(doc_ends), dtype=np.int64), doc_lengths)
-    breaks = np.concatenate(([0], np.cumsum(tok < 0)))  # breaks[i] = clause ends before i
-    doc_creator_arr = np.asarray(doc_creator, dtype=np.int64)
+    # 32-bit word ids, positions and documents (a corpus of 2^31 words is far off): the
+    # arrays below are one entry per word, and an import measures every creator at once.
+    tok = np.frombuffer(ids, dtype=np.int64).astype(np.int32)
+    del ids[:]
+    # A window's document: the first document ending after its start (looked up per
+    # n-gram length rather than held as one entry per word).
+    doc_end_arr = np.asarray(doc_ends, dtype=np.int64)
+    word_at = tok >= 0  # False at a clause end
+    doc_creator_arr = np.asarray(doc_creator, dtype=np.int32)
     docs_per_creator = np.bincount(doc_creator_arr, minlength=len(creators) + 1)
     stop_ids = np.zeros(len(words), dtype=bool)
     for w in STOPWORDS:
         if w in vocab:
             stop_ids[vocab[w]] = True
 
+    min_docs_by_creator = np.maximum(
+        np.minimum(2, docs_per_creator), np.ceil(options.min_doc_share * docs_per_creator)
+    ).astype(np.int32)
     chosen: dict[int, list[tuple[float, int, str]]] = {ci: [] for ci in range(len(creators))}
     for n in [1, *range(options.min_n, options.max_n + 1)]:
         positions = len(tok) - n + 1
         if positions <= 0:
             continue
         # A window is an n-gram when no clause end falls inside it.
-        valid = breaks[n:n + positions] == breaks[:positions]
-        starts = np.flatnonzero(valid)
+        valid = word_at[:positions].copy()
+        for j in range(1, n):
+            valid &= word_at[j:j + positions]
+        starts = np.flatnonzero(valid).astype(np.int32)
+        del valid
         if not len(starts):
             continue
         if n == 1:
             keys = tok[starts].astype(np.uint64)
         else:
             keys = tok[starts].astype(np.uint64)
+            # In place, through reused buffers: each copy is one entry per word. The
+            # words of a window are ids >= 0 (no clause end inside), so uint32 is exact.
+            word = np.empty(len(starts), dtype=np.int32)
+            shifted = np.empty(len(starts), dtype=np.uint64)
             with np.errstate(over="ignore"):
                 for j in range(1, n):
-                    keys = keys * np.uint64(0x9E3779B97F4A7C15) + tok[starts + j].astype(np.uint64)
-                    keys ^= keys >> np.uint64(29)
-        docs = doc_arr[starts]
-        order = np.lexsort((docs, keys))
-        keys, docs, starts = keys[order], docs[order], starts[order]
+                    keys *= np.uint64(0x9E3779B97F4A7C15)
+                    np.take(tok[j:], starts, out=word)  # tok[starts + j], no index copy
+                    keys += word.view(np.uint32)
+                    np.right_shift(keys, np.uint64(29), out=shifted)
+                    keys ^= shifted
+            del word, shifted
+        # By key, then document: positions rise with documents, so a stable sort of the
+        # keys alone keeps each key's windows in document order (no sort key for documents).
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = starts[order]
+        del order
+        docs = np.searchsorted(doc_end_arr, starts, side="right").astype(np.int32)
         owners = doc_creator_arr[docs]
         size = len(keys)
         new_key = np.ones(size, dtype=bool)
         new_key[1:] = keys[1:] != keys[:-1]
+        del keys  # from here on a key is its run in the sorted order
         new_pair = new_key.copy()
         new_pair[1:] |= owners[1:] != owners[:-1]
         new_doc = new_key.copy()
         new_doc[1:] |= docs[1:] != docs[:-1]
-        key_starts = np.flatnonzero(new_key)
-        pair_starts = np.flatnonzero(new_pair)
-        key_totals = np.diff(np.append(key_starts, size))
-        pair_counts = np.diff(np.append(pair_starts, size))
-        pair_docs = np.add.reduceat(new_doc.astype(np.int64), pair_starts)
-        pair_key = np.cumsum(new_key)[pair_starts] - 1
+        key_starts = np.flatnonzero(new_key).astype(np.int32)
+        pair_starts = np.flatnonzero(new_pair).astype(np.int32)
+        del new_pair
+        key_totals = np.diff(np.append(key_starts, np.int32(size)))
+        pair_counts = np.diff(np.append(pair_starts, np.int32(size)))
+        del key_starts
+        pair_docs = np.add.reduceat(new_doc.astype(np.int32), pair_starts)
+        del new_doc, docs
+        pair_key = np.cumsum(new_key, dtype=np.int32)[pair_starts] - 1
         pair_owner = owners[pair_starts]
         totals_by_creator = np.bincount(owners, minlength=len(creators) + 1).astype(np.float64)
         grand = float(size)
+        del owners, new_key
 
-        creator_docs = docs_per_creator[pair_owner]
-        min_docs = np.maximum(
-            np.minimum(2, creator_docs), np.ceil(options.min_doc_share * creator_docs)
-        )
+        # Per creator, then looked up per pair: whole numbers, as the document counts are.
+        min_docs = min_docs_by_creator[pair_owner]
         keep = (
             (pair_owner < len(creators))
             & (pair_counts >= options.min_count)
@@ -322,6 +350,9 @@ def measure_profiles(
             if n == 1 and (len(gram[0]) < 3 or gram[0].replace("'", "").isdigit()):
                 continue
             chosen[int(pair_owner[p])].append((float(z[idx]), n, " ".join(gram)))
+        # This length's arrays go before the next length's are made (one entry per word each).
+        del starts, pair_starts, key_totals, pair_counts, pair_docs, pair_key, pair_owner
+        del min_docs, keep, cand
 
     for ci, creator in enumerate(creators):
         prof = profiles.get(creator)

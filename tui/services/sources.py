@@ -36,7 +36,10 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
     Keys: title, slug, creator_name, creator_slug, topic_category, tags (list),
     summary, section_anchor, section_heading, section_body, source_video_id,
     video_title, video_filename, video_url, start_time, end_time, locator
-    (`make_locator`), locator_label (`locator_label`).
+    (`make_locator`), locator_label (`locator_label`), raw: for a section of a distilled
+    page, what it was written from (`distill_store.raw_for_section`: label "from the
+    transcript, 12:05–15:45", raw_page, start_time, end_time, sections [anchor, heading,
+    body, start_time, end_time], text: their bodies), else None.
     """
     async with db.session() as session:
         page = (
@@ -83,7 +86,14 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
             "locator": locator,
         }
         detail["locator_label"] = locator_label(detail)
-        return detail
+        origin = page.origin
+    # A distilled section: what it was written from, so the detail can show the transcript.
+    detail["raw"] = None
+    if origin == "distilled" and detail["section_anchor"]:
+        from tui.db.distill_store import raw_for_section
+
+        detail["raw"] = await raw_for_section(db, slug, detail["section_anchor"])
+    return detail
 
 
 def video_label(source: Mapping[str, Any]) -> str:
