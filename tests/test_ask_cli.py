@@ -195,6 +195,7 @@ def test_fake_server_as_a_subprocess_with_http_control(db_url):
 def test_ask_and_continue_on_each_backend(db_target, fake_llm):
     fake_llm.set_mode("normal", tokens=SCRIPT)
     url = db_target.url.replace("postgresql+asyncpg", "postgresql", 1)
+    assert chrysopedia(url, "import", "--demo").returncode == 0  # a named database starts empty
     result = chrysopedia(url, "ask", QUESTION, "--json", env=model_env(fake_llm.url))
     assert result.returncode == 0, result.stderr
     done = json.loads(result.stdout.splitlines()[-1])["data"]
