@@ -191,7 +191,7 @@ def run(n: int, work: Path) -> dict:
         if rss is not None:
             if rss_100 is None and pages >= min(100, n):
                 rss_100 = rss
-            if pages >= n:
+            if rss_n is None and pages >= n:  # the moment the last page is in, not the exit
                 rss_n = rss
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
