@@ -145,3 +145,18 @@ def test_phrases_never_cross_punctuation():
     assert not occurs_verbatim("so let", [normalise("right, so let's go")])
     assert measure_profiles({"a": [[]], "b": []}) == {}
     assert Options().min_count == 3
+
+
+def test_counting_in_many_small_buckets_gives_the_same_profiles(monkeypatch):
+    # A large corpus is counted bucket by bucket (every window of a key in one bucket);
+    # tiny buckets here put that path under the same corpus and must change nothing.
+    import tui.services.profile_stats as stats
+
+    corpus = _corpus(mira=2.0)
+    background = ["Check the mix in mono, then bounce it.", "The kick sits around sixty hertz."]
+    whole = measure_profiles(corpus, background=background)
+    monkeypatch.setattr(stats, "BUCKET_WINDOWS", 7)
+    bucketed = measure_profiles(corpus, background=background)
+    assert bucketed == whole
+    assert whole["mira"]["vocabulary"]["signature_phrases"]
+    assert whole["kaito"]["vocabulary"]["distinctive_terms"]

@@ -38,9 +38,13 @@ KB format keeps and `personality.py` ignores.
 Counting is done with numpy: each n-gram becomes a 64-bit key (exact for
 single words, a multiplicative hash for longer ones: a collision among a few
 million distinct n-grams has a probability near 1e-6 and would only merge two
-counts), and one sort per n-gram length counts every (n-gram, transcript) pair
-(Counters of tuples would hold every creator's counts at once, as Python
-objects, to know what the others say).
+counts), and sorting counts every (n-gram, transcript) pair (Counters of tuples
+would hold every creator's counts at once, as Python objects, to know what the
+others say). Per n-gram length the windows are split into buckets by key (about
+`BUCKET_WINDOWS` each) and each bucket is sorted and scored alone: every window
+of a key is in its bucket and the corpus totals are counted first, so the
+result is that of one sort of all windows, while the memory beyond the word ids
+is one position per window plus one bucket's work.
 """
 
 from __future__ import annotations
@@ -170,7 +174,7 @@ def measure_profiles(
 
     vocab: defaultdict[str, int] = defaultdict(itertools.count().__next__)
     word_id = vocab.__getitem__  # a new word gets the next id
-    ids = array("q")  # word ids, -1 after each clause: no n-gram spans a -1
+    ids = array("i")  # word ids, -1 after each clause: no n-gram spans a -1
     doc_ends: list[int] = []
     doc_creator: list[int] = []
     creators = list(transcripts)
@@ -236,7 +240,7 @@ def measure_profiles(
 
     # 32-bit word ids, positions and documents (a corpus of 2^31 words is far off): the
     # arrays below are one entry per word, and an import measures every creator at once.
-    tok = np.frombuffer(ids, dtype=np.int64).astype(np.int32)
+    tok = np.frombuffer(ids, dtype=np.dtype(f"i{ids.itemsize}")).astype(np.int32)
     del ids[:]
     # A window's document: the first document ending after its start (looked up per
     # n-gram length rather than held as one entry per word).
@@ -253,6 +257,7 @@ def measure_profiles(
         np.minimum(2, docs_per_creator), np.ceil(options.min_doc_share * docs_per_creator)
     ).astype(np.int32)
     chosen: dict[int, list[tuple[float, int, str]]] = {ci: [] for ci in range(len(creators))}
+    n_kinds = len(creators) + 1
     for n in [1, *range(options.min_n, options.max_n + 1)]:
         positions = len(tok) - n + 1
         if positions <= 0:
@@ -261,98 +266,55 @@ def measure_profiles(
         valid = word_at[:positions].copy()
         for j in range(1, n):
             valid &= word_at[j:j + positions]
-        starts = np.flatnonzero(valid).astype(np.int32)
+        grand_int = int(np.count_nonzero(valid))
+        if not grand_int:
+            continue
+        # Every window of one key goes to the same bucket (its key modulo `parts`), so each
+        # bucket is counted alone, exactly: only a bucket is ever sorted, and the one array
+        # of one entry per window is its position (a bucket's keys are hashed again when
+        # it is counted; sorting all windows at once holds about five times that).
+        parts = -(-grand_int // BUCKET_WINDOWS)
+        bucket_starts: list[list[Any]] = [[] for _ in range(parts)]
+        totals_by_creator = np.zeros(n_kinds, dtype=np.float64)
+        for lo in range(0, positions, BUCKET_WINDOWS):
+            starts = np.flatnonzero(valid[lo:lo + BUCKET_WINDOWS]).astype(np.int32)
+            if not len(starts):
+                continue
+            starts += np.int32(lo)
+            totals_by_creator += np.bincount(
+                doc_creator_arr[np.searchsorted(doc_end_arr, starts, side="right")],
+                minlength=n_kinds,
+            )
+            if parts == 1:
+                bucket_starts[0].append(starts)
+                continue
+            which = (_keys(np, tok, starts, n) % np.uint64(parts)).astype(np.intp)
+            # Stable: a bucket's windows stay in position order, hence in document order.
+            order = np.argsort(which, kind="stable")
+            bounds = np.cumsum(np.bincount(which, minlength=parts))[:-1]
+            for b, piece in enumerate(np.split(starts[order], bounds)):
+                if len(piece):
+                    bucket_starts[b].append(piece.copy())
+            del starts, which, order
         del valid
-        if not len(starts):
-            continue
-        if n == 1:
-            keys = tok[starts].astype(np.uint64)
-        else:
-            keys = tok[starts].astype(np.uint64)
-            # In place, through reused buffers: each copy is one entry per word. The
-            # words of a window are ids >= 0 (no clause end inside), so uint32 is exact.
-            word = np.empty(len(starts), dtype=np.int32)
-            shifted = np.empty(len(starts), dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                for j in range(1, n):
-                    keys *= np.uint64(0x9E3779B97F4A7C15)
-                    np.take(tok[j:], starts, out=word)  # tok[starts + j], no index copy
-                    keys += word.view(np.uint32)
-                    np.right_shift(keys, np.uint64(29), out=shifted)
-                    keys ^= shifted
-            del word, shifted
-        # By key, then document: positions rise with documents, so a stable sort of the
-        # keys alone keeps each key's windows in document order (no sort key for documents).
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        starts = starts[order]
-        del order
-        docs = np.searchsorted(doc_end_arr, starts, side="right").astype(np.int32)
-        owners = doc_creator_arr[docs]
-        size = len(keys)
-        new_key = np.ones(size, dtype=bool)
-        new_key[1:] = keys[1:] != keys[:-1]
-        del keys  # from here on a key is its run in the sorted order
-        new_pair = new_key.copy()
-        new_pair[1:] |= owners[1:] != owners[:-1]
-        new_doc = new_key.copy()
-        new_doc[1:] |= docs[1:] != docs[:-1]
-        key_starts = np.flatnonzero(new_key).astype(np.int32)
-        pair_starts = np.flatnonzero(new_pair).astype(np.int32)
-        del new_pair
-        key_totals = np.diff(np.append(key_starts, np.int32(size)))
-        pair_counts = np.diff(np.append(pair_starts, np.int32(size)))
-        del key_starts
-        pair_docs = np.add.reduceat(new_doc.astype(np.int32), pair_starts)
-        del new_doc, docs
-        pair_key = np.cumsum(new_key, dtype=np.int32)[pair_starts] - 1
-        pair_owner = owners[pair_starts]
-        totals_by_creator = np.bincount(owners, minlength=len(creators) + 1).astype(np.float64)
-        grand = float(size)
-        del owners, new_key
-
-        # Per creator, then looked up per pair: whole numbers, as the document counts are.
-        min_docs = min_docs_by_creator[pair_owner]
-        keep = (
-            (pair_owner < len(creators))
-            & (pair_counts >= options.min_count)
-            & (pair_docs >= min_docs)
-        )
-        if n == 1:
-            first_ids = tok[starts[pair_starts]]
-            keep &= ~stop_ids[first_ids]
-        cand = np.flatnonzero(keep)
-        if not len(cand):
-            continue
-        y_i = pair_counts[cand].astype(np.float64)
-        y_all = key_totals[pair_key[cand]].astype(np.float64)
-        y_j = y_all - y_i
-        n_i = totals_by_creator[pair_owner[cand]]
-        n_j = grand - n_i
-        # Prior: the n-gram's share of the corpus, weighing a tenth of the corpus: strong
-        # enough that a phrase said three times by one creator and never by the others is
-        # not certain, weak enough that a habit seen in several videos clears `min_z`.
-        alpha0 = PRIOR_WEIGHT * grand
-        alpha = alpha0 * y_all / grand
-        delta = np.log((y_i + alpha) / (n_i + alpha0 - y_i - alpha)) - np.log(
-            (y_j + alpha) / (n_j + alpha0 - y_j - alpha)
-        )
-        z = delta / np.sqrt(1.0 / (y_i + alpha) + 1.0 / (y_j + alpha))
-        rate_i = y_i / n_i
-        rate_j = (y_j + 1.0) / (n_j + 1.0)
-        ok = (z >= options.min_z) & (rate_i >= options.min_ratio * rate_j)
-        for idx in np.flatnonzero(ok):
-            p = cand[idx]
-            at = int(starts[pair_starts[p]])
-            gram = [words[t] for t in tok[at:at + n].tolist()]
-            if n > 1 and (gram[-1] in _EDGE_END or gram[0] in _EDGE_START):
+        grand = float(grand_int)
+        found_n: list[tuple[int, int, float, int, str]] = []
+        for b in range(parts):
+            if not bucket_starts[b]:
                 continue
-            if n == 1 and (len(gram[0]) < 3 or gram[0].replace("'", "").isdigit()):
-                continue
-            chosen[int(pair_owner[p])].append((float(z[idx]), n, " ".join(gram)))
-        # This length's arrays go before the next length's are made (one entry per word each).
-        del starts, pair_starts, key_totals, pair_counts, pair_docs, pair_key, pair_owner
-        del min_docs, keep, cand
+            starts = np.concatenate(bucket_starts[b])
+            bucket_starts[b] = []
+            keys = _keys(np, tok, starts, n)
+            found_n.extend(_score_bucket(
+                np, keys, starts, n, tok, words, doc_end_arr, doc_creator_arr, stop_ids,
+                min_docs_by_creator, totals_by_creator, grand, len(creators), options,
+            ))
+            del keys, starts
+        # In the order of the keys, as one sort of all of this length's windows gives them
+        # (`_merged` keeps the first of two equal joins).
+        found_n.sort(key=lambda c: (c[0], c[1]))
+        for _key, owner, z, n_words, gram in found_n:
+            chosen[owner].append((z, n_words, gram))
 
     for ci, creator in enumerate(creators):
         prof = profiles.get(creator)
@@ -373,6 +335,102 @@ def measure_profiles(
         if vocab_out:
             prof["vocabulary"] = vocab_out
     return profiles
+
+
+# Windows counted at once: a bucket of about this many n-grams is sorted at a time.
+BUCKET_WINDOWS = 1 << 18
+
+
+def _keys(np: Any, tok: Any, starts: Any, n: int) -> Any:
+    """The 64-bit key of the n-gram starting at each of `starts`."""
+    keys = tok[starts].astype(np.uint64)
+    if n == 1:
+        return keys
+    # In place, through reused buffers. The words of a window are ids >= 0 (no clause end
+    # inside), so uint32 is exact.
+    word = np.empty(len(starts), dtype=np.int32)
+    shifted = np.empty(len(starts), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            keys *= np.uint64(0x9E3779B97F4A7C15)
+            np.take(tok[j:], starts, out=word)  # tok[starts + j], no index copy
+            keys += word.view(np.uint32)
+            np.right_shift(keys, np.uint64(29), out=shifted)
+            keys ^= shifted
+    return keys
+
+
+def _score_bucket(
+    np: Any, keys: Any, starts: Any, n: int, tok: Any, words: list[str], doc_end_arr: Any,
+    doc_creator_arr: Any, stop_ids: Any, min_docs_by_creator: Any, totals_by_creator: Any,
+    grand: float, n_creators: int, options: Options,
+) -> list[tuple[int, int, float, int, str]]:
+    """(key, creator, z, n, n-gram) for each n-gram of this bucket a creator says
+    distinctively: every window of each of its keys is in `keys`/`starts`, in position order."""
+    # By key, then document: positions rise with documents, so a stable sort of the keys
+    # alone keeps each key's windows in document order (no sort key for documents).
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = starts[order]
+    del order
+    docs = np.searchsorted(doc_end_arr, starts, side="right").astype(np.int32)
+    owners = doc_creator_arr[docs]
+    size = len(keys)
+    new_key = np.ones(size, dtype=bool)
+    new_key[1:] = keys[1:] != keys[:-1]
+    new_pair = new_key.copy()
+    new_pair[1:] |= owners[1:] != owners[:-1]
+    new_doc = new_key.copy()
+    new_doc[1:] |= docs[1:] != docs[:-1]
+    key_starts = np.flatnonzero(new_key).astype(np.int32)
+    pair_starts = np.flatnonzero(new_pair).astype(np.int32)
+    del new_pair
+    key_totals = np.diff(np.append(key_starts, np.int32(size)))
+    pair_counts = np.diff(np.append(pair_starts, np.int32(size)))
+    del key_starts
+    pair_docs = np.add.reduceat(new_doc.astype(np.int32), pair_starts)
+    del new_doc, docs
+    pair_key = np.cumsum(new_key, dtype=np.int32)[pair_starts] - 1
+    pair_owner = owners[pair_starts]
+    del owners, new_key
+
+    # Per creator, then looked up per pair: whole numbers, as the document counts are.
+    min_docs = min_docs_by_creator[pair_owner]
+    keep = (pair_owner < n_creators) & (pair_counts >= options.min_count) & (pair_docs >= min_docs)
+    if n == 1:
+        keep &= ~stop_ids[tok[starts[pair_starts]]]
+    cand = np.flatnonzero(keep)
+    out: list[tuple[int, int, float, int, str]] = []
+    if not len(cand):
+        return out
+    y_i = pair_counts[cand].astype(np.float64)
+    y_all = key_totals[pair_key[cand]].astype(np.float64)
+    y_j = y_all - y_i
+    n_i = totals_by_creator[pair_owner[cand]]
+    n_j = grand - n_i
+    # Prior: the n-gram's share of the corpus, weighing a tenth of the corpus: strong
+    # enough that a phrase said three times by one creator and never by the others is
+    # not certain, weak enough that a habit seen in several videos clears `min_z`.
+    alpha0 = PRIOR_WEIGHT * grand
+    alpha = alpha0 * y_all / grand
+    delta = np.log((y_i + alpha) / (n_i + alpha0 - y_i - alpha)) - np.log(
+        (y_j + alpha) / (n_j + alpha0 - y_j - alpha)
+    )
+    z = delta / np.sqrt(1.0 / (y_i + alpha) + 1.0 / (y_j + alpha))
+    rate_i = y_i / n_i
+    rate_j = (y_j + 1.0) / (n_j + 1.0)
+    ok = (z >= options.min_z) & (rate_i >= options.min_ratio * rate_j)
+    for idx in np.flatnonzero(ok):
+        p = cand[idx]
+        at = int(starts[pair_starts[p]])
+        gram = [words[t] for t in tok[at:at + n].tolist()]
+        if n > 1 and (gram[-1] in _EDGE_END or gram[0] in _EDGE_START):
+            continue
+        if n == 1 and (len(gram[0]) < 3 or gram[0].replace("'", "").isdigit()):
+            continue
+        owner = int(pair_owner[p])
+        out.append((int(keys[pair_starts[p]]), owner, float(z[idx]), n, " ".join(gram)))
+    return out
 
 
 MAX_MERGED_WORDS = 8
