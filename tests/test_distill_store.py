@@ -137,6 +137,18 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
                                              .where(TechniquePage.origin == "import"))
         assert purposes == ["distill"] * 4
         assert raw_pages == 2  # nothing raw lost
+        # The semantic side too: the distilled page's sections have vectors, and the raw
+        # page's are left out of the matrix search scores.
+        from sqlalchemy import text
+
+        from tui.db import vectors
+
+        async with db.engine.connect() as conn:
+            pages = {r[3] for r in (await conn.execute(
+                text(vectors.MATRIX_ROWS), {"m": vectors.LOCAL_MODEL})).all()}
+            distilled_id, raw_id = (await conn.execute(text(
+                "SELECT page_id, raw_page_id FROM distilled_pages"))).one()
+        assert distilled_id in pages and raw_id not in pages
         prof = kaito.personality_profile
         assert prof["tone"]["energy"] == "high" and prof["_source"]["energy"] == "model"
         assert "Let's get weird with it" not in prof["vocabulary"]["signature_phrases"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from tui.db import search_index
+from tui.db import search_index, vectors
 from tui.db.models import Creator, DistilledLink, FileRecord, Section, TechniquePage, Video
 from tui.materials.model import TimedSentence
 from tui.services.distill import PROMPT_VERSION, DistilledPage, Transcript
@@ -246,6 +246,14 @@ async def store_distilled(db, raw: RawTranscript, page: DistilledPage, model: st
             link.prompt_version = PROMPT_VERSION
         await session.flush()
         await search_index.index_pages(conn, [distilled.id])
+        section_ids = (await session.scalars(
+            select(Section.id).where(Section.page_id == distilled.id))).all()
+        try:
+            # its vectors now, which also moves the generation: the semantic side drops
+            # the raw page and offers the distilled one
+            await vectors.update_sections(session, section_ids)
+        except vectors.EmbedError:  # the page is stored; the next start fills its vectors
+            logger.warning("section vectors not updated for %s", distilled.slug, exc_info=True)
         return distilled.slug
 
 

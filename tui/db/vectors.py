@@ -474,5 +474,7 @@ def cached_matrix(key: Any, generation: str | None, model: str, fetch) -> Matrix
 MATRIX_ROWS = (
     "SELECT v.section_id, p.creator_id, v.vector, s.page_id FROM section_vectors v "
     "JOIN sections s ON s.id = v.section_id JOIN technique_pages p ON p.id = s.page_id "
-    "WHERE v.model = :m ORDER BY v.section_id"
+    # a transcript page its distilled page replaced is out of search, on this side too
+    "WHERE v.model = :m AND s.page_id NOT IN (SELECT raw_page_id FROM distilled_pages) "
+    "ORDER BY v.section_id"
 )
