@@ -388,8 +388,10 @@ async def test_redis_concurrent_appends_two_clients_lose_no_turn(prefix):
 async def test_two_history_stores_appending_at_once_lose_no_turn(prefix, db):
     # The interface the chat service uses, two app instances on one conversation.
     settings = Settings(redis_url=REDIS_URL, redis_key_prefix=prefix)
-    a = await open_history(settings, db, max_messages=200)
-    b = await open_history(settings, db, max_messages=200)
+    # 100 appends at once open as many connections on a loaded loop: generous timeouts (the
+    # test is about atomicity; the app's own 1 s is for a hung server)
+    a = await open_history(settings, db, max_messages=200, budget=10.0, redis_timeout=10.0)
+    b = await open_history(settings, db, max_messages=200, budget=10.0, redis_timeout=10.0)
     cid = validate_conversation_id(None)
     try:
         await asyncio.gather(*(a.append(cid, *turn(i, "a")) for i in range(50)),

@@ -739,9 +739,11 @@ async def open_history(
     max_messages: int = MAX_MESSAGES,
     ttl: int = TTL_SECONDS,
     retry_interval: float = RETRY_INTERVAL,
+    redis_timeout: float = 1.0,
 ) -> HistoryStore:
     """The memory store for this session: Redis if `settings.redis_url` answers within `budget`
-    seconds, else the local store in `db` (and Redis is probed again every `retry_interval`)."""
+    seconds, else the local store in `db` (and Redis is probed again every `retry_interval`).
+    `redis_timeout`: Redis's connect and command timeout (see below)."""
     local = LocalHistory(db, max_messages=max_messages, ttl=ttl)
     try:
         await local.purge_expired()
@@ -758,8 +760,8 @@ async def open_history(
         # concurrent turns opening connections on a loaded event loop took more than 0.3 s
         # in CI) is not taken for a dead server, short enough that a hung one costs a turn
         # about a second. The start-up probe below has its own, shorter budget.
-        connect_timeout=1.0,
-        timeout=1.0,
+        connect_timeout=redis_timeout,
+        timeout=redis_timeout,
     )
     from tui.services import diagnose
 
