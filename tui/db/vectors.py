@@ -275,10 +275,14 @@ async def update_sections(
     AsyncSession. Returns how many vectors were written. Sections whose text is unchanged
     keep their vector. `progress(done, total)` is called after each batch."""
     if embedder is None:
-        embedder = embedder_for(await active_model(conn))
-        if embedder is None:  # the active model's server is not configured here: local
-            embedder = local_embedder()
-    model = embedder.name
+        # By name first: the local model takes a quarter of a second and ~70 MB to load,
+        # which a start-up with every vector in place does not need.
+        active = await active_model(conn)
+        remote = _remote[0]
+        model = active if active == LOCAL_MODEL or (remote is not None and remote.name == active) \
+            else LOCAL_MODEL  # the active model's server is not configured here: local
+    else:
+        model = embedder.name
     if section_ids is None:
         rows = (await conn.execute(text(
             _SECTION_TEXT + " LEFT JOIN section_vectors v ON v.section_id = s.id "
@@ -302,6 +306,8 @@ async def update_sections(
         h = content_hash(t)
         if stored.get(int(sid)) != h:
             todo.append((int(sid), t, h))
+    if todo and embedder is None:
+        embedder = embedder_for(model)
     written = 0
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start : start + EMBED_BATCH]
