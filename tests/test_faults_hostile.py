@@ -104,10 +104,13 @@ def test_hostile_kb_and_model_text_through_the_real_app(hostile_db, tmp_path):
                       CHRYSOPEDIA_LLM_API_URL=server.url, CHRYSOPEDIA_LLM_MODEL="m")
         with AppInPty(env) as app:
             app.wait_text("memory local", 60)
-            _ask(app, "parallel compression", "tokens")
-            screen = app.text()
             # Rich markup from the model and from the KB (sidebar) is shown literally.
-            assert "Answer [bold red]x[/] [link=https://evil.example/]click[/link]" in screen
+            # (Waited for as such: the meta line's "tokens" can be drawn a frame before the
+            # answer's last segment on a loaded machine.)
+            _ask(app, "parallel compression",
+                 "Answer [bold red]x[/] [link=https://evil.example/]click[/link]")
+            app.wait_for(lambda: "answering…" not in app.text(), what="answer finished")
+            screen = app.text()
             assert "Parallel Compression [bold red]x" in screen  # a source title, sidebar
             assert "Test Ada [bold red]x[/]" in screen  # the creator name, sidebar
             assert app.screen.title != "PWNED-TITLE"
