@@ -95,6 +95,8 @@ async def test_tier_none_asks_no_model_and_says_so(bundled, memory, llm_settings
     async with bundled.session() as s:
         assert (await s.execute(select(ChatUsageLog))).scalars().all() == []
     assert done.usage["total_tokens"] == 0
+    # Not an answer, so no claim check: its list of nearest topics is not "3 uncited claims".
+    assert done.claims is None and done.payload()["claims"] is None
 
 
 async def test_the_setting_restores_the_model_call(bundled, memory, llm_settings, fake_llm):

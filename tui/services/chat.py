@@ -560,7 +560,9 @@ class ChatService:
         from tui.services.usage import normalise_usage
 
         # Before `settled`: cancelled during the check, the turn is settled as cancelled.
-        claims = await self._check_claims(st) if st.status == "answered" else None
+        # The "nothing on this" reply is ours, not an answer: its topic list makes no claims.
+        checked = st.status == "answered" and st.run.model != NO_SOURCES_MODEL
+        claims = await self._check_claims(st) if checked else None
         st.settled = True
         run = st.run
         latency_ms = (time.monotonic() - st.start) * 1000
