@@ -37,15 +37,12 @@ def format_range(start: float | None, end: float | None) -> str:
 
 
 def source_prompt(source: dict[str, Any], backs: int | None = None) -> Text:
-    """Number, title (and ✓N: the claims of the answer it backs, when checked);
-    creator · section; where (▶ time range, pages, note › heading). Text objects: never
-    markup."""
+    """Number, title; creator · section; where (▶ time range, pages, note › heading), and
+    ✓N: the claims of the answer it backs, when checked. Text objects: never markup."""
     number = source.get("number", "?")
     text = Text()
     text.append(f"{number:>2} ", style="bold")
     text.append(one_line(source.get("title")) or "(untitled)", style="bold")
-    if backs is not None:
-        text.append(f"  ✓{backs}", style="green" if backs else "dim")
     creator = one_line(source.get("creator_name"))
     heading = one_line(source.get("section_heading"))
     detail = " · ".join(p for p in (creator, heading) if p)
@@ -59,6 +56,10 @@ def source_prompt(source: dict[str, Any], backs: int | None = None) -> Text:
     if where:
         marker = "▶ " if locator_kind(source) == "video" else ""
         text.append(f"\n   {marker}{where}", style="italic")
+    if backs is not None:
+        # On the last line, not after the title: a long title is cut with "…" at the
+        # sidebar's edge and took the mark with it.
+        text.append(f"  ✓{backs}", style="green" if backs else "dim")
     return text
 
 
