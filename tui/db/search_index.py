@@ -273,6 +273,14 @@ async def rebuild_index(conn: AsyncConnection) -> None:
     await _set_doc_count(conn)
     await _set_meta(conn, META_INDEX_VERSION, INDEX_VERSION)
     if not sqlite:
+        # the GIN indexes' pending lists (new entries not yet merged, which every search
+        # reads through) are merged now rather than left to the next vacuum
+        for index in ("ix_search_docs_tsv", "ix_search_docs_head"):
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(text(f"SELECT gin_clean_pending_list('{index}'::regclass)"))
+            except (DBAPIError, ProgrammingError):
+                pass  # not the index's owner: vacuum merges them
         await conn.execute(text("ANALYZE search_docs"))
         await conn.execute(text("ANALYZE search_vocab"))
         await conn.execute(text("ANALYZE search_trigrams"))

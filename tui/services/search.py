@@ -397,6 +397,7 @@ class _Postgres(_Backend):
     def __init__(self, x: _Exec) -> None:
         super().__init__(x)
         self._trgm_schema: str | None | bool = False  # False: not looked up yet
+        self._scan_fixed = False
 
     def _group_query(self, g: Group, i: int, params: dict[str, Any]) -> str:
         parts = []
@@ -426,26 +427,40 @@ class _Postgres(_Backend):
         weights = search_index.PG_RANK_WEIGHTS
         # `head` holds title, heading and tags only: much shorter posting lists.
         vector = "d.head" if head_only else "d.tsv"
-        terms = []
+        ranks, terms = [], []
         for i, q in enumerate(queries):
             params[f"idf{i}"] = idf[i] if idf else 1.0
-            rank = f"ts_rank_cd('{weights}', {vector}, {q}, 1)"
-            terms.append(f":idf{i} * " + PG_TERM_SCORE.format(rank=rank))
+            # each word's ts_rank_cd once (the score's formula names it twice)
+            ranks.append(f"ts_rank_cd('{weights}', {vector}, {q}, 1) AS r{i}")
+            terms.append(f":idf{i} * " + PG_TERM_SCORE.format(rank=f"r{i}"))
         match = "(" + (" && " if mode == "and" else " || ").join(queries) + ")"
         where = f"{vector} @@ {match}"
-        if head_only:  # the first SCORE_CAP matches (by section id) are ranked
-            where += (
-                " AND d.section_id <= coalesce((SELECT section_id FROM search_docs "
-                f"WHERE head @@ {match} ORDER BY section_id OFFSET :cap LIMIT 1), 2147483647)"
-            )
-            params["cap"] = self.score_cap()
         if creator_id is not None:
             where += " AND d.creator_id = :cid"
             params["cid"] = creator_id
+        if head_only:
+            # The first SCORE_CAP matches in the table's order are ranked: the scan stops
+            # there instead of reading (and sorting) every section that has the words,
+            # which for a common word is most of a large index. Seq scans start at the
+            # table's first block (not where another scan is) and run in one process, so
+            # the same data gives the same candidates.
+            if not self._scan_fixed:  # for the rest of this search's transaction
+                self.x.rows(
+                    "SELECT set_config('synchronize_seqscans', 'off', true), "
+                    "set_config('max_parallel_workers_per_gather', '0', true)", {})
+                self._scan_fixed = True
+            source = (
+                f"(SELECT d.section_id, {', '.join(ranks)} FROM (SELECT section_id, head "
+                f"FROM search_docs d WHERE {where} LIMIT :cap) d OFFSET 0)"
+            )
+            params["cap"] = self.score_cap()
+        else:
+            # OFFSET 0: not folded into the statement above, which would compute each rank twice
+            source = f"(SELECT d.section_id, {', '.join(ranks)} FROM search_docs d WHERE {where} OFFSET 0)"
         sql = (
             "WITH r AS (SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS pos "
-            f"FROM (SELECT d.section_id AS id, ({' + '.join(terms)}) AS score FROM search_docs d "
-            f"WHERE {where} ORDER BY score DESC, d.section_id LIMIT :n) top) "
+            f"FROM (SELECT m.section_id AS id, ({' + '.join(terms)}) AS score FROM {source} m "
+            "ORDER BY score DESC, m.section_id LIMIT :n) top) "
             + _WITH_DETAILS
         )
         return self.x.rows(sql, params)
