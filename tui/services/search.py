@@ -438,25 +438,25 @@ class _Postgres(_Backend):
         if creator_id is not None:
             where += " AND d.creator_id = :cid"
             params["cid"] = creator_id
-        if head_only:
-            # The first SCORE_CAP matches in the table's order are ranked: the scan stops
-            # there instead of reading (and sorting) every section that has the words,
-            # which for a common word is most of a large index. Seq scans start at the
-            # table's first block (not where another scan is) and run in one process, so
-            # the same data gives the same candidates.
-            if not self._scan_fixed:  # for the rest of this search's transaction
-                self.x.rows(
-                    "SELECT set_config('synchronize_seqscans', 'off', true), "
-                    "set_config('max_parallel_workers_per_gather', '0', true)", {})
-                self._scan_fixed = True
-            source = (
-                f"(SELECT d.section_id, {', '.join(ranks)} FROM (SELECT section_id, head "
-                f"FROM search_docs d WHERE {where} LIMIT :cap) d OFFSET 0)"
-            )
-            params["cap"] = self.score_cap()
-        else:
-            # OFFSET 0: not folded into the statement above, which would compute each rank twice
-            source = f"(SELECT d.section_id, {', '.join(ranks)} FROM search_docs d WHERE {where} OFFSET 0)"
+        # At most SCORE_CAP matches are scored, the first in the table's order: the scan
+        # stops there instead of reading (and sorting) every section that has the words.
+        # Head only: a common word's matches are most of a large index. The whole text:
+        # the words' counts come from the vocabulary, and a stem can match more sections
+        # than the word as typed (`required` matches `requirement`: 1,136 sections at 100k,
+        # not the vocabulary's 500). Seq scans start at the table's first block (not where
+        # another scan is) and run in one process, so the same data gives the same rows.
+        if not self._scan_fixed:  # for the rest of this search's transaction
+            self.x.rows(
+                "SELECT set_config('synchronize_seqscans', 'off', true), "
+                "set_config('max_parallel_workers_per_gather', '0', true)", {})
+            self._scan_fixed = True
+        params["cap"] = self.score_cap()
+        column = vector.removeprefix("d.")
+        # OFFSET 0: not folded into the statement below, which would compute each rank twice
+        source = (
+            f"(SELECT d.section_id, {', '.join(ranks)} FROM (SELECT section_id, {column} "
+            f"FROM search_docs d WHERE {where} LIMIT :cap) d OFFSET 0)"
+        )
         sql = (
             "WITH r AS (SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS pos "
             f"FROM (SELECT m.section_id AS id, ({' + '.join(terms)}) AS score FROM {source} m "
