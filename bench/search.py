@@ -322,7 +322,10 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
 
         search_mod.set_semantic(False)
         try:
+            load_before = os.getloadavg()[0]
             out["queries"] = await timed()
+            # the machine is shared: the 1-minute load average before and after the timing
+            out["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         finally:
             search_mod.set_semantic(True)
         if args.hybrid:
@@ -371,7 +374,7 @@ def main(argv=None) -> int:
         if not args.json:
             print(
                 f"{size:>7} sections  insert {result['insert_s']:>6.2f} s  index {result['index_build_s']:>6.2f} s"
-                f"  db {result['db_mb']:>7.1f} MB"
+                f"  db {result['db_mb']:>7.1f} MB  load {result['load_average_1m']}"
             )
             for label in ("queries", "hybrid"):
                 if label not in result:
