@@ -247,15 +247,17 @@ def _tag_text(tags) -> str:
     return ""
 
 
-def vocabulary(rows: Iterable[tuple]) -> Counter[str]:
-    """Section frequency of every vocabulary word (≥ 3 characters, not only digits)."""
-    df: Counter[str] = Counter()
-    page_words: dict[int, set[str]] = {}
+def vocabulary(rows: Iterable[tuple], df: Counter[str] | None = None) -> Counter[str]:
+    """Section frequency of every vocabulary word (≥ 3 characters, not only digits),
+    added to `df` when given (rows read in chunks)."""
+    df = Counter() if df is None else df
+    # the page's words are kept for the page's next rows only (rows come page by page
+    # in practice): memory stays flat however many pages there are
+    last_page, pw = None, set()
     for page_id, title, tags, summary, heading, body in rows:
-        pw = page_words.get(page_id)
-        if pw is None:
+        if page_id != last_page or last_page is None:
             pw = set(words(f"{title or ''} {_tag_text(tags)} {summary or ''}"))
-            page_words[page_id] = pw
+            last_page = page_id
         section = pw | set(words(f"{heading or ''} {body or ''}"))
         df.update(w for w in section if len(w) >= 3 and not w.isdigit())
     return df
@@ -278,8 +280,13 @@ async def rebuild_index(conn: AsyncConnection) -> None:
         inner = _PG_FILL.rstrip().removesuffix(") x")
         await conn.execute(text(inner + _NOT_REPLACED + "\n) x"))
 
-    result = await conn.execute(text(_TEXT_ROWS + _NOT_REPLACED))
-    df = vocabulary(result.all())
+    if sqlite:
+        df = vocabulary((await conn.execute(text(_TEXT_ROWS + _NOT_REPLACED))).all())
+    else:  # a server-side cursor: a million sections' text is never in memory at once
+        df = Counter()
+        result = await conn.stream(text(_TEXT_ROWS + _NOT_REPLACED))
+        async for chunk in result.partitions(5000):
+            vocabulary(chunk, df)
     await conn.execute(text("DELETE FROM search_trigrams"))
     await conn.execute(text("DELETE FROM search_vocab"))
     if df:
