@@ -203,6 +203,26 @@ def db_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
+async def pg_backends(db: Database) -> list[int]:
+    """The server process behind the pool's connection. The searches run one at a time,
+    so the pool holds one connection (checked: `pool_connections` in the output)."""
+    async with db.engine.connect() as conn:
+        return [(await conn.execute(text("SELECT pg_backend_pid()"))).scalar()]
+
+
+def proc_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (0 for one not readable)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def pg_target(args, size: int) -> tuple[str, str]:
     """(asyncpg DSN, schema) for one size: `?schema=NAME` on the URL names the schema
     (NAME_SIZE when several sizes are run), else a fresh random one."""
@@ -303,9 +323,11 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
                 for q in qs[:5]:
                     await service.search(q, db=db)
             figures = {}
+            backends = await pg_backends(db) if schema else []
             for kind, qs in queries.items():
                 times = []
                 tiers: dict[str, int] = {}
+                cpu0, server0 = time.process_time(), proc_cpu_s(backends)
                 for i, q in enumerate(qs):
                     t0 = time.perf_counter()
                     result = await service.search(q, db=db, creator=scoped(kind, i))
@@ -317,7 +339,16 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
                     "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
                     "max_ms": round(times[-1], 2),
                     "tiers": tiers,
+                    # CPU a search costs, which the machine's load does not inflate: this
+                    # process (the cascade, SQLAlchemy, the driver) and, on PostgreSQL, the
+                    # server processes of the pool's connections (from /proc)
+                    "client_cpu_ms": round((time.process_time() - cpu0) * 1000 / len(qs), 2),
                 }
+                if backends:
+                    figures[kind]["server_cpu_ms"] = round(
+                        (proc_cpu_s(backends) - server0) * 1000 / len(qs), 2)
+            if backends:
+                out["pool_connections"] = db.engine.pool.checkedin() + db.engine.pool.checkedout()
             return figures
 
         search_mod.set_semantic(False)
@@ -385,7 +416,8 @@ def main(argv=None) -> int:
                 for kind, q in result[label].items():
                     print(
                         f"          {kind:<7} p50 {q['p50_ms']:>7.2f} ms  p95 {q['p95_ms']:>7.2f}"
-                        f" ms  max {q['max_ms']:>7.2f} ms  tiers {q['tiers']}"
+                        f" ms  max {q['max_ms']:>7.2f} ms  cpu {q['client_cpu_ms']:.2f}"
+                        f" + {q.get('server_cpu_ms', 0):.2f} ms  tiers {q['tiers']}"
                     )
             if "common_unbounded" in result:
                 u = result["common_unbounded"]
