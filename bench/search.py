@@ -1,7 +1,8 @@
 """Search benchmark: synthetic knowledge bases of growing size, full `search()` latency.
 
     .venv/bin/python bench/search.py [--sizes 1000,10000,100000] [--json] [--hybrid]
-                                     [--db-url postgresql+asyncpg://...] [--queries 100]
+                                     [--db-url postgresql+asyncpg://...[?schema=NAME]]
+                                     [--keep] [--reuse] [--queries 100]
 
 For each size (number of sections) it builds a synthetic knowledge base whose
 words are drawn from the bundled pages with Zipf-like frequencies (the word of
@@ -17,6 +18,13 @@ call for four kinds of query:
 
 Every query runs once after a warm-up pass over a few of them. Results go in
 docs/BENCHMARKS.md by hand.
+
+On PostgreSQL the rows go in by COPY; `?schema=NAME` names the benchmark's schema (else a
+random one), `--keep` keeps it (with the build's figures) and `--reuse` queries a kept one
+instead of building it again: a 1,000,000-section KB is built once and queried many times.
+The schema is dropped at the end unless `--keep`. Each kind also reports the CPU one search
+used (`client_cpu_ms`; on PostgreSQL `server_cpu_ms`, the connection's server process),
+which a loaded machine does not inflate as it does the wall times.
 
 --hybrid also embeds every section with the local model (`embed_sections_per_s`), and
 times each query kind twice in the same process: lexical only (`queries`) and lexical +
