@@ -288,6 +288,7 @@ class _Backend:
         )
         found = {r[0]: int(r[1]) for r in rows}
         n_docs = found.pop("", 0)
+        found.pop(" pin", None)  # PostgreSQL's VOCAB_DF
         rest = [t for t in terms if t not in found]
         if rest:  # counted far enough to tell a word too common to score everywhere
             found.update(self.counts(rest, max(cap, self.score_cap() + 1)))
@@ -410,8 +411,15 @@ class _Postgres(_Backend):
     # By the primary key: for `term IN (...)` or `term = t.term` the planner picks
     # pg_trgm's GIN index on the same column (it answers equality too), 23-39 ms for 4
     # words at 1M sections against 0.15 ms; a range on the term only the btree serves.
+    PIN_SCANS = ("set_config('synchronize_seqscans', 'off', true), "
+                 "set_config('max_parallel_workers_per_gather', '0', true)")
+    # The same statement pins this search's scans (see `rank`), saving a round trip: a
+    # row of its own (always evaluated; its key, with a space, is never a query word)
+    # whose set_config calls last for the rest of the transaction.
     VOCAB_DF = (
-        "SELECT v.term, v.df FROM unnest(CAST(:terms AS text[])) AS t(term) "
+        "SELECT ' pin', length(set_config('synchronize_seqscans', 'off', true) "
+        "|| set_config('max_parallel_workers_per_gather', '0', true)) "
+        "UNION ALL SELECT v.term, v.df FROM unnest(CAST(:terms AS text[])) AS t(term) "
         "JOIN search_vocab v ON v.term >= t.term AND v.term <= t.term"
     )
 
@@ -430,6 +438,11 @@ class _Postgres(_Backend):
             params[f"w{i}_{j}"] = w
             parts.append(f"plainto_tsquery('{self.CONFIG}', :w{i}_{j})")
         return "(" + " || ".join(parts) + ")"
+
+    def dfs(self, terms: Sequence[str], cap: int) -> tuple[int, dict[str, int]]:
+        found = super().dfs(terms, cap)
+        self._scan_fixed = True  # by VOCAB_DF
+        return found
 
     def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:
         params: dict[str, Any] = {"cap": cap}
@@ -471,9 +484,7 @@ class _Postgres(_Backend):
         # not the vocabulary's 500). Seq scans start at the table's first block (not where
         # another scan is) and run in one process, so the same data gives the same rows.
         if not self._scan_fixed:  # for the rest of this search's transaction
-            self.x.rows(
-                "SELECT set_config('synchronize_seqscans', 'off', true), "
-                "set_config('max_parallel_workers_per_gather', '0', true)", {})
+            self.x.rows("SELECT " + self.PIN_SCANS, {})
             self._scan_fixed = True
         params["cap"] = self.score_cap()
         column = vector.removeprefix("d.")
