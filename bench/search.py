@@ -1,7 +1,8 @@
 """Search benchmark: synthetic knowledge bases of growing size, full `search()` latency.
 
     .venv/bin/python bench/search.py [--sizes 1000,10000,100000] [--json] [--hybrid]
-                                     [--db-url postgresql+asyncpg://...] [--queries 100]
+                                     [--db-url postgresql+asyncpg://...[?schema=NAME]]
+                                     [--keep] [--reuse] [--queries 100]
 
 For each size (number of sections) it builds a synthetic knowledge base whose
 words are drawn from the bundled pages with Zipf-like frequencies (the word of
@@ -17,6 +18,13 @@ call for four kinds of query:
 
 Every query runs once after a warm-up pass over a few of them. Results go in
 docs/BENCHMARKS.md by hand.
+
+On PostgreSQL the rows go in by COPY; `?schema=NAME` names the benchmark's schema (else a
+random one), `--keep` keeps it (with the build's figures) and `--reuse` queries a kept one
+instead of building it again: a 1,000,000-section KB is built once and queried many times.
+The schema is dropped at the end unless `--keep`. Each kind also reports the CPU one search
+used (`client_cpu_ms`; on PostgreSQL `server_cpu_ms`, the connection's server process),
+which a loaded machine does not inflate as it does the wall times.
 
 --hybrid also embeds every section with the local model (`embed_sections_per_s`), and
 times each query kind twice in the same process: lexical only (`queries`) and lexical +
@@ -87,21 +95,36 @@ class Corpus:
 
 
 async def build(db: Database, size: int, corpus: Corpus) -> dict:
-    """Insert `size` sections directly (the importer's checks are not what is measured)."""
+    """Insert `size` sections directly (the importer's checks are not what is measured).
+    On PostgreSQL the rows go in by COPY (the same rows, drawn in the same order)."""
     rng = corpus.rng
     pages = max(1, size // SECTIONS_PER_PAGE)
     t0 = time.perf_counter()
     async with db.engine.begin() as conn:
-        await conn.execute(
-            insert(Creator),
-            [{"id": i + 1, "slug": f"creator-{i}", "name": f"Creator {i}"} for i in range(CREATORS)],
-        )
-        await conn.execute(
-            insert(Video),
-            [{"id": f"v{i}", "creator_id": i % CREATORS + 1, "title": corpus.phrase(3, 6),
-              "filename": f"v{i}.mp4"} for i in range(pages)],
-        )
+        copy = None
+        if conn.dialect.name == "postgresql":
+            apg = (await conn.get_raw_connection()).driver_connection
+            schema = (await conn.execute(text("SELECT current_schema()"))).scalar()
+
+            async def copy(table, rows: list[dict]) -> None:
+                columns = list(rows[0])
+                await apg.copy_records_to_table(
+                    table.__tablename__, schema_name=schema, columns=columns,
+                    records=[tuple(json.dumps(r[c]) if c == "tags" else r[c] for c in columns)
+                             for r in rows])
+
+        async def put(table, rows: list[dict]) -> None:
+            if copy is not None:
+                await copy(table, rows)
+            else:
+                await conn.execute(insert(table), rows)
+
+        await put(Creator, [{"id": i + 1, "slug": f"creator-{i}", "name": f"Creator {i}"}
+                            for i in range(CREATORS)])
         batch = 5000
+        for start in range(0, pages, batch):
+            await put(Video, [{"id": f"v{i}", "creator_id": i % CREATORS + 1, "title": corpus.phrase(3, 6),
+                               "filename": f"v{i}.mp4"} for i in range(start, min(pages, start + batch))])
         for start in range(0, pages, batch):
             rows = []
             for p in range(start, min(pages, start + batch)):
@@ -109,8 +132,9 @@ async def build(db: Database, size: int, corpus: Corpus) -> dict:
                     "id": p + 1, "slug": f"page-{p}", "title": corpus.phrase(3, 6).title(),
                     "creator_id": p % CREATORS + 1, "topic_category": "Mixing",
                     "tags": corpus.words(rng.randint(2, 4)), "summary": corpus.phrase(15, 25),
+                    "origin": "kb",
                 })
-            await conn.execute(insert(TechniquePage), rows)
+            await put(TechniquePage, rows)
         sid = 0
         for start in range(0, size, batch):
             rows = []
@@ -125,7 +149,7 @@ async def build(db: Database, size: int, corpus: Corpus) -> dict:
                     "start_time": 30.0 * (sid % 20), "end_time": 30.0 * (sid % 20) + 30,
                 })
                 sid += 1
-            await conn.execute(insert(Section), rows)
+            await put(Section, rows)
     t1 = time.perf_counter()
     async with db.engine.begin() as conn:
         await search_index.rebuild_index(conn)
@@ -187,38 +211,108 @@ def db_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
+async def pg_backends(db: Database) -> list[int]:
+    """The server process behind the pool's connection. The searches run one at a time,
+    so the pool holds one connection (checked: `pool_connections` in the output)."""
+    async with db.engine.connect() as conn:
+        return [(await conn.execute(text("SELECT pg_backend_pid()"))).scalar()]
+
+
+def proc_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (0 for one not readable)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def pg_target(args, size: int) -> tuple[str, str]:
+    """(asyncpg DSN, schema) for one size: `?schema=NAME` on the URL names the schema
+    (NAME_SIZE when several sizes are run), else a fresh random one."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(args.db_url)
+    named = url.query.get("schema")
+    if isinstance(named, tuple):
+        named = named[0]
+    if named:
+        schema = named if len(args.size_list) == 1 else f"{named}_{size}"
+    else:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+    dsn = url.difference_update_query(["schema"]).set(drivername="postgresql")
+    return dsn.render_as_string(hide_password=False), schema
+
+
+async def pg_built(dsn: str, schema: str, size: int) -> dict | None:
+    """The build figures of a kept benchmark schema holding `size` sections, or None."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        raw = None
+        if await conn.fetchval("SELECT to_regclass(quote_ident($1) || '.chrysopedia_meta') IS NOT NULL",
+                               schema):
+            raw = await conn.fetchval(
+                f'SELECT value FROM "{schema}".chrysopedia_meta WHERE key = \'bench_build\'')
+    finally:
+        await conn.close()
+    built = json.loads(raw) if raw else None
+    return built if built and built.get("sections") == size else None
+
+
 async def bench_size(size: int, args, vocab: list[str]) -> dict:
     corpus = Corpus(vocab, seed=size)
     tmp = tempfile.mkdtemp(prefix="chrysopedia-bench-")
     path: Path | None = None
     schema = None
+    built: dict | None = None
     if args.db_url:
         import asyncpg
 
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        dsn = args.db_url.replace("postgresql+asyncpg", "postgresql")
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-        await conn.close()
+        dsn, schema = pg_target(args, size)
+        if args.reuse:
+            built = await pg_built(dsn, schema, size)
+            if built is None:
+                print(f"--reuse: schema {schema} holds no {size}-section benchmark KB; building it",
+                      file=sys.stderr)
+        if built is None:
+            conn = await asyncpg.connect(dsn)
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+            await conn.close()
         db = Database(args.db_url, schema=schema)
     else:
         path = Path(tmp) / "bench.db"
         db = Database(f"sqlite+aiosqlite:///{path}")
     try:
+        t_init = time.perf_counter()
         await db.init()
-        out: dict = {"sections": size, **(await build(db, size, corpus))}
+        if built is not None:
+            out: dict = {**built, "reused": True, "init_s": round(time.perf_counter() - t_init, 2)}
+        else:
+            out = {"sections": size, **(await build(db, size, corpus))}
         if path is not None:
             async with db.engine.connect() as conn:
                 await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
             out["db_mb"] = round(db_size(path) / 1e6, 1)
         else:
-            async with db.engine.connect() as conn:
+            async with db.engine.begin() as conn:
                 size_bytes = (await conn.execute(text(
                     "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
                     "JOIN pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
                 ))).scalar()
                 out["db_mb"] = round(float(size_bytes or 0) / 1e6, 1)
+                if built is None and args.keep:
+                    await conn.execute(text("DELETE FROM chrysopedia_meta WHERE key = 'bench_build'"))
+                    await conn.execute(text(
+                        "INSERT INTO chrysopedia_meta (key, value) VALUES ('bench_build', :v)"),
+                        {"v": json.dumps({k: out[k] for k in ("sections", "insert_s", "index_build_s")})})
         if args.hybrid:
             embedder = vectors.current_embedder()  # loaded before the clock starts
             t0 = time.perf_counter()
@@ -237,9 +331,11 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
                 for q in qs[:5]:
                     await service.search(q, db=db)
             figures = {}
+            backends = await pg_backends(db) if schema else []
             for kind, qs in queries.items():
                 times = []
                 tiers: dict[str, int] = {}
+                cpu0, server0 = time.process_time(), proc_cpu_s(backends)
                 for i, q in enumerate(qs):
                     t0 = time.perf_counter()
                     result = await service.search(q, db=db, creator=scoped(kind, i))
@@ -251,12 +347,24 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
                     "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
                     "max_ms": round(times[-1], 2),
                     "tiers": tiers,
+                    # CPU a search costs, which the machine's load does not inflate: this
+                    # process (the cascade, SQLAlchemy, the driver) and, on PostgreSQL, the
+                    # server processes of the pool's connections (from /proc)
+                    "client_cpu_ms": round((time.process_time() - cpu0) * 1000 / len(qs), 2),
                 }
+                if backends:
+                    figures[kind]["server_cpu_ms"] = round(
+                        (proc_cpu_s(backends) - server0) * 1000 / len(qs), 2)
+            if backends:
+                out["pool_connections"] = db.engine.pool.checkedin() + db.engine.pool.checkedout()
             return figures
 
         search_mod.set_semantic(False)
         try:
+            load_before = os.getloadavg()[0]
             out["queries"] = await timed()
+            # the machine is shared: the 1-minute load average before and after the timing
+            out["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         finally:
             search_mod.set_semantic(True)
         if args.hybrid:
@@ -268,10 +376,10 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
         return out
     finally:
         await db.dispose()
-        if schema:
+        if schema and not args.keep:
             import asyncpg
 
-            conn = await asyncpg.connect(args.db_url.replace("postgresql+asyncpg", "postgresql"))
+            conn = await asyncpg.connect(dsn)
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             await conn.close()
         if path is not None:
@@ -288,8 +396,15 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON document")
     parser.add_argument("--hybrid", action="store_true",
                         help="also embed the sections and time lexical + semantic search")
+    parser.add_argument("--keep", action="store_true",
+                        help="PostgreSQL: keep the benchmark schema (name it with ?schema= on the URL)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="PostgreSQL: query a schema kept by --keep instead of building it again")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.size_list = sizes
+    if (args.keep or args.reuse) and not args.db_url:
+        parser.error("--keep and --reuse are for PostgreSQL (--db-url postgresql+asyncpg://...?schema=NAME)")
     vocab = bundled_vocabulary()
     results = []
     for size in sizes:
@@ -298,7 +413,7 @@ def main(argv=None) -> int:
         if not args.json:
             print(
                 f"{size:>7} sections  insert {result['insert_s']:>6.2f} s  index {result['index_build_s']:>6.2f} s"
-                f"  db {result['db_mb']:>7.1f} MB"
+                f"  db {result['db_mb']:>7.1f} MB  load {result['load_average_1m']}"
             )
             for label in ("queries", "hybrid"):
                 if label not in result:
@@ -309,7 +424,8 @@ def main(argv=None) -> int:
                 for kind, q in result[label].items():
                     print(
                         f"          {kind:<7} p50 {q['p50_ms']:>7.2f} ms  p95 {q['p95_ms']:>7.2f}"
-                        f" ms  max {q['max_ms']:>7.2f} ms  tiers {q['tiers']}"
+                        f" ms  max {q['max_ms']:>7.2f} ms  cpu {q['client_cpu_ms']:.2f}"
+                        f" + {q.get('server_cpu_ms', 0):.2f} ms  tiers {q['tiers']}"
                     )
             if "common_unbounded" in result:
                 u = result["common_unbounded"]

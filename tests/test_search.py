@@ -444,3 +444,26 @@ async def test_a_database_without_an_index_gets_one(db_target, mini_kb_path, ser
         assert slugs(result)[0] == "parallel-compression"
     finally:
         await db.dispose()
+
+
+async def test_pg_gin_pending_lists_merged(kb_db, db_target):
+    """After a rebuild and after a page is re-indexed, the GIN indexes hold every entry:
+    no pending list for each search to read through (see search_index.merge_pending)."""
+    if db_target.backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from sqlalchemy import text
+
+    from tui.db import search_index
+
+    async def pending_pages(conn) -> list[int]:
+        # merging returns how many pending-list pages it merged: 0 when there were none
+        return [(await conn.execute(text(f"SELECT gin_clean_pending_list('{ix}'::regclass)"))).scalar()
+                for ix in ("ix_search_docs_tsv", "ix_search_docs_head")]
+
+    async with kb_db.engine.begin() as conn:
+        assert await pending_pages(conn) == [0, 0]  # the import's rebuild merged them
+        page_ids = [r[0] for r in await conn.execute(text("SELECT id FROM technique_pages"))]
+        await search_index.unindex_pages(conn, page_ids[:1])
+        await search_index.index_pages(conn, page_ids[:1])
+        assert await pending_pages(conn) == [0, 0]
+        await conn.rollback()

