@@ -67,6 +67,8 @@ __all__ = [
     "claim_segments",
     "quantities",
     "same_quantity",
+    "spoken_value",
+    "written_quantities",
 ]
 
 CLASSES = ("supported", "misattributed", "unsupported", "uncited")
@@ -223,7 +225,7 @@ def _content_words(text: str) -> list[str]:
     return [
         w for w in words(text)
         if len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
-        and w not in _NUMBER_WORDS and w not in _TENS
+        and w not in _NUMBER_WORDS and w not in _TENS and w not in _SCALE_WORDS
     ]
 
 
@@ -257,6 +259,8 @@ def _r(x: float) -> float:
 # unit text (lower case) -> (dimension, scale to the base unit)
 _UNITS: dict[str, tuple[str | None, float]] = {
     "khz": ("hz", 1000.0), "hz": ("hz", 1.0), "mhz": ("hz", 1e6), "k": (None, 1000.0),
+    "hertz": ("hz", 1.0), "kilohertz": ("hz", 1000.0), "kilo hertz": ("hz", 1000.0),
+    "decibel": ("db", 1.0),
     "ms": ("s", 0.001), "msec": ("s", 0.001), "millisecond": ("s", 0.001),
     "milliseconds": ("s", 0.001), "us": ("s", 1e-6), "µs": ("s", 1e-6),
     "s": ("s", 1.0), "sec": ("s", 1.0), "secs": ("s", 1.0), "second": ("s", 1.0),
@@ -296,11 +300,43 @@ _QUANTITY = re.compile(
 )
 _TENS = {"twenty": 20.0, "thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0,
          "seventy": 70.0, "eighty": 80.0, "ninety": 90.0}
+_SCALE_WORDS = {"hundred": 100.0, "thousand": 1000.0}
+# A number said in words, as transcripts of speech have them: "eighty", "forty-eight",
+# "two hundred and fifty", "one point two", "five thousand".
+_SPOKEN = "|".join(sorted([*_NUMBER_WORDS, *_TENS, *_SCALE_WORDS], key=len, reverse=True))
+_SPOKEN_NUMBER = (
+    rf"(?:{_SPOKEN})(?:(?:[\s-]+and)?[\s-]+(?:{_SPOKEN}))*(?:\s+point(?:\s+(?:{'|'.join(list(_NUMBER_WORDS)[:10])}))+)?"
+)
 _WORD_QUANTITY = re.compile(
-    rf"\b(?:(?P<tens>{'|'.join(_TENS)})[\s-]+)?(?P<word>{'|'.join(_NUMBER_WORDS)})[\s-]+"
-    rf"(?P<unit>{_UNIT_RE})(?![a-z])",
+    rf"\b(?P<number>{_SPOKEN_NUMBER})[\s-]+(?P<unit>{_UNIT_RE})(?![a-z])",
     re.IGNORECASE,
 )
+# "eight to one": a ratio said in words.
+_WORD_RATIO = re.compile(
+    rf"\b(?P<number>{_SPOKEN_NUMBER})\s+to\s+one\b(?!\s*(?:{_UNIT_RE})\b)", re.IGNORECASE)
+
+
+def spoken_value(text: str) -> float:
+    """The value of a number said in words ("two hundred and fifty" = 250, "one point two"
+    = 1.2); the words are those `_SPOKEN_NUMBER` matches."""
+    whole, _, fraction = text.lower().partition(" point ")
+    total = current = 0.0
+    for word in re.split(r"[\s-]+", whole.strip()):
+        if word in _NUMBER_WORDS and word != "hundred":
+            current += _NUMBER_WORDS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = (current or 1.0) * 100.0
+        elif word == "thousand":
+            total += (current or 1.0) * 1000.0
+            current = 0.0
+    value = total + current
+    digits = "".join(str(int(_NUMBER_WORDS[w])) for w in fraction.split() if w in _NUMBER_WORDS)
+    return value + (float("0." + digits) if digits else 0.0)
+
+
+_CLOCK = re.compile(r"(?<![\w.:])\d{1,2}:\d\d(?::\d\d)?(?![\w:]|\.\d)")
 _RANGE_GAP = re.compile(r"^\s*(?:[-–—]|to|and|or)\s*$", re.IGNORECASE)
 _CITATION_TEXT = re.compile(r"\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\](?:\([^)]*\))?")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
@@ -314,19 +350,38 @@ def quantities(text: str) -> list[Quantity]:
     """The numbers a text states, with their units (see `Quantity`).
 
     A range takes its unit from its last number (`10–40 ms` is 10 ms and 40 ms).
-    Citation markers are not numbers.
+    Citation markers are not numbers. Numbers said in words count before a unit
+    ("eighty hertz", "two hundred and fifty milliseconds") and in a ratio ("eight to one").
     """
     return list(_quantities(text))
 
 
+def written_quantities(text: str) -> list[tuple[Quantity, str]]:
+    """`quantities(text)`, each with the words that state it ("18 dB", "8:1")."""
+    return [(q, text[s:e]) for q, s, e in _quantity_spans(text)]
+
+
 @lru_cache(maxsize=4096)
 def _quantities(text: str) -> tuple[Quantity, ...]:
-    text = _CITATION_TEXT.sub(" ", text)
-    out: list[Quantity] = []
-    taken: list[tuple[int, int]] = []
+    return tuple(q for q, _s, _e in _quantity_spans(text))
+
+
+@lru_cache(maxsize=1024)
+def _quantity_spans(text: str) -> tuple[tuple[Quantity, int, int], ...]:
+    # Citations blanked to spaces of their length: offsets stay those of `text`.
+    text = _CITATION_TEXT.sub(lambda m: " " * len(m.group()), text)
+    out: list[tuple[Quantity, int, int]] = []
+    # A clock time (1:05, 12:30:15) is a moment of a video, not a ratio or a number.
+    taken: list[tuple[int, int]] = [m.span() for m in _CLOCK.finditer(text)]
     for m in _RATIO.finditer(text):
+        if any(s <= m.start() < e for s, e in taken):
+            continue
         a, b = _float(m.group(1)), _float(m.group(2) or m.group(3))
-        out.append(Quantity(a / b if b else math.inf, "ratio", (a, b), a))
+        out.append((Quantity(a / b if b else math.inf, "ratio", (a, b), a), *m.span()))
+        taken.append(m.span())
+    for m in _WORD_RATIO.finditer(text):
+        a = spoken_value(m.group("number"))
+        out.append((Quantity(a, "ratio", (a, 1.0), a), *m.span()))
         taken.append(m.span())
     found: list[tuple[int, int, float, str | None, float, bool]] = []
     for m in _QUANTITY.finditer(text):
@@ -340,10 +395,10 @@ def _quantities(text: str) -> tuple[Quantity, ...]:
             dim, scale = None, 1.0
         found.append((m.start(), m.end(), raw, dim, scale, bool(unit)))
     for m in _WORD_QUANTITY.finditer(text):
+        if any(s <= m.start() < e for s, e in taken):
+            continue
         dim, scale = _UNITS[" ".join(m.group("unit").lower().split())]
-        raw = _NUMBER_WORDS[m.group("word").lower()]
-        if m.group("tens"):
-            raw += _TENS[m.group("tens").lower()]
+        raw = spoken_value(m.group("number"))
         found.append((m.start(), m.end(), raw, dim, scale, True))
     found.sort()
     # A bare number before a number with a unit, joined as a range, takes that unit.
@@ -353,8 +408,8 @@ def _quantities(text: str) -> tuple[Quantity, ...]:
             nxt = found[i + 1]
             if nxt[5] and _RANGE_GAP.match(text[end:nxt[0]]):
                 found[i] = (start, end, raw, nxt[3], nxt[4], True)
-    for _s, _e, raw, dim, scale, _u in found:
-        out.append(Quantity(raw * scale, dim, None, raw))
+    for s, e, raw, dim, scale, _u in found:
+        out.append((Quantity(raw * scale, dim, None, raw), s, e))
     return tuple(out)
 
 
@@ -769,9 +824,12 @@ def _supports(forms: list[frozenset[str]], numbers: list[Quantity], srcs: list[_
 
 
 def check_claims(
-    answer: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None
+    answer: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None,
+    cite: Sequence[int] = (),
 ) -> ClaimReport:
-    """Split `answer` into claims and check each against `sources` (see the module doc)."""
+    """Split `answer` into claims and check each against `sources` (see the module doc).
+    `cite`: the sources a sentence without a citation of its own cites (a distilled
+    section's sentences all cite the transcript range it was written from)."""
     if not answer:
         return ClaimReport(n_sources=len(sources))
     srcs = _prepare_sources(sources)
@@ -801,6 +859,8 @@ def check_claims(
         cited, invalid = _cited(text, len(srcs))
         if not cited and not invalid and seg.block in item_cites:
             cited, invalid = item_cites[seg.block]
+        if not cited and not invalid and cite:
+            cited = tuple(n for n in cite if 1 <= n <= len(srcs))
         plain = _LINK_TARGET.sub("]", _CITATION_TEXT.sub(" ", text[:MAX_CLAIM_CHARS]))
         if not _is_claim(plain, bool(cited or invalid)):
             continue
