@@ -721,8 +721,9 @@ def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> 
             add(fld, s, e, stems, nums)
             all_stems |= stems
             if i + 1 < len(per) and fld == "section_body":
-                _s2, e2, stems2, nums2 = per[i + 1]
-                add(fld, s, e2, stems | stems2, nums + nums2)
+                _s2, e2, stems2, _nums2 = per[i + 1]
+                # read across the break: a number a line break parted from its unit
+                add(fld, s, e2, stems | stems2, quantities(masked[s:e2]))
     src.stems = frozenset(all_stems)
     return src
 

@@ -66,6 +66,8 @@ SUMMARY_CHARS = 300
 # A section is kept when at least this share of its sentences are supported by its range
 # (the claim check's rule: bench/distill_check.py measures it), and all its numbers are said there.
 SECTION_SUPPORT_MIN = 0.8
+# What a cached verdict was checked by: a cached page of another check is asked for again.
+CHECK_VERSION = "claims-1"
 RANGE_SLACK_S = 2.0
 EDGE_SLACK_S = 1.0
 TRANSCRIPT_CHARS = 60_000  # the transcript sent to the model, at most (about 15k tokens)
@@ -233,11 +235,14 @@ class Outcome:
     model: str | None = None
     tokens: int = 0
     raw: str | None = None  # the model's last answer, when it was rejected
+    # each section's claim check (`SectionCheck.as_dict()`) of the page last checked
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = {"key": self.key, "status": self.status, "reasons": self.reasons,
                "attempts": self.attempts, "cached": self.cached, "model": self.model,
                "tokens": self.tokens}
+        out["checks"] = self.checks
         if self.page is not None:
             out["page"] = asdict(self.page)
         return out
@@ -338,11 +343,15 @@ def _range_sentences(t: Transcript, start: float, end: float) -> list[TimedSente
 
 
 def _said(sentences: Sequence[TimedSentence]) -> tuple[str, list[int]]:
-    """Sentences as a claim-check source: one a line (a line is never joined to the next
-    one as a sentence), and where each line starts."""
+    """Sentences as a claim-check source: one a line, and where each line starts. The
+    full stop a caption reader adds at a pause goes: a line break parts sentences anyway,
+    and a number cut from its unit by the pause ("set the attack to 10." / "Milliseconds
+    so...") is read whole again in the window of the two lines."""
     starts, lines, at = [], [], 0
     for s in sentences:
         text = " ".join(s.text.split())
+        if text.endswith(".") and not text.endswith(".."):
+            text = text[:-1]
         starts.append(at)
         lines.append(text)
         at += len(text) + 1
@@ -350,11 +359,13 @@ def _said(sentences: Sequence[TimedSentence]) -> tuple[str, list[int]]:
 
 
 def _said_at(sentences: Sequence[TimedSentence], starts: list[int], span: Any) -> str | None:
-    """The time of the sentence a span of `_said` text starts in."""
+    """When the words of a span of `_said` text are said: "2:44-3:41" (the sentences it
+    covers: one, or two in a row)."""
     if not span or not sentences:
         return None
     i = max(0, bisect.bisect_right(starts, span[0]) - 1)
-    return _clock(sentences[i].start)
+    j = max(i, bisect.bisect_right(starts, max(span[0], span[1] - 1)) - 1)
+    return f"{_clock(sentences[i].start)}-{_clock(sentences[j].end)}"
 
 
 def _short(text: str, limit: int = 70) -> str:
@@ -436,13 +447,15 @@ def check_section(t: Transcript, heading: str, body: str, start: float, end: flo
                           "span": list(own.span) if own and own.span and status == "supported" else None,
                           "said_at": at})
         if status != "supported":
-            unsupported.append((claim, status, at))
+            numbers_off = own is not None and not own.numbers_ok
+            unsupported.append((claim, "number" if numbers_off and not elsewhere else status, at))
     for written in out.numbers_missing:
         out.problems.append(f"{label}: the number {written!r} is not said in its range")
     if out.claims and out.share < SECTION_SUPPORT_MIN:
         why = []
         for claim, status, at in unsupported[:3]:
-            where = f"said at {at}, outside its range" if status == "outside" else "not said in the transcript"
+            where = {"outside": f"said at {at}, outside its range",
+                     "number": "a number of it is not said there"}.get(status, "not said in the transcript")
             why.append(f"“{_short(claim.text)}”: {where}")
         out.problems.append(
             f"{label}: not supported by its range: {out.supported} of its {out.claims} sentences "
@@ -668,10 +681,11 @@ class Distiller:
     async def distill_one(self, t: Transcript) -> Outcome:
         key = DistillCache.key(t.text_hash, self.model)
         hit = self.cache.get(key)
-        if hit is not None:
+        if hit is not None and hit.get("check") == CHECK_VERSION:
             page = DistilledPage.from_dict(hit["page"]) if hit.get("page") else None
             return Outcome(t.key, hit["status"], page, list(hit.get("reasons") or []), 0, True,
-                           hit.get("model"), 0)
+                           hit.get("model"), 0, checks=list(hit.get("checks") or []))
+        # (a verdict of another check is asked again: the check decides what is kept)
         first = page_messages(t)
         messages = first
         outcome = Outcome(t.key, "failed")
@@ -687,7 +701,8 @@ class Distiller:
                 outcome.status, outcome.reasons = "failed", [failure or "no answer"]
                 return outcome  # not cached: a model that did not answer may answer next time
             data, problem = parse_json_object(text)
-            page, reasons = (None, [problem]) if data is None else validate_page(data, t)
+            page, reasons, checks = (None, [problem], []) if data is None else check_page(data, t)
+            outcome.checks = [c.as_dict() for c in checks]
             if page is not None:
                 outcome.status, outcome.page, outcome.reasons = "distilled", page, []
                 break
@@ -698,6 +713,7 @@ class Distiller:
             "status": outcome.status, "reasons": outcome.reasons, "model": outcome.model,
             "page": asdict(outcome.page) if outcome.page else None,
             "prompt_version": PROMPT_VERSION, "transcript": t.key,
+            "check": CHECK_VERSION, "checks": outcome.checks,
         })
         return outcome
 
