@@ -215,3 +215,37 @@ async def test_the_lit_words_stay_at_their_offsets_when_the_source_holds_escapes
         lit_text = "".join(content.plain[s.start:s.end] for s in content.spans)
         assert lit_text == "Set the release to 80 ms "
         assert len(screen.query(".sd-para")) == 3
+
+
+async def test_the_jump_key_goes_on_to_the_next_answer_and_wraps(kb_settings, fake_llm):
+    n = await numbering(kb_settings)
+    fake_llm.set_mode("normal", tokens=script(n["setup"], n["blend"]))
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        for asked in (1, 2):
+            app.prompt.load_text(QUESTION)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda asked=asked: len(app.conversation.answers) == asked
+                             and app.conversation.last_answer.marked, what=f"answer {asked} marked")
+        await pilot.pause()
+        first, second = app.conversation.answers
+        # From the answer in view (the last), through its two questionable claims, on to
+        # the first answer's, and round again.
+        seen = []
+        for _ in range(5):
+            await pilot.press("f5")
+            await pilot.pause()
+            answer, index = app.screen._claim_focus
+            seen.append(("first" if answer is first else "second", index))
+            assert visible(app, answer.claim_block(index))
+        def questionable(answer):
+            return [k for k, i in enumerate(answer.claims["items"])
+                    if i["status"] in ("misattributed", "unsupported")]
+
+        expected = [("second", k) for k in questionable(second)] + [
+            ("first", k) for k in questionable(first)]
+        assert len(expected) >= 4  # two answers, each with a misattributed and an unsupported claim
+        assert seen == (expected * 2)[:5]
+        # The sidebar follows: the offered source of the first answer's claim was picked there.
+        await wait_until(pilot, lambda: "Without support" in toasts(app))

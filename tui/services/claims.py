@@ -63,6 +63,7 @@ __all__ = [
     "check_saved_answer",
     "citation_span",
     "next_questionable",
+    "next_questionable_across",
     "summary_line",
     "claim_segments",
     "quantities",
@@ -336,6 +337,7 @@ def spoken_value(text: str) -> float:
     return value + (float("0." + digits) if digits else 0.0)
 
 
+_ENDS_IN_NUMBER = re.compile(r"\d[.,]?\s*$")
 _CLOCK = re.compile(r"(?<![\w.:])\d{1,2}:\d\d(?::\d\d)?(?![\w:]|\.\d)")
 _RANGE_GAP = re.compile(r"^\s*(?:[-–—]|to|and|or)\s*$", re.IGNORECASE)
 _CITATION_TEXT = re.compile(r"\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\](?:\([^)]*\))?")
@@ -721,9 +723,12 @@ def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> 
             add(fld, s, e, stems, nums)
             all_stems |= stems
             if i + 1 < len(per) and fld == "section_body":
-                _s2, e2, stems2, _nums2 = per[i + 1]
-                # read across the break: a number a line break parted from its unit
-                add(fld, s, e2, stems | stems2, quantities(masked[s:e2]))
+                _s2, e2, stems2, nums2 = per[i + 1]
+                # A sentence ending in a number is read again across the break: a caption's
+                # pause can part a number from its unit ("to 10" / "milliseconds so").
+                both = (quantities(masked[s:e2]) if _ENDS_IN_NUMBER.search(masked, s, e)
+                        else nums + nums2)
+                add(fld, s, e2, stems | stems2, both)
     src.stems = frozenset(all_stems)
     return src
 
@@ -1025,3 +1030,32 @@ def next_questionable(claims: dict[str, Any] | None, after: int = -1) -> dict[st
         return None
     later = [i for i in items if i.get("start", 0) > after]
     return min(later or items, key=lambda i: i.get("start", 0))
+
+
+def next_questionable_across(
+    answers: Sequence[dict[str, Any] | None], current: int, after: int = -1
+) -> tuple[int, dict[str, Any]] | None:
+    """The jump key's target over a whole conversation: `answers` are the answers' claim
+    checks in order (None: not checked), `current` the answer the jump starts from and
+    `after` the offset in it of the claim last jumped to. The next questionable claim of
+    that answer after `after`; else the first of the next answer that has one (wrapping
+    around the conversation, back to the start of `current`). (answer index, item), or
+    None when no answer has a questionable claim."""
+    n = len(answers)
+    if not n:
+        return None
+    current = min(max(current, 0), n - 1)
+
+    def questionable(claims: dict[str, Any] | None) -> list[dict[str, Any]]:
+        items = [i for i in (claims or {}).get("items") or [] if i.get("status") in QUESTIONABLE]
+        return sorted(items, key=lambda i: i.get("start", 0))
+
+    later = [i for i in questionable(answers[current]) if i.get("start", 0) > after]
+    if later:
+        return current, later[0]
+    for step in range(1, n + 1):
+        k = (current + step) % n
+        found = questionable(answers[k])
+        if found:
+            return k, found[0]
+    return None
