@@ -308,13 +308,15 @@ _SPOKEN = "|".join(sorted([*_NUMBER_WORDS, *_TENS, *_SCALE_WORDS], key=len, reve
 _SPOKEN_NUMBER = (
     rf"(?:{_SPOKEN})(?:(?:[\s-]+and)?[\s-]+(?:{_SPOKEN}))*(?:\s+point(?:\s+(?:{'|'.join(list(_NUMBER_WORDS)[:10])}))+)?"
 )
-_WORD_QUANTITY = re.compile(
-    rf"\b(?P<number>{_SPOKEN_NUMBER})[\s-]+(?P<unit>{_UNIT_RE})(?![a-z])",
+# A number said in words before a unit, or as a ratio ("eight to one"), in one pass; run
+# only on a text holding a number word (the alternation is costly at every word).
+_WORD_NUMBER = re.compile(
+    rf"\b(?P<number>{_SPOKEN_NUMBER})(?:[\s-]+(?P<unit>{_UNIT_RE})(?![a-z])"
+    rf"|(?P<ratio>\s+to\s+one\b)(?!\s*(?:{_UNIT_RE})\b))",
     re.IGNORECASE,
 )
-# "eight to one": a ratio said in words.
-_WORD_RATIO = re.compile(
-    rf"\b(?P<number>{_SPOKEN_NUMBER})\s+to\s+one\b(?!\s*(?:{_UNIT_RE})\b)", re.IGNORECASE)
+_SPOKEN_WORDS = frozenset([*_NUMBER_WORDS, *_TENS, *_SCALE_WORDS])
+_LETTERS = re.compile(r"[a-z]+")
 
 
 def spoken_value(text: str) -> float:
@@ -381,10 +383,13 @@ def _quantity_spans(text: str) -> tuple[tuple[Quantity, int, int], ...]:
         a, b = _float(m.group(1)), _float(m.group(2) or m.group(3))
         out.append((Quantity(a / b if b else math.inf, "ratio", (a, b), a), *m.span()))
         taken.append(m.span())
-    for m in _WORD_RATIO.finditer(text):
-        a = spoken_value(m.group("number"))
-        out.append((Quantity(a, "ratio", (a, 1.0), a), *m.span()))
-        taken.append(m.span())
+    said = (list(_WORD_NUMBER.finditer(text))
+            if not _SPOKEN_WORDS.isdisjoint(_LETTERS.findall(text.lower())) else [])
+    for m in said:
+        if m.group("ratio") and not any(s <= m.start() < e for s, e in taken):
+            a = spoken_value(m.group("number"))
+            out.append((Quantity(a, "ratio", (a, 1.0), a), *m.span()))
+            taken.append(m.span())
     found: list[tuple[int, int, float, str | None, float, bool]] = []
     for m in _QUANTITY.finditer(text):
         if any(s <= m.start() < e for s, e in taken):
@@ -396,8 +401,8 @@ def _quantity_spans(text: str) -> tuple[tuple[Quantity, int, int], ...]:
         else:
             dim, scale = None, 1.0
         found.append((m.start(), m.end(), raw, dim, scale, bool(unit)))
-    for m in _WORD_QUANTITY.finditer(text):
-        if any(s <= m.start() < e for s, e in taken):
+    for m in said:
+        if m.group("ratio") or any(s <= m.start() < e for s, e in taken):
             continue
         dim, scale = _UNITS[" ".join(m.group("unit").lower().split())]
         raw = spoken_value(m.group("number"))
