@@ -14,6 +14,10 @@ wrong sections made from it:
 * `invented`: the body of a section of another tutorial (off topic);
 * `added`: its own body plus one plausible sentence the creator never says.
 
+`--as-imported`: the four tutorials' sentences as `chrysopedia import` reads them from a
+yt-dlp download (bench/ytdlp_material.py: rolling auto-captions; sentences re-formed at
+pauses, capitalised, cut at 40 words), without the test's transcript (14 good sections).
+
 Every section is checked alone, as a one-section page, by `validate_page` against
 its transcript. The figures: the share of good sections accepted, and of each
 kind of wrong section rejected (`accepted`, `rejected`), with the sections that
@@ -47,15 +51,39 @@ ADDED = (
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?=\s*(?:ms|dB|Hz|kHz|%|:1|\s*seconds))")
 
 
+IMPORTED = False  # --as-imported: the sentences as the yt-dlp reader gives them
+
+
+def _as_imported(key: str, index: int) -> list[TimedSentence]:
+    """The tutorial written as a yt-dlp download (rolling auto-captions) and read back by
+    the importer's reader: sentences re-formed at pauses, capitalised, a full stop added,
+    cut at 40 words (a number can end one sentence and its unit start the next)."""
+    import tempfile
+
+    from distill_eval import _video
+    from ytdlp_material import write_video
+
+    from tui.materials.discover import discover
+    from tui.materials.read import read
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_video(Path(tmp), _video(key, index))
+        (group,) = [g for g in discover([Path(tmp)])]
+        return list(read(group).sentences)
+
+
 def _transcripts() -> dict[str, tuple[Transcript, dict]]:
     import test_distill
 
     out = {}
-    for key, (title, duration, said) in TUTORIALS.items():
+    for index, (key, (title, duration, said)) in enumerate(TUTORIALS.items()):
+        sentences = (_as_imported(key, index) if IMPORTED
+                     else [TimedSentence(a, b, s) for a, b, s in said])
         t = Transcript(key=key, creator_slug="eval", creator_name="Eval", title=title,
-                       sentences=[TimedSentence(a, b, s) for a, b, s in said], duration=duration)
+                       sentences=sentences, duration=duration)
         out[key] = (t, PAGES[key])
-    out["test-drums"] = (test_distill.transcript(), test_distill.VALID)
+    if not IMPORTED:  # (the same tutorial as "drums")
+        out["test-drums"] = (test_distill.transcript(), test_distill.VALID)
     return out
 
 
@@ -151,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--sweep", action="store_true",
                         help="also the figures at other values of SECTION_SUPPORT_MIN")
+    parser.add_argument("--as-imported", action="store_true",
+                        help="the four tutorials' sentences as the yt-dlp reader gives them")
     args = parser.parse_args(argv)
+    global IMPORTED
+    IMPORTED = args.as_imported
     result = evaluate()
     if args.sweep:
         result["sweep"] = sweep()
