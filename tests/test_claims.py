@@ -391,3 +391,28 @@ def test_the_view_helpers_find_the_span_of_a_citation_and_the_next_questionable_
     assert second["status"] == "unsupported"
     assert next_questionable(payload, second["start"]) == first
     assert next_questionable({"items": []}) is None
+
+
+def test_checks_in_several_threads_at_once_do_not_share_a_stemmer_mid_word():
+    """The check runs in threads (answers, saved answers, distilled pages at once); the
+    Snowball stemmer keeps the word it works on in itself (without the lock, 3 runs of 3
+    broke with IndexError on this machine)."""
+    import threading
+
+    from tui.services import claims as claims_mod
+
+    errors = []
+
+    def stem(k):
+        try:
+            for i in range(k, 3000, 4):
+                claims_mod._stems(f"compressing{i}threaded{k}")
+        except Exception as exc:  # noqa: BLE001 - collected for the assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stem, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

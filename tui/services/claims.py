@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -193,6 +194,9 @@ class ClaimReport:
 # ── words and numbers ─────────────────────────────────────────────────────
 
 _STEMMER = snowballstemmer.stemmer("english")
+# The check runs in threads (`asyncio.to_thread`: answers, saved answers, distilled pages),
+# possibly several at once.
+_STEMMER_LOCK = threading.Lock()
 # Words that say nothing about a technique on their own; left out of the score.
 _FILLER = frozenset(
     """
@@ -209,7 +213,8 @@ def _stems(word: str) -> frozenset[str]:
     forms = [word, *variants(word)]
     out = set()
     for form in forms:
-        stem = _STEMMER.stemWord(form)
+        with _STEMMER_LOCK:  # a Snowball stemmer keeps its word in itself: one thread at a time
+            stem = _STEMMER.stemWord(form)
         # Snowball keeps agent nouns: compressor ~ compress, oscillator ~ oscill.
         if stem.endswith("or") and len(stem) > 6:
             stem = stem[:-2]
@@ -230,11 +235,13 @@ def _content_words(text: str) -> list[str]:
     ]
 
 
-def _stem_set(text: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def _stem_set(text: str) -> frozenset[str]:
+    """(Cached: a transcript's sentences are read again for each distilled section's range.)"""
     out: set[str] = set()
     for w in _content_words(text):
         out |= _stems(w)
-    return out
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -370,8 +377,12 @@ def _quantities(text: str) -> tuple[Quantity, ...]:
     return tuple(q for q, _s, _e in _quantity_spans(text))
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=8192)
 def _quantity_spans(text: str) -> tuple[tuple[Quantity, int, int], ...]:
+    digits = _HAS_DIGIT.search(text) is not None
+    spoken = not _SPOKEN_WORDS.isdisjoint(_LETTERS.findall(text.lower()))
+    if not digits and not spoken:
+        return ()  # most sentences of a transcript: no pattern need run
     # Citations blanked to spaces of their length: offsets stay those of `text`.
     text = _CITATION_TEXT.sub(lambda m: " " * len(m.group()), text)
     out: list[tuple[Quantity, int, int]] = []
@@ -383,8 +394,7 @@ def _quantity_spans(text: str) -> tuple[tuple[Quantity, int, int], ...]:
         a, b = _float(m.group(1)), _float(m.group(2) or m.group(3))
         out.append((Quantity(a / b if b else math.inf, "ratio", (a, b), a), *m.span()))
         taken.append(m.span())
-    said = (list(_WORD_NUMBER.finditer(text))
-            if not _SPOKEN_WORDS.isdisjoint(_LETTERS.findall(text.lower())) else [])
+    said = list(_WORD_NUMBER.finditer(text)) if spoken else []
     for m in said:
         if m.group("ratio") and not any(s <= m.start() < e for s, e in taken):
             a = spoken_value(m.group("number"))

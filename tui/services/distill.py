@@ -376,7 +376,7 @@ def _short(text: str, limit: int = 70) -> str:
 @dataclass
 class SectionCheck:
     """The claim check of one distilled section against its range (`tui/services/claims.py`):
-    its sentences are claims citing the transcript sentences of its range; the rest of the
+    its sentences are claims citing the transcript sentences of its range; the whole
     transcript is a second source, so a sentence said elsewhere in the video is told apart
     from one said nowhere."""
 
@@ -416,26 +416,21 @@ def check_section(t: Transcript, heading: str, body: str, start: float, end: flo
     from tui.services.claims import check_claims, same_quantity, written_quantities
 
     said = _range_sentences(t, start, end)
-    inside = set(map(id, said))
-    rest = [s for s in t.sentences if id(s) not in inside]
     range_text, range_starts = _said(said)
-    rest_text, rest_starts = _said(rest)
-    sources = [{"title": t.title, "section_body": range_text},
-               {"title": t.title, "section_body": rest_text}]
-    report = check_claims(body, sources, cite=(1,))
+    report = check_claims(body, [{"title": t.title, "section_body": range_text}], cite=(1,))
     out = SectionCheck(heading, start, end)
     said_numbers = [q for q, _w in written_quantities(f"{t.title}\n{range_text}")]
     unsupported = []
     for claim in report.claims:
         own = next((s for s in claim.support if s.number == 1), None)
-        elsewhere = claim.source == 2 and claim.status == "misattributed"
-        status = "supported" if claim.status == "supported" else (
-            "outside" if elsewhere else "unsupported")
         at = None
-        if status == "supported" and own is not None:
-            at = _said_at(said, range_starts, own.span)
-        elif elsewhere:
-            at = _said_at(rest, rest_starts, claim.span)
+        if claim.status == "supported":
+            status = "supported"
+            at = _said_at(said, range_starts, own.span if own else None)
+        else:
+            # Said elsewhere in the video? The claim against the whole transcript (only
+            # for the sentences the range does not support: the few, on a faithful page).
+            status, at = _elsewhere(t, claim.text)
         out.claims += 1
         out.supported += status == "supported"
         if own is not None and not own.numbers_ok:
@@ -448,7 +443,7 @@ def check_section(t: Transcript, heading: str, body: str, start: float, end: flo
                           "said_at": at})
         if status != "supported":
             numbers_off = own is not None and not own.numbers_ok
-            unsupported.append((claim, "number" if numbers_off and not elsewhere else status, at))
+            unsupported.append((claim, "number" if numbers_off and status != "outside" else status, at))
     for written in out.numbers_missing:
         out.problems.append(f"{label}: the number {written!r} is not said in its range")
     if out.claims and out.share < SECTION_SUPPORT_MIN:
@@ -461,6 +456,18 @@ def check_section(t: Transcript, heading: str, body: str, start: float, end: flo
             f"{label}: not supported by its range: {out.supported} of its {out.claims} sentences "
             f"are said there (at least {SECTION_SUPPORT_MIN:.0%} needed); " + "; ".join(why))
     return out
+
+
+def _elsewhere(t: Transcript, text: str) -> tuple[str, str | None]:
+    """("outside", when it is said) when the whole transcript supports `text`, else
+    ("unsupported", None)."""
+    from tui.services.claims import check_claims
+
+    whole, starts = _said(t.sentences)
+    found = check_claims(text, [{"title": t.title, "section_body": whole}], cite=(1,)).claims
+    if found and found[0].status == "supported":
+        return "outside", _said_at(t.sentences, starts, found[0].span)
+    return "unsupported", None
 
 
 def validate_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[str]]:
@@ -701,7 +708,10 @@ class Distiller:
                 outcome.status, outcome.reasons = "failed", [failure or "no answer"]
                 return outcome  # not cached: a model that did not answer may answer next time
             data, problem = parse_json_object(text)
-            page, reasons, checks = (None, [problem], []) if data is None else check_page(data, t)
+            # The check is pure Python (tens of ms a section): in a thread, so the other
+            # pages' requests go on meanwhile.
+            page, reasons, checks = ((None, [problem], []) if data is None
+                                     else await asyncio.to_thread(check_page, data, t))
             outcome.checks = [c.as_dict() for c in checks]
             if page is not None:
                 outcome.status, outcome.page, outcome.reasons = "distilled", page, []
