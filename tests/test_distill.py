@@ -356,3 +356,20 @@ async def test_a_model_profile_replaces_the_measured_fields_it_fills(distiller, 
     # Cached: asked once.
     again, _ = await distiller.distill_profile("kaito", "Kaito", [transcript().sentences], measured)
     assert again == profile and len(fake_llm.chat_requests) == 1
+
+
+async def test_a_cached_verdict_of_another_check_is_asked_for_again(distiller, fake_llm):
+    """A page cached before distill's check became the claim check (no `check` in the
+    entry) is not trusted: the model is asked again and its page checked now."""
+    from tui.services.distill import CHECK_VERSION
+
+    key = DistillCache.key(transcript().text_hash, distiller.model)
+    distiller.cache.put(key, {"status": "distilled", "reasons": [], "model": "primary-model",
+                              "page": page(section1={"body": VALID["sections"][1]["body"].replace(
+                                  "12 dB", "18 dB")}), "prompt_version": "distill-page-1"})
+    fake_llm.set_mode("normal", replies=[text(VALID)])
+    out = await distiller.distill_one(transcript())
+    assert out.status == "distilled" and not out.cached and len(fake_llm.chat_requests) == 1
+    assert out.page.sections[1].body == VALID["sections"][1]["body"]
+    assert distiller.cache.get(key)["check"] == CHECK_VERSION
+    assert (await distiller.distill_one(transcript())).cached  # now a hit
