@@ -723,27 +723,37 @@ def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> 
                   texts={"section_body": body, "summary": summary})
     all_stems: set[str] = set(src.frame)
 
-    def add(fld: str, start: int, end: int, stems: set[str], nums: list[Quantity]) -> None:
+    index = src.index
+
+    def window(fld: str, start: int, end: int, nums: list[Quantity]) -> int:
         bit = 1 << len(src.windows)
         src.windows.append(_Window(fld, start, end))
-        for stem in stems:
-            src.index[stem] = src.index.get(stem, 0) | bit
         for q in nums:
             src.numbers.add(q, bit)
+        return bit
 
     for fld, text in (("section_body", body), ("summary", summary)):
         sentences, masked = _field_sentences(text)
         per = [(s, e, _stem_set(masked[s:e]), quantities(masked[s:e])) for s, e in sentences]
-        for i, (s, e, stems, nums) in enumerate(per):
-            add(fld, s, e, stems, nums)
-            all_stems |= stems
+        # Windows in order: each sentence, then (in the body) it and the next one. A
+        # sentence's words go in once, with the bits of every window holding it.
+        bits = []
+        for i, (s, e, _stems, nums) in enumerate(per):
+            own = window(fld, s, e, nums)
+            pair = 0
             if i + 1 < len(per) and fld == "section_body":
-                _s2, e2, stems2, nums2 = per[i + 1]
+                _s2, e2, _stems2, nums2 = per[i + 1]
                 # A sentence ending in a number is read again across the break: a caption's
                 # pause can part a number from its unit ("to 10" / "milliseconds so").
                 both = (quantities(masked[s:e2]) if _ENDS_IN_NUMBER.search(masked, s, e)
                         else nums + nums2)
-                add(fld, s, e2, stems | stems2, both)
+                pair = window(fld, s, e2, both)
+            bits.append((own, pair))
+        for i, (_s, _e, stems, _nums) in enumerate(per):
+            mask = bits[i][0] | bits[i][1] | (bits[i - 1][1] if i else 0)
+            for stem in stems:
+                index[stem] = index.get(stem, 0) | mask
+            all_stems |= stems
     src.stems = frozenset(all_stems)
     return src
 
