@@ -113,7 +113,11 @@ def build_answer(sources: list[dict], words: int, seed: int = 7) -> str:
 
 def clear_caches(words_too: bool) -> None:
     claims_mod._prepare.cache_clear()
+    if hasattr(claims_mod._stem_set, "cache_clear"):  # sentences' stems: read anew too
+        claims_mod._stem_set.cache_clear()
     claims_mod._quantities.cache_clear()
+    if hasattr(claims_mod, "_quantity_spans"):  # (a checkout before it had none)
+        claims_mod._quantity_spans.cache_clear()
     if words_too:
         claims_mod._stems.cache_clear()
 

@@ -96,6 +96,31 @@ def test_number_words_before_a_unit():
     assert not _same("forty-eight semitones", "8 semitones")
 
 
+def test_numbers_said_in_words_as_transcripts_have_them():
+    assert _same("cut below 80 Hz", "cut everything below eighty hertz")
+    assert _same("a 250 ms release", "a release of two hundred and fifty milliseconds")
+    assert _same("a decay of 1.2 s", "set the decay to one point two seconds")
+    assert _same("boost 5 kHz", "boost at five thousand hertz")
+    assert _same("a ratio of 8:1", "with the ratio at eight to one")
+    assert not _same("a ratio of 8:1", "with the ratio at four to one")
+    assert not _same("cut below 90 Hz", "cut everything below eighty hertz")
+    assert quantities("two to one voice") != quantities("2:1")  # a count, not a ratio
+
+
+def test_clock_times_are_not_numbers():
+    assert quantities("at 1:05 and again at 12:30, or 1:02:45 in") == []
+    assert [q.ratio for q in quantities("a 4:1 ratio, or 16:9, or 1:1.41")] == [
+        (4.0, 1.0), (16.0, 9.0), (1.0, 1.41)]
+
+
+def test_a_number_parted_from_its_unit_by_a_line_break_is_read_whole():
+    source = {"section_body": "put a compressor on the return and set the attack to 10\n"
+                              "milliseconds so the transients still come through"}
+    (claim,) = check_claims("Set the attack to 10 ms so the transients come through.", [source],
+                            cite=(1,)).claims
+    assert claim.status == "supported" and claim.cited == (1,)
+
+
 def test_the_source_index_matches_as_same_quantity_does():
     """Sources are matched through an index of their numbers; it must agree with
     `same_quantity` on every pair the tests above use."""
@@ -366,3 +391,28 @@ def test_the_view_helpers_find_the_span_of_a_citation_and_the_next_questionable_
     assert second["status"] == "unsupported"
     assert next_questionable(payload, second["start"]) == first
     assert next_questionable({"items": []}) is None
+
+
+def test_checks_in_several_threads_at_once_do_not_share_a_stemmer_mid_word():
+    """The check runs in threads (answers, saved answers, distilled pages at once); the
+    Snowball stemmer keeps the word it works on in itself (without the lock, 3 runs of 3
+    broke with IndexError on this machine)."""
+    import threading
+
+    from tui.services import claims as claims_mod
+
+    errors = []
+
+    def stem(k):
+        try:
+            for i in range(k, 3000, 4):
+                claims_mod._stems(f"compressing{i}threaded{k}")
+        except Exception as exc:  # noqa: BLE001 - collected for the assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stem, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

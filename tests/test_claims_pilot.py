@@ -215,3 +215,77 @@ async def test_the_lit_words_stay_at_their_offsets_when_the_source_holds_escapes
         lit_text = "".join(content.plain[s.start:s.end] for s in content.spans)
         assert lit_text == "Set the release to 80 ms "
         assert len(screen.query(".sd-para")) == 3
+
+
+async def test_the_jump_key_goes_on_to_the_next_answer_and_wraps(kb_settings, fake_llm):
+    n = await numbering(kb_settings)
+    fake_llm.set_mode("normal", tokens=script(n["setup"], n["blend"]))
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        for asked in (1, 2):
+            app.prompt.load_text(QUESTION)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda asked=asked: len(app.conversation.answers) == asked
+                             and app.conversation.last_answer.marked, what=f"answer {asked} marked")
+        await pilot.pause()
+        first, second = app.conversation.answers
+        # From the answer in view (the last), through its two questionable claims, on to
+        # the first answer's, and round again.
+        seen = []
+        for _ in range(5):
+            await pilot.press("f5")
+            await pilot.pause()
+            answer, index = app.screen._claim_focus
+            seen.append(("first" if answer is first else "second", index))
+            assert visible(app, answer.claim_block(index))
+        def questionable(answer):
+            return [k for k, i in enumerate(answer.claims["items"])
+                    if i["status"] in ("misattributed", "unsupported")]
+
+        expected = [("second", k) for k in questionable(second)] + [
+            ("first", k) for k in questionable(first)]
+        assert len(expected) >= 4  # two answers, each with a misattributed and an unsupported claim
+        assert seen == (expected * 2)[:5]
+        # The sidebar follows: the offered source of the first answer's claim was picked there.
+        await wait_until(pilot, lambda: "Without support" in toasts(app))
+
+
+async def test_marks_are_drawn_in_an_answer_longer_than_the_markdown_part(kb_settings, fake_llm):
+    """Past MARKDOWN_LINES an answer goes on as plain text: a questionable claim there
+    gets its mark in the plain text, one before it its link in the Markdown, and the
+    jump key reaches both."""
+    from tui.answer_segmenter import MARKDOWN_LINES
+
+    n = await numbering(kb_settings)
+    setup, blend = n["setup"], n["blend"]
+    code = "".join(f"bus {k}: send -> aux\n" for k in range(MARKDOWN_LINES + 30))
+    text = (f"Here's a starting point:\n\n- {SUPPORTED} [{setup}].\n- {WRONG_SOURCE} [{setup}].\n\n"
+            f"```\n{code}```\n\n{MADE_UP} [{blend}].\n")
+    fake_llm.set_mode("normal", tokens=[text[i:i + 40] for i in range(0, len(text), 40)])
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        app.prompt.load_text(QUESTION)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.conversation.answers
+                         and app.conversation.last_answer.marked, what="answer marked", timeout=60)
+        await pilot.pause()
+        answer = app.conversation.last_answer
+        assert [i["status"] for i in answer.claims["items"]] == ["supported", "misattributed",
+                                                                 "unsupported"]
+        assert f"[{CLAIM_MARKS['misattributed']}](claim:1)" in answer.markdown_source
+        assert MADE_UP not in answer.markdown_source  # past the Markdown part ...
+        assert f"{MADE_UP} [{blend}]. {CLAIM_MARKS['unsupported']}" in answer.plain_text  # ... marked
+        assert answer.query_one(".-note")
+        # Nothing lost or doubled: the Markdown part and the plain part make the answer.
+        assert answer.plain_text.replace(f" {CLAIM_MARKS['unsupported']}", "") == text[text.rindex("```\n") + 4:]
+
+        plain_block = answer.claim_block(2)
+        assert plain_block is not None and plain_block.has_class("body-plain")
+        for index in (1, 2):
+            await pilot.press("f5")
+            await pilot.pause()
+            assert app.screen._claim_focus == (answer, index)
+            assert visible(app, answer.claim_block(index))
+        await wait_until(pilot, lambda: "Without support" in toasts(app))

@@ -16,7 +16,6 @@ from tui.services.distill import (
     Distiller,
     Transcript,
     check_profile,
-    numbers_in,
     parse_json_object,
     validate_page,
 )
@@ -143,20 +142,34 @@ def test_each_bad_page_is_refused_with_its_reason(bad, expected):
 
 
 def test_numbers_said_in_words_or_other_units_back_a_section():
-    assert {10.0, 80.0, 5.0} <= numbers_in("minus ten db cut below eighty hertz then 5 khz")
-    assert 250.0 in numbers_in("two hundred and fifty") and 2500.0 in numbers_in("two thousand five hundred")
-    # "-10 dB" in the page is "minus ten db" in the transcript (section 4 of VALID); 5 kHz may be 5000 Hz.
+    from tui.services.claims import quantities
+
+    said = quantities("minus ten db cut below eighty hertz then 5 khz, two hundred and fifty "
+                      "milliseconds, one point two seconds and eight to one")
+    assert [(q.dim, q.value) for q in said] == [
+        ("ratio", 8.0), ("db", 10.0), ("hz", 80.0), ("hz", 5000.0), ("s", 0.25), ("s", 1.2)]
+    # "-10 dB" in the page is "minus ten db" in the transcript (section 4 of VALID); 5 kHz may
+    # be 5000 Hz; "eighty hertz" backs 80 Hz.
+    spoken = transcript()
+    spoken.sentences[10] = TimedSentence(120.0, 134.0, "after the compressor add an eq and cut "
+                                                       "everything below eighty hertz")
     ok, reasons = validate_page(page(section2={"body": VALID["sections"][2]["body"].replace(
-        "5 kHz", "5000 Hz")}), transcript())
+        "5 kHz", "5000 Hz")}), spoken)
     assert reasons == []
 
 
 def test_ratios_are_checked_and_clock_times_are_not_ratios():
-    from tui.services.distill import numbers_claimed
+    from tui.services.claims import quantities
 
-    assert [w for w, _ in numbers_claimed("a 4:1 ratio, then 1.5 : 1, 16:9, 10:1")] == [
-        "4:1", "1.5 : 1", "16:9", "10:1"]
-    assert numbers_claimed("at 1:30 and again at 12:05, or 1:02:45") == []
+    assert [q.ratio for q in quantities("a 4:1 ratio, then 1.5 : 1, 10:1")] == [
+        (4.0, 1.0), (1.5, 1.0), (10.0, 1.0)]
+    result, reasons = validate_page(page(section0={"body": VALID["sections"][0]["body"].replace(
+        "8:1", "8 to 1")}), transcript())
+    assert reasons == []
+    # A clock time in a body is no ratio a range must say.
+    result, reasons = validate_page(page(section1={"body": VALID["sections"][1]["body"] + (
+        " At 1:05 it already sounds totally crushed.")}), transcript())
+    assert reasons == []
 
 
 def test_json_is_found_in_fences_and_prose():
@@ -343,3 +356,20 @@ async def test_a_model_profile_replaces_the_measured_fields_it_fills(distiller, 
     # Cached: asked once.
     again, _ = await distiller.distill_profile("kaito", "Kaito", [transcript().sentences], measured)
     assert again == profile and len(fake_llm.chat_requests) == 1
+
+
+async def test_a_cached_verdict_of_another_check_is_asked_for_again(distiller, fake_llm):
+    """A page cached before distill's check became the claim check (no `check` in the
+    entry) is not trusted: the model is asked again and its page checked now."""
+    from tui.services.distill import CHECK_VERSION
+
+    key = DistillCache.key(transcript().text_hash, distiller.model)
+    distiller.cache.put(key, {"status": "distilled", "reasons": [], "model": "primary-model",
+                              "page": page(section1={"body": VALID["sections"][1]["body"].replace(
+                                  "12 dB", "18 dB")}), "prompt_version": "distill-page-1"})
+    fake_llm.set_mode("normal", replies=[text(VALID)])
+    out = await distiller.distill_one(transcript())
+    assert out.status == "distilled" and not out.cached and len(fake_llm.chat_requests) == 1
+    assert out.page.sections[1].body == VALID["sections"][1]["body"]
+    assert distiller.cache.get(key)["check"] == CHECK_VERSION
+    assert (await distiller.distill_one(transcript())).cached  # now a hit

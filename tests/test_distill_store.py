@@ -130,6 +130,10 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
         raw = await raw_for_section(db, report["distilled"][0], items[0]["section_anchor"])
         assert raw["label"] == "from the transcript, 1:00–1:58"
         assert "gain reduction" in " ".join(s["body"] for s in raw["sections"])
+        # Each sentence of the distilled section, with the transcript's words behind it.
+        assert [i["status"] for i in raw["support"]] == ["supported"] * 3
+        first = raw["support"][0]
+        assert "gain reduction" in raw["text"][first["span"][0]:first["span"][1]]
         async with db.session() as session:
             purposes = list((await session.execute(select(ChatUsageLog.purpose))).scalars())
             kaito = await session.scalar(select(Creator).where(Creator.slug == "kaito-beats"))

@@ -109,6 +109,12 @@ def _print(report) -> None:
         print(f"{len(report.distilled)} pages distilled, {len(report.unchanged)} already were, "
               f"{len(report.rejected)} kept as transcripts, {len(report.failed)} failed "
               f"({report.tokens:,} tokens with {report.model}, {report.cached} from the cache)")
+    for slug, checks in report.checks.items():
+        said = sum(c["supported"] for c in checks)
+        total = sum(c["claims"] for c in checks)
+        kept = sum(1 for c in checks if c["ok"])
+        print(f"{slug}: {kept} of {len(checks)} sections kept by the claim check, "
+              f"{said} of {total} sentences said in their ranges")
     for item in report.rejected + report.failed:
         print(f"{item['page']}: kept as a transcript:", file=sys.stderr)
         for reason in item["reasons"]:

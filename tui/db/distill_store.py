@@ -260,7 +260,8 @@ async def store_distilled(db, raw: RawTranscript, page: DistilledPage, model: st
 async def raw_for_section(db, page_slug: str, anchor: str) -> dict[str, Any] | None:
     """What a distilled section was written from: {"label": "from the transcript,
     12:05–15:45", "raw_page", "start_time", "end_time", "sections": [raw sections in
-    the range: anchor, heading, body, start_time, end_time], "text": their bodies};
+    the range: anchor, heading, body, start_time, end_time], "text": their bodies,
+    "support": per sentence of the section, the span of "text" backing it (`_support`)};
     None when the section is not a distilled one."""
     async with db.session() as session:
         row = (await session.execute(
@@ -275,13 +276,30 @@ async def raw_for_section(db, page_slug: str, anchor: str) -> dict[str, Any] | N
         raws = list(await session.scalars(
             select(Section).where(Section.page_id == raw_id, Section.start_time < sec.end_time,
                                   Section.end_time > sec.start_time).order_by(Section.position)))
+    text = "\n\n".join(r.body for r in raws)
     return {
         "label": f"from the transcript, {_clock(sec.start_time)}–{_clock(sec.end_time)}",
         "raw_page": raw_slug, "start_time": sec.start_time, "end_time": sec.end_time,
         "sections": [{"anchor": r.anchor, "heading": r.heading, "body": r.body,
                       "start_time": r.start_time, "end_time": r.end_time} for r in raws],
-        "text": "\n\n".join(r.body for r in raws),
+        "text": text,
+        "support": await asyncio.to_thread(_support, sec.body, text),
     }
+
+
+def _support(body: str, text: str) -> list[dict[str, Any]]:
+    """Per sentence of a distilled section's `body`, the words of the transcript `text`
+    that support it, by the claim check distill kept it by: `{"start", "end"}` (in the
+    body), `status` (supported | unsupported), `span` ([start, end] in `text`, or None).
+    Computed when asked (a few ms), not stored: the check and the raw text it indexes stay
+    the ones the product has now."""
+    from tui.services.claims import check_claims
+
+    report = check_claims(body, [{"section_body": text}], cite=(1,))
+    return [{"start": c.start, "end": c.end,
+             "status": "supported" if c.status == "supported" else "unsupported",
+             "span": list(c.span) if c.span and c.status == "supported" else None}
+            for c in report.claims]
 
 
 async def creator_transcripts(db) -> tuple[dict[str, list[list[TimedSentence]]], list[str]]:

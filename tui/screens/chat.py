@@ -345,24 +345,30 @@ class ChatScreen(PacedScreen):
                     title=title, severity="warning", markup=False, timeout=10)
 
     def action_next_claim(self) -> None:
-        """Scroll to the next misattributed or unsupported claim and say why."""
-        from tui.services.claims import next_questionable
+        """Scroll to the next misattributed or unsupported claim and say why: on from the
+        claim last jumped to, into the next answers, round to the first."""
+        from tui.services.claims import next_questionable_across
 
-        answer = self.conversation.answer_in_view or self.conversation.last_answer
-        after = -1
+        answers = self.conversation.answers
         focus = self._claim_focus
-        if focus is not None and focus[0] is answer and answer.claims:
-            items = answer.claims.get("items") or []
-            if 0 <= focus[1] < len(items):
-                after = items[focus[1]].get("start", 0)
-        if answer is None or not answer.claims:
+        start = focus[0] if focus is not None and focus[0] in answers else (
+            self.conversation.answer_in_view or self.conversation.last_answer)
+        if start is None or not any(a.claims for a in answers):
             self.notify("No checked answer in view.")
             return
-        item = next_questionable(answer.claims, after)
-        if item is None:
-            self.notify("Its sources support every claim of this answer.")
+        after = -1
+        if focus is not None and focus[0] is start and start.claims:
+            items = start.claims.get("items") or []
+            if 0 <= focus[1] < len(items):
+                after = items[focus[1]].get("start", 0)
+        found = next_questionable_across([a.claims for a in answers], answers.index(start), after)
+        if found is None:
+            self.notify("Their sources support every claim of these answers.")
             return
-        index = answer.claims["items"].index(item)
+        answer = answers[found[0]]
+        index = answer.claims["items"].index(found[1])
+        if self._sidebar_answer is not answer:
+            self._show_sources_of(answer)  # the offered source is picked in its list
         target = answer.claim_block(index) or answer
         self.conversation.scroll_to_center(target, animate=False)
         self._explain_claim(answer, index)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,10 +64,13 @@ __all__ = [
     "check_saved_answer",
     "citation_span",
     "next_questionable",
+    "next_questionable_across",
     "summary_line",
     "claim_segments",
     "quantities",
     "same_quantity",
+    "spoken_value",
+    "written_quantities",
 ]
 
 CLASSES = ("supported", "misattributed", "unsupported", "uncited")
@@ -190,6 +194,9 @@ class ClaimReport:
 # ── words and numbers ─────────────────────────────────────────────────────
 
 _STEMMER = snowballstemmer.stemmer("english")
+# The check runs in threads (`asyncio.to_thread`: answers, saved answers, distilled pages),
+# possibly several at once.
+_STEMMER_LOCK = threading.Lock()
 # Words that say nothing about a technique on their own; left out of the score.
 _FILLER = frozenset(
     """
@@ -206,7 +213,8 @@ def _stems(word: str) -> frozenset[str]:
     forms = [word, *variants(word)]
     out = set()
     for form in forms:
-        stem = _STEMMER.stemWord(form)
+        with _STEMMER_LOCK:  # a Snowball stemmer keeps its word in itself: one thread at a time
+            stem = _STEMMER.stemWord(form)
         # Snowball keeps agent nouns: compressor ~ compress, oscillator ~ oscill.
         if stem.endswith("or") and len(stem) > 6:
             stem = stem[:-2]
@@ -223,15 +231,17 @@ def _content_words(text: str) -> list[str]:
     return [
         w for w in words(text)
         if len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
-        and w not in _NUMBER_WORDS and w not in _TENS
+        and w not in _NUMBER_WORDS and w not in _TENS and w not in _SCALE_WORDS
     ]
 
 
-def _stem_set(text: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def _stem_set(text: str) -> frozenset[str]:
+    """(Cached: a transcript's sentences are read again for each distilled section's range.)"""
     out: set[str] = set()
     for w in _content_words(text):
         out |= _stems(w)
-    return out
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -257,6 +267,8 @@ def _r(x: float) -> float:
 # unit text (lower case) -> (dimension, scale to the base unit)
 _UNITS: dict[str, tuple[str | None, float]] = {
     "khz": ("hz", 1000.0), "hz": ("hz", 1.0), "mhz": ("hz", 1e6), "k": (None, 1000.0),
+    "hertz": ("hz", 1.0), "kilohertz": ("hz", 1000.0), "kilo hertz": ("hz", 1000.0),
+    "decibel": ("db", 1.0),
     "ms": ("s", 0.001), "msec": ("s", 0.001), "millisecond": ("s", 0.001),
     "milliseconds": ("s", 0.001), "us": ("s", 1e-6), "µs": ("s", 1e-6),
     "s": ("s", 1.0), "sec": ("s", 1.0), "secs": ("s", 1.0), "second": ("s", 1.0),
@@ -296,11 +308,46 @@ _QUANTITY = re.compile(
 )
 _TENS = {"twenty": 20.0, "thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0,
          "seventy": 70.0, "eighty": 80.0, "ninety": 90.0}
-_WORD_QUANTITY = re.compile(
-    rf"\b(?:(?P<tens>{'|'.join(_TENS)})[\s-]+)?(?P<word>{'|'.join(_NUMBER_WORDS)})[\s-]+"
-    rf"(?P<unit>{_UNIT_RE})(?![a-z])",
+_SCALE_WORDS = {"hundred": 100.0, "thousand": 1000.0}
+# A number said in words, as transcripts of speech have them: "eighty", "forty-eight",
+# "two hundred and fifty", "one point two", "five thousand".
+_SPOKEN = "|".join(sorted([*_NUMBER_WORDS, *_TENS, *_SCALE_WORDS], key=len, reverse=True))
+_SPOKEN_NUMBER = (
+    rf"(?:{_SPOKEN})(?:(?:[\s-]+and)?[\s-]+(?:{_SPOKEN}))*(?:\s+point(?:\s+(?:{'|'.join(list(_NUMBER_WORDS)[:10])}))+)?"
+)
+# A number said in words before a unit, or as a ratio ("eight to one"), in one pass; run
+# only on a text holding a number word (the alternation is costly at every word).
+_WORD_NUMBER = re.compile(
+    rf"\b(?P<number>{_SPOKEN_NUMBER})(?:[\s-]+(?P<unit>{_UNIT_RE})(?![a-z])"
+    rf"|(?P<ratio>\s+to\s+one\b)(?!\s*(?:{_UNIT_RE})\b))",
     re.IGNORECASE,
 )
+_SPOKEN_WORDS = frozenset([*_NUMBER_WORDS, *_TENS, *_SCALE_WORDS])
+_LETTERS = re.compile(r"[a-z]+")
+
+
+def spoken_value(text: str) -> float:
+    """The value of a number said in words ("two hundred and fifty" = 250, "one point two"
+    = 1.2); the words are those `_SPOKEN_NUMBER` matches."""
+    whole, _, fraction = text.lower().partition(" point ")
+    total = current = 0.0
+    for word in re.split(r"[\s-]+", whole.strip()):
+        if word in _NUMBER_WORDS and word != "hundred":
+            current += _NUMBER_WORDS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = (current or 1.0) * 100.0
+        elif word == "thousand":
+            total += (current or 1.0) * 1000.0
+            current = 0.0
+    value = total + current
+    digits = "".join(str(int(_NUMBER_WORDS[w])) for w in fraction.split() if w in _NUMBER_WORDS)
+    return value + (float("0." + digits) if digits else 0.0)
+
+
+_ENDS_IN_NUMBER = re.compile(r"\d[.,]?\s*$")
+_CLOCK = re.compile(r"(?<![\w.:])\d{1,2}:\d\d(?::\d\d)?(?![\w:]|\.\d)")
 _RANGE_GAP = re.compile(r"^\s*(?:[-–—]|to|and|or)\s*$", re.IGNORECASE)
 _CITATION_TEXT = re.compile(r"\[\s*\d{1,4}(?:\s*[,;–-]\s*\d{1,4})*\s*\](?:\([^)]*\))?")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
@@ -314,20 +361,45 @@ def quantities(text: str) -> list[Quantity]:
     """The numbers a text states, with their units (see `Quantity`).
 
     A range takes its unit from its last number (`10–40 ms` is 10 ms and 40 ms).
-    Citation markers are not numbers.
+    Citation markers are not numbers. Numbers said in words count before a unit
+    ("eighty hertz", "two hundred and fifty milliseconds") and in a ratio ("eight to one").
     """
     return list(_quantities(text))
 
 
+def written_quantities(text: str) -> list[tuple[Quantity, str]]:
+    """`quantities(text)`, each with the words that state it ("18 dB", "8:1")."""
+    return [(q, text[s:e]) for q, s, e in _quantity_spans(text)]
+
+
 @lru_cache(maxsize=4096)
 def _quantities(text: str) -> tuple[Quantity, ...]:
-    text = _CITATION_TEXT.sub(" ", text)
-    out: list[Quantity] = []
-    taken: list[tuple[int, int]] = []
+    return tuple(q for q, _s, _e in _quantity_spans(text))
+
+
+@lru_cache(maxsize=8192)
+def _quantity_spans(text: str) -> tuple[tuple[Quantity, int, int], ...]:
+    digits = _HAS_DIGIT.search(text) is not None
+    spoken = not _SPOKEN_WORDS.isdisjoint(_LETTERS.findall(text.lower()))
+    if not digits and not spoken:
+        return ()  # most sentences of a transcript: no pattern need run
+    # Citations blanked to spaces of their length: offsets stay those of `text`.
+    text = _CITATION_TEXT.sub(lambda m: " " * len(m.group()), text)
+    out: list[tuple[Quantity, int, int]] = []
+    # A clock time (1:05, 12:30:15) is a moment of a video, not a ratio or a number.
+    taken: list[tuple[int, int]] = [m.span() for m in _CLOCK.finditer(text)]
     for m in _RATIO.finditer(text):
+        if any(s <= m.start() < e for s, e in taken):
+            continue
         a, b = _float(m.group(1)), _float(m.group(2) or m.group(3))
-        out.append(Quantity(a / b if b else math.inf, "ratio", (a, b), a))
+        out.append((Quantity(a / b if b else math.inf, "ratio", (a, b), a), *m.span()))
         taken.append(m.span())
+    said = list(_WORD_NUMBER.finditer(text)) if spoken else []
+    for m in said:
+        if m.group("ratio") and not any(s <= m.start() < e for s, e in taken):
+            a = spoken_value(m.group("number"))
+            out.append((Quantity(a, "ratio", (a, 1.0), a), *m.span()))
+            taken.append(m.span())
     found: list[tuple[int, int, float, str | None, float, bool]] = []
     for m in _QUANTITY.finditer(text):
         if any(s <= m.start() < e for s, e in taken):
@@ -339,11 +411,11 @@ def _quantities(text: str) -> tuple[Quantity, ...]:
         else:
             dim, scale = None, 1.0
         found.append((m.start(), m.end(), raw, dim, scale, bool(unit)))
-    for m in _WORD_QUANTITY.finditer(text):
+    for m in said:
+        if m.group("ratio") or any(s <= m.start() < e for s, e in taken):
+            continue
         dim, scale = _UNITS[" ".join(m.group("unit").lower().split())]
-        raw = _NUMBER_WORDS[m.group("word").lower()]
-        if m.group("tens"):
-            raw += _TENS[m.group("tens").lower()]
+        raw = spoken_value(m.group("number"))
         found.append((m.start(), m.end(), raw, dim, scale, True))
     found.sort()
     # A bare number before a number with a unit, joined as a range, takes that unit.
@@ -353,8 +425,8 @@ def _quantities(text: str) -> tuple[Quantity, ...]:
             nxt = found[i + 1]
             if nxt[5] and _RANGE_GAP.match(text[end:nxt[0]]):
                 found[i] = (start, end, raw, nxt[3], nxt[4], True)
-    for _s, _e, raw, dim, scale, _u in found:
-        out.append(Quantity(raw * scale, dim, None, raw))
+    for s, e, raw, dim, scale, _u in found:
+        out.append((Quantity(raw * scale, dim, None, raw), s, e))
     return tuple(out)
 
 
@@ -651,23 +723,37 @@ def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> 
                   texts={"section_body": body, "summary": summary})
     all_stems: set[str] = set(src.frame)
 
-    def add(fld: str, start: int, end: int, stems: set[str], nums: list[Quantity]) -> None:
+    index = src.index
+
+    def window(fld: str, start: int, end: int, nums: list[Quantity]) -> int:
         bit = 1 << len(src.windows)
         src.windows.append(_Window(fld, start, end))
-        for stem in stems:
-            src.index[stem] = src.index.get(stem, 0) | bit
         for q in nums:
             src.numbers.add(q, bit)
+        return bit
 
     for fld, text in (("section_body", body), ("summary", summary)):
         sentences, masked = _field_sentences(text)
         per = [(s, e, _stem_set(masked[s:e]), quantities(masked[s:e])) for s, e in sentences]
-        for i, (s, e, stems, nums) in enumerate(per):
-            add(fld, s, e, stems, nums)
-            all_stems |= stems
+        # Windows in order: each sentence, then (in the body) it and the next one. A
+        # sentence's words go in once, with the bits of every window holding it.
+        bits = []
+        for i, (s, e, _stems, nums) in enumerate(per):
+            own = window(fld, s, e, nums)
+            pair = 0
             if i + 1 < len(per) and fld == "section_body":
-                _s2, e2, stems2, nums2 = per[i + 1]
-                add(fld, s, e2, stems | stems2, nums + nums2)
+                _s2, e2, _stems2, nums2 = per[i + 1]
+                # A sentence ending in a number is read again across the break: a caption's
+                # pause can part a number from its unit ("to 10" / "milliseconds so").
+                both = (quantities(masked[s:e2]) if _ENDS_IN_NUMBER.search(masked, s, e)
+                        else nums + nums2)
+                pair = window(fld, s, e2, both)
+            bits.append((own, pair))
+        for i, (_s, _e, stems, _nums) in enumerate(per):
+            mask = bits[i][0] | bits[i][1] | (bits[i - 1][1] if i else 0)
+            for stem in stems:
+                index[stem] = index.get(stem, 0) | mask
+            all_stems |= stems
     src.stems = frozenset(all_stems)
     return src
 
@@ -769,9 +855,12 @@ def _supports(forms: list[frozenset[str]], numbers: list[Quantity], srcs: list[_
 
 
 def check_claims(
-    answer: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None
+    answer: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None,
+    cite: Sequence[int] = (),
 ) -> ClaimReport:
-    """Split `answer` into claims and check each against `sources` (see the module doc)."""
+    """Split `answer` into claims and check each against `sources` (see the module doc).
+    `cite`: the sources a sentence without a citation of its own cites (a distilled
+    section's sentences all cite the transcript range it was written from)."""
     if not answer:
         return ClaimReport(n_sources=len(sources))
     srcs = _prepare_sources(sources)
@@ -801,6 +890,8 @@ def check_claims(
         cited, invalid = _cited(text, len(srcs))
         if not cited and not invalid and seg.block in item_cites:
             cited, invalid = item_cites[seg.block]
+        if not cited and not invalid and cite:
+            cited = tuple(n for n in cite if 1 <= n <= len(srcs))
         plain = _LINK_TARGET.sub("]", _CITATION_TEXT.sub(" ", text[:MAX_CLAIM_CHARS]))
         if not _is_claim(plain, bool(cited or invalid)):
             continue
@@ -964,3 +1055,32 @@ def next_questionable(claims: dict[str, Any] | None, after: int = -1) -> dict[st
         return None
     later = [i for i in items if i.get("start", 0) > after]
     return min(later or items, key=lambda i: i.get("start", 0))
+
+
+def next_questionable_across(
+    answers: Sequence[dict[str, Any] | None], current: int, after: int = -1
+) -> tuple[int, dict[str, Any]] | None:
+    """The jump key's target over a whole conversation: `answers` are the answers' claim
+    checks in order (None: not checked), `current` the answer the jump starts from and
+    `after` the offset in it of the claim last jumped to. The next questionable claim of
+    that answer after `after`; else the first of the next answer that has one (wrapping
+    around the conversation, back to the start of `current`). (answer index, item), or
+    None when no answer has a questionable claim."""
+    n = len(answers)
+    if not n:
+        return None
+    current = min(max(current, 0), n - 1)
+
+    def questionable(claims: dict[str, Any] | None) -> list[dict[str, Any]]:
+        items = [i for i in (claims or {}).get("items") or [] if i.get("status") in QUESTIONABLE]
+        return sorted(items, key=lambda i: i.get("start", 0))
+
+    later = [i for i in questionable(answers[current]) if i.get("start", 0) > after]
+    if later:
+        return current, later[0]
+    for step in range(1, n + 1):
+        k = (current + step) % n
+        found = questionable(answers[k])
+        if found:
+            return k, found[0]
+    return None

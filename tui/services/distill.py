@@ -10,11 +10,14 @@ around it). Nothing the model writes is trusted; `validate_page` checks:
 * the JSON matches the schema (jsonschema);
 * every section's time range lies inside the video and inside the span of the
   transcript, start before end;
-* support: at least `SUPPORT_MIN` of a section's content words (stopwords
-  out, words compared by their first `STEM_CHARS` letters) occur in the
-  transcript sentences of its range (widened by `RANGE_SLACK_S`);
-* every number with a unit (Hz, kHz, dB, ms, %, bpm) or ratio (4:1) in a
-  section occurs in its range (digits or number words).
+* support, by the claim check of `tui/services/claims.py` (the one the answers get):
+  each sentence of a section is a claim citing the transcript sentences of its range
+  (widened by `RANGE_SLACK_S`), the rest of the transcript being a second source; at
+  least `SECTION_SUPPORT_MIN` of a section's sentences must be supported by the range
+  (a sentence said elsewhere in the video is reported with the time it is said), and
+  every number of the section must be said in the range, with the claim check's
+  equivalences (2k = 2 kHz = 2,000 Hz = "two thousand hertz", 8:1 = "eight to one").
+  `check_section` gives the result per sentence (`SectionCheck`), which the report shows.
 
 A page that fails is asked for once more, with the reasons; if it fails again
 it is reported and the transcript stays as it is (the caller stores nothing).
@@ -33,6 +36,7 @@ is one usage row with purpose "distill".
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import json
@@ -48,7 +52,7 @@ from typing import Any
 
 from tui.config import Settings
 from tui.materials.model import TimedSentence
-from tui.services.profile_stats import STOPWORDS, normalise
+from tui.services.profile_stats import normalise
 
 logger = logging.getLogger("chrysopedia.distill")
 
@@ -59,8 +63,11 @@ CATEGORIES = (
     "Audio Processing", "General",
 )
 SUMMARY_CHARS = 300
-SUPPORT_MIN = 0.6
-STEM_CHARS = 5
+# A section is kept when at least this share of its sentences are supported by its range
+# (the claim check's rule: bench/distill_check.py measures it), and all its numbers are said there.
+SECTION_SUPPORT_MIN = 0.8
+# What a cached verdict was checked by: a cached page of another check is asked for again.
+CHECK_VERSION = "claims-1"
 RANGE_SLACK_S = 2.0
 EDGE_SLACK_S = 1.0
 TRANSCRIPT_CHARS = 60_000  # the transcript sent to the model, at most (about 15k tokens)
@@ -228,11 +235,14 @@ class Outcome:
     model: str | None = None
     tokens: int = 0
     raw: str | None = None  # the model's last answer, when it was rejected
+    # each section's claim check (`SectionCheck.as_dict()`) of the page last checked
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = {"key": self.key, "status": self.status, "reasons": self.reasons,
                "attempts": self.attempts, "cached": self.cached, "model": self.model,
                "tokens": self.tokens}
+        out["checks"] = self.checks
         if self.page is not None:
             out["page"] = asdict(self.page)
         return out
@@ -325,72 +335,6 @@ def parse_json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
 # -- validation --------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
-_UNIT_NUMBER = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(khz|hz|db|ms|%|bpm|k\b|percent|hertz|kilohertz|decibels?|"
-    r"milliseconds?)(?![a-z])", re.I)
-# 4:1, 1.5:1, 16:9; not a clock time (1:30, 12:05: two-digit seconds).
-_RATIO = re.compile(r"(?<![\w.:])(\d+(?:\.\d+)?)\s*:\s*(?!\d\d(?![\d.]))(\d+(?:\.\d+)?)(?![\w.:])")
-_NUMBER = re.compile(r"(?<![\w])\d+(?:[.,]\d+)?")
-_SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * (i + 2) for i, w in enumerate(
-    "twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_SCALES = {"hundred": 100, "thousand": 1000}
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower().replace("\u2019", "'"))
-            if w not in STOPWORDS and len(w) >= 3 and not w[0].isdigit()]
-
-
-def _stem(word: str) -> str:
-    return word[:STEM_CHARS]
-
-
-def numbers_in(text: str) -> set[float]:
-    """Every number in `text`, written in digits ("2.5", "1,000") or words ("two hundred")."""
-    found: set[float] = set()
-    for m in _NUMBER.finditer(text):
-        with contextlib.suppress(ValueError):
-            found.add(float(m.group().replace(",", "")))
-    total = current = 0
-    seen_word = False
-    for word in [*_WORD.findall(text.lower()), ""]:
-        if word in _SMALL or word in _TENS:
-            current += _SMALL.get(word, 0) + _TENS.get(word, 0)
-            seen_word = True
-        elif word in _SCALES and seen_word:
-            if word == "hundred":
-                current *= 100
-            else:
-                total += current * 1000
-                current = 0
-        elif word == "and" and seen_word:
-            continue
-        else:
-            if seen_word:
-                found.add(float(total + current))
-            total = current = 0
-            seen_word = False
-    return found
-
-
-def numbers_claimed(text: str) -> list[tuple[str, list[tuple[float, ...]]]]:
-    """Numbers with a unit, and ratios, in `text`: (as written, the ways it can be backed:
-    each a tuple of values the range must all say)."""
-    out: list[tuple[str, list[tuple[float, ...]]]] = []
-    for m in _UNIT_NUMBER.finditer(text):
-        value, unit = float(m.group(1)), m.group(2).lower()
-        ways = [(value,)]
-        if unit in ("khz", "k", "kilohertz"):
-            ways.append((value * 1000,))  # "5 kHz" said as "5000 hertz"
-        elif unit in ("hz", "hertz") and value >= 1000:
-            ways.append((value / 1000,))  # "5000 Hz" said as "5k"
-        out.append((m.group(0), ways))
-    for m in _RATIO.finditer(text):
-        out.append((m.group(0), [(float(m.group(1)), float(m.group(2)))]))
-    return out
 
 
 def _range_sentences(t: Transcript, start: float, end: float) -> list[TimedSentence]:
@@ -398,8 +342,143 @@ def _range_sentences(t: Transcript, start: float, end: float) -> list[TimedSente
     return [s for s in t.sentences if s.end >= lo and s.start <= hi]
 
 
+def _said(sentences: Sequence[TimedSentence]) -> tuple[str, list[int]]:
+    """Sentences as a claim-check source: one a line, and where each line starts. The
+    full stop a caption reader adds at a pause goes: a line break parts sentences anyway,
+    and a number cut from its unit by the pause ("set the attack to 10." / "Milliseconds
+    so...") is read whole again in the window of the two lines."""
+    starts, lines, at = [], [], 0
+    for s in sentences:
+        text = " ".join(s.text.split())
+        if text.endswith(".") and not text.endswith(".."):
+            text = text[:-1]
+        starts.append(at)
+        lines.append(text)
+        at += len(text) + 1
+    return "\n".join(lines), starts
+
+
+def _said_at(sentences: Sequence[TimedSentence], starts: list[int], span: Any) -> str | None:
+    """When the words of a span of `_said` text are said: "2:44-3:41" (the sentences it
+    covers: one, or two in a row)."""
+    if not span or not sentences:
+        return None
+    i = max(0, bisect.bisect_right(starts, span[0]) - 1)
+    j = max(i, bisect.bisect_right(starts, max(span[0], span[1] - 1)) - 1)
+    return f"{_clock(sentences[i].start)}-{_clock(sentences[j].end)}"
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class SectionCheck:
+    """The claim check of one distilled section against its range (`tui/services/claims.py`):
+    its sentences are claims citing the transcript sentences of its range; the whole
+    transcript is a second source, so a sentence said elsewhere in the video is told apart
+    from one said nowhere."""
+
+    heading: str
+    start_time: float
+    end_time: float
+    claims: int = 0
+    supported: int = 0
+    numbers_missing: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)  # per claim, see `check_section`
+    problems: list[str] = field(default_factory=list)  # why it is rejected: empty when kept
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def share(self) -> float:
+        return self.supported / self.claims if self.claims else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"heading": self.heading, "start_time": self.start_time, "end_time": self.end_time,
+                "claims": self.claims, "supported": self.supported, "ok": self.ok,
+                "numbers_missing": self.numbers_missing, "problems": self.problems,
+                "items": self.items}
+
+
+def check_section(t: Transcript, heading: str, body: str, start: float, end: float,
+                  label: str = "section") -> SectionCheck:
+    """Check a section's body against the transcript sentences of its range (widened by
+    RANGE_SLACK_S) with the claim check. Rejected (problems given) when a number of it is
+    not said in the range (2k = 2 kHz = 2,000 Hz = "two thousand hertz"), or when fewer
+    than SECTION_SUPPORT_MIN of its sentences are supported by the range. Each item:
+    `{"start", "end"}` of the sentence in the body, `status` ("supported": said in the
+    range; "outside": said elsewhere in the video, `said_at` the time; "unsupported"),
+    `score`, `span` (`[start, end]` of the supporting words in `range_text`), `said_at`."""
+    from tui.services.claims import check_claims, same_quantity, written_quantities
+
+    said = _range_sentences(t, start, end)
+    range_text, range_starts = _said(said)
+    report = check_claims(body, [{"title": t.title, "section_body": range_text}], cite=(1,))
+    out = SectionCheck(heading, start, end)
+    said_numbers = [q for q, _w in written_quantities(f"{t.title}\n{range_text}")]
+    unsupported = []
+    for claim in report.claims:
+        own = next((s for s in claim.support if s.number == 1), None)
+        at = None
+        if claim.status == "supported":
+            status = "supported"
+            at = _said_at(said, range_starts, own.span if own else None)
+        else:
+            # Said elsewhere in the video? The claim against the whole transcript (only
+            # for the sentences the range does not support: the few, on a faithful page).
+            status, at = _elsewhere(t, claim.text)
+        out.claims += 1
+        out.supported += status == "supported"
+        if own is not None and not own.numbers_ok:
+            for q, written in written_quantities(claim.text):
+                if not any(same_quantity(q, s) for s in said_numbers) and written not in out.numbers_missing:
+                    out.numbers_missing.append(written)
+        out.items.append({"start": claim.start, "end": claim.end, "status": status,
+                          "score": round(own.score if own else 0.0, 3),
+                          "span": list(own.span) if own and own.span and status == "supported" else None,
+                          "said_at": at})
+        if status != "supported":
+            numbers_off = own is not None and not own.numbers_ok
+            unsupported.append((claim, "number" if numbers_off and status != "outside" else status, at))
+    for written in out.numbers_missing:
+        out.problems.append(f"{label}: the number {written!r} is not said in its range")
+    if out.claims and out.share < SECTION_SUPPORT_MIN:
+        why = []
+        for claim, status, at in unsupported[:3]:
+            where = {"outside": f"said at {at}, outside its range",
+                     "number": "a number of it is not said there"}.get(status, "not said in the transcript")
+            why.append(f"“{_short(claim.text)}”: {where}")
+        out.problems.append(
+            f"{label}: not supported by its range: {out.supported} of its {out.claims} sentences "
+            f"are said there (at least {SECTION_SUPPORT_MIN:.0%} needed); " + "; ".join(why))
+    return out
+
+
+def _elsewhere(t: Transcript, text: str) -> tuple[str, str | None]:
+    """("outside", when it is said) when the whole transcript supports `text`, else
+    ("unsupported", None)."""
+    from tui.services.claims import check_claims
+
+    whole, starts = _said(t.sentences)
+    found = check_claims(text, [{"title": t.title, "section_body": whole}], cite=(1,)).claims
+    if found and found[0].status == "supported":
+        return "outside", _said_at(t.sentences, starts, found[0].span)
+    return "unsupported", None
+
+
 def validate_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[str]]:
     """(page, []) when every check passes, else (None, reasons): one line each."""
+    page, reasons, _checks = check_page(data, t)
+    return page, reasons
+
+
+def check_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[str], list[SectionCheck]]:
+    """`validate_page`, with each section's claim check (`SectionCheck`: for the report,
+    and stored with the page)."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(PAGE_SCHEMA)
@@ -409,8 +488,9 @@ def validate_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[
         for e in errors[:5]:
             where = "/".join(str(p) for p in e.absolute_path) or "page"
             reasons.append(f"schema: {where}: {e.message[:200]}")
-        return None, reasons
+        return None, reasons, []
     reasons: list[str] = []
+    checks: list[SectionCheck] = []
     first, last = t.span
     for i, sec in enumerate(data["sections"], start=1):
         start, end = float(sec["start_time"]), float(sec["end_time"])
@@ -425,26 +505,12 @@ def validate_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[
             reasons.append(
                 f"{label}: outside the transcript ({_clock(first)}-{_clock(last)})")
             continue
-        said = _range_sentences(t, start, end)
-        spoken = " ".join(s.text for s in said)
-        words = _content_words(sec["body"])
-        if words:
-            stems = {_stem(w) for w in _content_words(spoken)}
-            supported = sum(1 for w in words if _stem(w) in stems)
-            share = supported / len(words)
-            if share < SUPPORT_MIN:
-                missing = sorted({w for w in words if _stem(w) not in stems})[:6]
-                reasons.append(
-                    f"{label}: not supported by its range: {share:.0%} of its words are said "
-                    f"there (at least {SUPPORT_MIN:.0%} needed; not said: {', '.join(missing)})")
-                continue
-        said_numbers = numbers_in(spoken)
-        for written, ways in numbers_claimed(sec["body"]):
-            if not any(all(v in said_numbers for v in way) for way in ways):
-                reasons.append(f"{label}: the number {written!r} is not said in its range")
+        check = check_section(t, sec["heading"], sec["body"], start, end, label)
+        checks.append(check)
+        reasons.extend(check.problems)
     if reasons:
-        return None, reasons
-    return DistilledPage.from_dict(data), []
+        return None, reasons, checks
+    return DistilledPage.from_dict(data), [], checks
 
 
 def check_profile(
@@ -622,10 +688,11 @@ class Distiller:
     async def distill_one(self, t: Transcript) -> Outcome:
         key = DistillCache.key(t.text_hash, self.model)
         hit = self.cache.get(key)
-        if hit is not None:
+        if hit is not None and hit.get("check") == CHECK_VERSION:
             page = DistilledPage.from_dict(hit["page"]) if hit.get("page") else None
             return Outcome(t.key, hit["status"], page, list(hit.get("reasons") or []), 0, True,
-                           hit.get("model"), 0)
+                           hit.get("model"), 0, checks=list(hit.get("checks") or []))
+        # (a verdict of another check is asked again: the check decides what is kept)
         first = page_messages(t)
         messages = first
         outcome = Outcome(t.key, "failed")
@@ -641,7 +708,11 @@ class Distiller:
                 outcome.status, outcome.reasons = "failed", [failure or "no answer"]
                 return outcome  # not cached: a model that did not answer may answer next time
             data, problem = parse_json_object(text)
-            page, reasons = (None, [problem]) if data is None else validate_page(data, t)
+            # The check is pure Python (tens of ms a section): in a thread, so the other
+            # pages' requests go on meanwhile.
+            page, reasons, checks = ((None, [problem], []) if data is None
+                                     else await asyncio.to_thread(check_page, data, t))
+            outcome.checks = [c.as_dict() for c in checks]
             if page is not None:
                 outcome.status, outcome.page, outcome.reasons = "distilled", page, []
                 break
@@ -652,6 +723,7 @@ class Distiller:
             "status": outcome.status, "reasons": outcome.reasons, "model": outcome.model,
             "page": asdict(outcome.page) if outcome.page else None,
             "prompt_version": PROMPT_VERSION, "transcript": t.key,
+            "check": CHECK_VERSION, "checks": outcome.checks,
         })
         return outcome
 

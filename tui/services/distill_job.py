@@ -37,6 +37,8 @@ class DistillReport:
     measured_profiles: list[str] = field(default_factory=list)
     distilled_profiles: list[str] = field(default_factory=list)
     profile_problems: list[str] = field(default_factory=list)
+    # {raw page slug: each section's claim check}: distilled and rejected pages alike
+    checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     interrupted: bool = False
 
     @property
@@ -50,6 +52,7 @@ class DistillReport:
             "cached": self.cached, "tokens": self.tokens,
             "profiles": {"measured": self.measured_profiles, "distilled": self.distilled_profiles,
                          "problems": self.profile_problems},
+            "checks": self.checks,
             "interrupted": self.interrupted,
         }
 
@@ -103,6 +106,8 @@ async def run_distill(
                 raw = by_key[outcome.key]
                 report.tokens += outcome.tokens
                 report.cached += outcome.cached
+                if outcome.checks:
+                    report.checks[raw.slug] = outcome.checks
                 if outcome.status == "distilled" and outcome.page is not None:
                     report.distilled.append(
                         await store_distilled(db, raw, outcome.page, outcome.model or distiller.model))

@@ -183,6 +183,7 @@ class AssistantMessage(Vertical):
         self._pacer: Any = None  # the app's FramePacer, if it has one (taken at the first token)
         self._unsettled: list[FrozenSegment] = []  # frozen lazily, lines left to render
         self.claims: dict[str, Any] | None = None  # the claim check, as the service gave it
+        self._plain_marks: dict[int, Widget] = {}  # claim index -> plain chunk holding its mark
         self.claim_view = AnswerClaims()
         self.marked = False  # the text shows the marks of its questionable claims
 
@@ -210,6 +211,8 @@ class AssistantMessage(Vertical):
         for segment in segments:
             await segment.remove()
         await self.query_children(".body-plain").remove()
+        self._plain, self._plain_text, self._plain_dirty = None, "", False
+        self._plain_marks = {}
         return body
 
     @property
@@ -536,19 +539,29 @@ class AssistantMessage(Vertical):
                 text = "previous version · " + text
             self._show_meta(text)
         marks = [(m.index, m.end, m.status, m.row) for m in claims.marks]
-        if not marks or self.status in ("working", "streaming") or self.query_children(".body-plain"):
+        if not marks or self.status in ("working", "streaming"):
             return
         head, rest = markdown_head(self.raw, RESTORE_MARKDOWN_LINES)
-        if rest or any(len(line) > LONG_LINE_CHARS for line in head.split("\n")):
-            return  # shown in segments or as plain text: the meta line says it
+        if any(len(line) > LONG_LINE_CHARS for line in head.split("\n")):
+            return  # a very long line, shown in run-on segments: the meta line says it
+        # Shown again as a restored answer is: its first RESTORE_MARKDOWN_LINES lines as
+        # Markdown with a `claim:K` link after each questionable claim, the rest as plain
+        # text with the same symbols after theirs (bench/claim_marks.py: what it costs).
+        split = len(head)
         body = await self._fresh_body()
-        await body.update(link_citations(mark_claims(self.raw, marks), len(self.sources)))
+        await body.update(link_citations(
+            mark_claims(head, [m for m in marks if m[1] <= split]), len(self.sources)))
+        if rest:
+            await self._restore_plain(rest, [(k, end - split, status)
+                                             for k, end, status, _row in marks if end > split])
         self.marked = True
 
     def claim_block(self, index: int) -> Widget | None:
         """The block of the answer showing claim `index`'s mark (None: not shown)."""
         from textual.widgets.markdown import MarkdownBlock
 
+        if index in self._plain_marks:
+            return self._plain_marks[index]
         needle = f"](claim:{index})"
         for segment in self.segments:
             found = None
@@ -588,15 +601,34 @@ class AssistantMessage(Vertical):
         else:
             self._show_status("answered")
 
-    async def _restore_plain(self, rest: str) -> None:
-        """The part of a restored answer past the Markdown limit, as plain text."""
+    async def _restore_plain(self, rest: str, marks: list[tuple[int, int, str]] = ()) -> None:
+        """The part of a restored answer past the Markdown limit, as plain text; `marks`
+        (claim index, end offset in `rest`, status): the claim marks' symbols after them."""
+        from tui.answer_segmenter import CLAIM_MARKS
+
+        self._plain_marks = {}
         await self.mount(Static(Text(PLAIN_NOTE, style="italic"), classes="body-plain -note"),
                          after=self.segments[-1])
         lines = rest.splitlines(keepends=True)
+        pending = sorted((end, k, status) for k, end, status in marks if status in CLAIM_MARKS)
+        at = 0
         for start in range(0, len(lines), PLAIN_CHUNK_LINES):
             chunk = "".join(lines[start : start + PLAIN_CHUNK_LINES])
-            await self.mount(Static(Text(chunk), markup=False, classes="body-plain"),
-                             before=self.query_one(".meta"))
+            text = Text()
+            last = 0
+            inside = []
+            while pending and pending[0][0] <= at + len(chunk):
+                end, k, status = pending.pop(0)
+                text.append(chunk[last : end - at])
+                text.append(" " + CLAIM_MARKS[status], style="bold reverse")
+                last = end - at
+                inside.append(k)
+            text.append(chunk[last:])
+            widget = Static(text, markup=False, classes="body-plain")
+            await self.mount(widget, before=self.query_one(".meta"))
+            for k in inside:
+                self._plain_marks[k] = widget
+            at += len(chunk)
 
     def _show_meta(self, text: str) -> None:
         self._meta_text = text.strip(" ·")

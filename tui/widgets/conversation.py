@@ -51,9 +51,10 @@ class ConversationView(VerticalScroll):
 
     WELCOME = (
         "Ask about synthesis, sound design, mixing, sampling or audio processing.\n\n"
-        "Answers cite numbered sources from the knowledge base: click a [N], or press its "
-        "digit outside the prompt, to find it in the sidebar. F3 picks a creator, F8 tunes "
-        "their voice. F1 lists the keys, Ctrl+P every command."
+        "Answers cite numbered sources from the knowledge base: click a [N] to open the "
+        "source with the words behind the claim lit, or press its digit outside the prompt "
+        "to pick it in the sidebar (Enter opens it). F3 picks a creator, F8 tunes their "
+        "voice. F1 lists the keys, Ctrl+P every command."
     )
 
     def compose(self) -> ComposeResult:
