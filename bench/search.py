@@ -29,6 +29,15 @@ which a loaded machine does not inflate as it does the wall times.
 --hybrid also embeds every section with the local model (`embed_sections_per_s`), and
 times each query kind twice in the same process: lexical only (`queries`) and lexical +
 semantic fused (`hybrid`); `vector_mb` is the in-process matrix the semantic side scores.
+
+Besides wall-clock latency, each kind reports the process's CPU time per search
+(`cpu_p50_ms`, `cpu_p95_ms`: every thread of the process, so a helper thread's spinning
+counts too). On a shared machine the wall clock also counts the time a search waited for
+a core; CPU time is what the code itself spent, and moves far less with the load.
+
+--profile KIND (SQLite) runs that kind's queries once more through the synchronous
+cascade under cProfile and prints the costliest functions and the call count: a
+measure of the work that does not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -207,6 +216,44 @@ def unbounded_reference(path: Path, queries: list[str]) -> dict:
     return {"p50_ms": round(statistics.median(times), 2), "matches_p50": int(statistics.median(matches))}
 
 
+def profile_kind(path: Path, queries: list[str], kind: str, semantic: bool) -> dict:
+    """cProfile of the synchronous cascade (what one search runs in the driver's thread)
+    over the queries, on the benchmark's database: the costliest functions are printed
+    to stderr, the call count returned."""
+    import cProfile
+    import io
+    import pstats
+    import sqlite3
+
+    conn = sqlite3.connect(path, check_same_thread=False)
+    search_mod.set_semantic(semantic)
+    try:
+        def run(i: int, q: str) -> None:
+            creator = f"creator-{i % CREATORS}" if kind == "creator" else None
+            search_mod._Run(search_mod._SQLiteExec(conn), "sqlite", 10, f"profile:{path}").search(
+                q, creator)
+
+        for i, q in enumerate(queries[:5]):  # warm-up: the matrix, the caches
+            run(i, q)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i, q in enumerate(queries):
+            run(i, q)
+        profiler.disable()
+    finally:
+        search_mod.set_semantic(True)
+        conn.close()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    buf = io.StringIO()
+    stats.stream = buf
+    stats.sort_stats("tottime").print_stats(25)
+    print(f"profile of {len(queries)} {kind!r} queries ({'hybrid' if semantic else 'lexical'}):",
+          file=sys.stderr)
+    print(buf.getvalue(), file=sys.stderr)
+    return {"kind": kind, "queries": len(queries), "function_calls": stats.total_calls,
+            "semantic": semantic}
+
+
 def db_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
@@ -333,19 +380,23 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
             figures = {}
             backends = await pg_backends(db) if schema else []
             for kind, qs in queries.items():
-                times = []
+                times, cpu = [], []
                 tiers: dict[str, int] = {}
                 cpu0, server0 = time.process_time(), proc_cpu_s(backends)
                 for i, q in enumerate(qs):
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     result = await service.search(q, db=db, creator=scoped(kind, i))
                     times.append((time.perf_counter() - t0) * 1000)
+                    cpu.append((time.process_time() - c0) * 1000)
                     tiers[result["cascade_tier"]] = tiers.get(result["cascade_tier"], 0) + 1
                 times.sort()
+                cpu.sort()
                 figures[kind] = {
                     "p50_ms": round(statistics.median(times), 2),
                     "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
                     "max_ms": round(times[-1], 2),
+                    "cpu_p50_ms": round(statistics.median(cpu), 2),
+                    "cpu_p95_ms": round(cpu[max(0, int(len(cpu) * 0.95) - 1)], 2),
                     "tiers": tiers,
                     # CPU a search costs, which the machine's load does not inflate: this
                     # process (the cascade, SQLAlchemy, the driver) and, on PostgreSQL, the
@@ -373,6 +424,9 @@ async def bench_size(size: int, args, vocab: list[str]) -> dict:
             out["vector_mb"] = round(matrix.nbytes / 1e6, 1) if matrix is not None else 0.0
         if path is not None:
             out["common_unbounded"] = unbounded_reference(path, queries["common"][:30])
+        if args.profile and path is not None:
+            out["profile"] = profile_kind(path, queries[args.profile], args.profile,
+                                          semantic=args.hybrid)
         return out
     finally:
         await db.dispose()
@@ -400,6 +454,8 @@ def main(argv=None) -> int:
                         help="PostgreSQL: keep the benchmark schema (name it with ?schema= on the URL)")
     parser.add_argument("--reuse", action="store_true",
                         help="PostgreSQL: query a schema kept by --keep instead of building it again")
+    parser.add_argument("--profile", choices=("common", "rare", "multi", "typo", "creator"),
+                        help="cProfile one kind's queries (SQLite; hybrid with --hybrid)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.size_list = sizes
@@ -424,8 +480,9 @@ def main(argv=None) -> int:
                 for kind, q in result[label].items():
                     print(
                         f"          {kind:<7} p50 {q['p50_ms']:>7.2f} ms  p95 {q['p95_ms']:>7.2f}"
-                        f" ms  max {q['max_ms']:>7.2f} ms  cpu {q['client_cpu_ms']:.2f}"
-                        f" + {q.get('server_cpu_ms', 0):.2f} ms  tiers {q['tiers']}"
+                        f" ms  max {q['max_ms']:>7.2f} ms  cpu p50 {q['cpu_p50_ms']:>6.2f}"
+                        f" / p95 {q['cpu_p95_ms']:>6.2f} ms (server {q.get('server_cpu_ms', 0):.2f}"
+                        f" ms)  tiers {q['tiers']}"
                     )
             if "common_unbounded" in result:
                 u = result["common_unbounded"]

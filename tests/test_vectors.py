@@ -132,6 +132,33 @@ def test_the_matrix_is_int8_and_scores_like_the_float_vectors():
     assert all((sid - 1) % 3 == 2 for sid, _ in scoped)
 
 
+def test_a_large_matrix_is_scored_from_its_int8_rows_alone():
+    """Above F32_MAX_BYTES no float32 copy is kept: the query is quantised too and the
+    int8 rows are multiplied as they are; the scores stay within the rounding of both."""
+    rng = np.random.default_rng(2)
+    n = vectors.F32_MAX_BYTES // (4 * vectors.DIM) + 1
+    vecs = rng.standard_normal((n, vectors.DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    rows = [(i + 1, i % 5, vectors.to_blob(v), i // 4) for i, v in enumerate(vecs)]
+    m = vectors.load_matrix(rows, "g", "model", vectors.DIM)
+    assert m.f32 is None and m.nbytes < vecs.nbytes / 3
+    stored = vectors.from_blobs([r[2] for r in rows], vectors.DIM).astype(np.float32)
+    for seed in range(3):
+        noise = rng.standard_normal(vectors.DIM).astype(np.float32)
+        q = stored[seed * 1000] + noise / np.linalg.norm(noise)
+        q /= np.linalg.norm(q)
+        exact = stored @ q
+        scores = m.scores(q)
+        assert scores.dtype == np.float32 and np.max(np.abs(scores - exact)) < 0.006
+        top = m.top(q, 10)
+        assert top[0][0] == seed * 1000 + 1
+        # the ten found are the exact ten, but for near-ties within the rounding
+        tenth = np.sort(exact)[-10]
+        assert all(exact[sid - 1] >= tenth - 0.006 for sid, _ in top)
+        scoped = m.top(q, 10, creator_id=3)
+        assert len(scoped) == 10 and all((sid - 1) % 5 == 3 for sid, _ in scoped)
+
+
 # ---------------------------------------------------------------- an embedding server
 
 

@@ -657,7 +657,7 @@ class _Run:
 
         def take(tier: str, rows: list[Any], groups: list[Group], cid: int | None) -> bool:
             nonlocal fallback
-            n = len(self._items(rows))
+            n = self._count(rows)
             if n and fallback is None:
                 fallback = (tier, rows, groups, cid)
             return n >= (CREATOR_ENOUGH_HITS if tier == "creator" else self.enough)
@@ -865,13 +865,10 @@ class _Run:
         folded = fold(query[:MAX_QUERY_CHARS])
         best: tuple[int, int, str, str, str] | None = None
         for cid, slug, name in self.backend.x.rows("SELECT id, slug, name FROM creators", {}):
-            for form in {tuple(words(name or "")), tuple(words(slug or ""))}:
-                if not form or (len(form) == 1 and len(form[0]) < MIN_CREATOR_WORD):
-                    continue
+            for form, size in _creator_forms(name or "", slug or ""):
                 if not all(w in folded for w in form):  # cheap: most names are absent
                     continue
                 found = _name_pattern(form).search(folded)
-                size = sum(len(w) for w in form)
                 if found and (best is None or size > best[0]):
                     rest = (folded[: found.start()] + " " + folded[found.end() :]).strip()
                     best = (size, int(cid), slug, name, rest)
@@ -890,7 +887,7 @@ class _Run:
         """Ranked rows (before the per-page cap) of the creator's sections."""
         if len(groups) == n_terms:
             rows = self._ranked(groups, "and", cid)
-            if len(self._items(rows)) >= self.enough or n_terms == 1:
+            if self._count(rows) >= self.enough or n_terms == 1:
                 return rows
         need = math.ceil(n_terms / 2)
         if len(groups) < need:
@@ -909,7 +906,7 @@ class _Run:
         """Ranked rows, enough of them to fill `limit` items after the per-page cap."""
         n = self._fetch_n()
         ranked = self._rank(groups, mode, cid, n)
-        if len(self._items(ranked)) < self.limit and len(ranked) >= n:
+        if self._count(ranked) < self.limit and len(ranked) >= n:
             ranked = self._rank(groups, mode, cid, n * 8)  # the per-page cap ate them
         return ranked
 
@@ -973,6 +970,19 @@ class _Run:
         )
         return int(rows[0][0]) if rows else None
 
+    def _count(self, rows: list[Any]) -> int:
+        """How many items `_items(rows)` gives, without making them."""
+        per_page: dict[int, int] = {}
+        n = 0
+        for r in rows:
+            if per_page.get(r[1], 0) >= MAX_PER_PAGE:
+                continue
+            per_page[r[1]] = per_page.get(r[1], 0) + 1
+            n += 1
+            if n >= self.limit:
+                break
+        return n
+
     def _items(self, rows: list[Any]) -> list[dict[str, Any]]:
         """Items in rank order, at most MAX_PER_PAGE per page and `limit` in all."""
         per_page: dict[int, int] = {}
@@ -1018,6 +1028,18 @@ def _item(r: Sequence[Any]) -> dict[str, Any]:
     }
     item["locator_label"] = locator_label(item)
     return item
+
+
+@functools.lru_cache(maxsize=4096)
+def _creator_forms(name: str, slug: str) -> tuple[tuple[tuple[str, ...], int], ...]:
+    """A creator's name and slug as word tuples worth looking for, with their letter
+    counts (the longest name found wins); cached, as the creators are read every search."""
+    out = []
+    for form in {tuple(words(name)), tuple(words(slug))}:
+        if not form or (len(form) == 1 and len(form[0]) < MIN_CREATOR_WORD):
+            continue
+        out.append((form, sum(len(w) for w in form)))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=4096)
