@@ -780,7 +780,7 @@ class ChatScreen(PacedScreen):
         if app.services.db is None:
             self.notify("The usage log is not available.", severity="error")
             return
-        report = await usage_report(app.services.db, 30, now=app.now())
+        report = await usage_report(app.services.db, 30, now=app.now(), by_user=True)
         await app.push_screen(UsageScreen(report))
 
     def action_help(self) -> None:
