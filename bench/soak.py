@@ -24,6 +24,10 @@ At answers 50 and N (and every 50 between, for the curve), with no answer stream
   interquartile range;
 - the widgets on the main screen, the answers it holds, Python's live objects.
 
+The frame is timed with Textual's own compositor (`Screen._compositor`, `Compositor.reflow`,
+`render_full_update`, `Widget._arrangement_cache`, `Widget._styles_cache`: private names, as
+in the Pilot tests; a Textual upgrade that moves one breaks this benchmark, not the app).
+
 With `--tracemalloc`, a snapshot at 50 and at N and the allocations that grew most between
 them (by line), in `details.tracemalloc_top` (tracing slows the run about 2x and its own
 memory is excluded from the figures).
@@ -227,7 +231,8 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
-async def wait_until(pilot, predicate, timeout: float = 60.0, what: str = "") -> None:
+async def wait_until(pilot, predicate, timeout: float = 300.0, what: str = "") -> None:
+    # (Generous: a hang fails, a machine shared by many does not.)
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -301,7 +306,9 @@ class Session:
         chosen = screen.selected_id
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.conversation_id == chosen and self.idle(),
-                         what="the conversation resumed")
+                         what=f"the conversation {chosen} resumed (shown: {app.conversation_id}, "
+                              f"screen {type(app.screen).__name__}, workers "
+                              f"{[(w.description, w.state.name) for w in app.workers]})")
         await pilot.pause()
         self.resumes += 1
         return chosen
@@ -373,8 +380,8 @@ async def soak(args) -> dict:
                         point = session.checkpoint(clock.take())
                         point["elapsed_s"] = round(time.perf_counter() - started, 1)
                         curve.append(point)
-                        if not args.json:
-                            print(json.dumps(point), flush=True)
+                        print(json.dumps(point), file=sys.stderr if args.json else sys.stdout,
+                              flush=True)
                         if tracing and session.answered in (50, args.answers):
                             snapshots[session.answered] = tracemalloc.take_snapshot()
                 clock.close()
