@@ -6,9 +6,9 @@ The real app (`make_app`, the real ChatService, its own SQLite file holding the 
 the app's own garbage-collector policy) runs headless under Textual's Pilot at 120x40, in
 this process. The loopback model server (tests/fake_openai.py) runs in a process of its
 own, so its request log is not in the app's memory. Each question is typed into the prompt
-and sent with Enter; the answer (one of four Markdown answers of 250-400 words with
-paragraphs, lists, bold, code, a table and citations [1]-[3], cut into word-sized tokens)
-streams in as fast as the server sends it, or at `--rate` tokens/s.
+and sent with Enter; the answer (one of four Markdown answers of 150-200 words, 780-1,000
+characters, 150-200 tokens, with paragraphs, lists, bold, code, a table and citations
+[1]-[3], cut into word-sized tokens) streams in as fast as the server sends it, or at `--rate` tokens/s.
 
 The session: a new conversation (Ctrl+N) every 10 answers; at the 25th answer of every 50,
 an old conversation is taken up again through the conversations screen (Ctrl+O, a row
