@@ -21,7 +21,8 @@ At answers 50 and N (and every 50 between, for the curve), with no answer stream
 - `frame_ms_*`: the cost of one frame of the main screen, drawn from scratch: every
   widget's arrangement and line caches emptied, the compositor lays the screen out
   (`reflow`) and renders every line (`render_full_update`); the median of 31, with the
-  interquartile range;
+  interquartile range, in wall time (`frame_ms_*`) and in this thread's CPU time
+  (`frame_cpu_ms_*`, much less moved by other processes on a shared machine);
 - the widgets on the main screen, the answers it holds, Python's live objects.
 
 The frame is timed with Textual's own compositor (`Screen._compositor`, `Compositor.reflow`,
@@ -184,17 +185,19 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def frame_ms(screen) -> float:
-    """One frame of `screen` drawn from scratch: layout of every widget, then every line."""
+def frame_ms(screen) -> tuple[float, float]:
+    """One frame of `screen` drawn from scratch: layout of every widget, then every line;
+    (wall, CPU of this thread) in milliseconds."""
     compositor = screen._compositor
     for widget in screen.walk_children(with_self=True):
         widget._arrangement_cache.clear()
         widget._styles_cache.clear()
     size = screen.size
     start = time.perf_counter()
+    cpu = time.thread_time()
     compositor.reflow(screen, size)
     compositor.render_full_update()
-    return (time.perf_counter() - start) * 1000
+    return (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
 
 
 class CollectorClock:
@@ -318,12 +321,16 @@ class Session:
         gc.collect()
         rss = rss_mb()
         frames = [frame_ms(screen) for _ in range(FRAME_REPEAT)]
-        q1, median, q3 = quartiles(frames)
+        q1, median, q3 = quartiles([wall for wall, _ in frames])
+        c1, cpu_median, c3 = quartiles([cpu for _, cpu in frames])
         return {
             "answers": self.answered,
             "rss_mb": round(rss, 1),
             "frame_ms": round(median, 2),
             "frame_ms_iqr": [round(q1, 2), round(q3, 2)],
+            # CPU time of the frame (this thread): less moved by other processes' load.
+            "frame_cpu_ms": round(cpu_median, 2),
+            "frame_cpu_ms_iqr": [round(c1, 2), round(c3, 2)],
             "widgets": sum(1 for _ in screen.walk_children(with_self=True)),
             "answers_mounted": len(self.app.conversation.answers),
             "objects": len(gc.get_objects()) + gc.get_freeze_count(),  # tracked + frozen
@@ -400,9 +407,14 @@ async def soak(args) -> dict:
         "frame_ms_50": first["frame_ms"],
         f"frame_ms_{n}": last["frame_ms"],
         "frame_ratio": round(last["frame_ms"] / first["frame_ms"], 3),
+        "frame_cpu_ms_50": first["frame_cpu_ms"],
+        f"frame_cpu_ms_{n}": last["frame_cpu_ms"],
+        "frame_cpu_ratio": round(last["frame_cpu_ms"] / first["frame_cpu_ms"], 3),
         "details": {
             "frame_ms_iqr_50": first["frame_ms_iqr"],
             f"frame_ms_iqr_{n}": last["frame_ms_iqr"],
+            "frame_cpu_ms_iqr_50": first["frame_cpu_ms_iqr"],
+            f"frame_cpu_ms_iqr_{n}": last["frame_cpu_ms_iqr"],
             "frame_repeat": FRAME_REPEAT,
             "rate_tps": args.rate or "as fast as the server sends",
             "answer_words": [len(a.split()) for a in ANSWERS],
