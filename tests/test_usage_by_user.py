@@ -17,7 +17,8 @@ SIZE = (120, 40)
 USERS = [("ana", 3, 0), ("ben", 2, 0), ("cleo[b]x[/b]", 1, 1)]
 
 
-async def _ask_as(settings, user: str, question: str) -> None:
+async def _ask_as(settings, user: str, question: str) -> str:
+    """Ask as `user` through a ChatService of its own (as a terminal would); the last event."""
     from tui.commands._common import open_database
     from tui.services.chat import ChatService
     from tui.services.history import open_history
