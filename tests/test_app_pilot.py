@@ -498,15 +498,23 @@ async def test_status_warns_when_redis_is_unreachable(tmp_path, refused_url):
         assert answer.status == "answered"  # the question is answered all the same
 
 
-async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_settings):
+async def test_gc_policy_freezes_start_up_and_frees_a_left_conversation(offline_settings):
+    """Start-up is frozen once; answers are not (a frozen widget is never freed: a long
+    session grew by every conversation it left, bench/soak.py); the widgets of a conversation
+    that was left are freed by the policy's own full collection, without the test's."""
     import gc
+    import weakref
 
+    from tui.collector import IDLE_GC_THRESHOLDS, STREAMING_GC_THRESHOLDS
+
+    before = gc.get_threshold()
     app = make_test_app(offline_settings, chat_service=ScriptedChat(), manage_gc=True)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await start(app, pilot)
-            assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's way
-            thresholds = gc.get_threshold()
+            frozen = gc.get_freeze_count()
+            assert frozen > 0  # start-up objects are out of the collector's way
+            assert gc.get_threshold() == IDLE_GC_THRESHOLDS  # no full collection on its own
             chat = app.services.chat if app.services.chat is not None else app._chat_override
             chat.mode = "hold"  # the answer waits after two tokens
             app.prompt.load_text("parallel compression")
@@ -515,20 +523,26 @@ async def test_gc_freeze_after_answers_and_thaw_on_new_conversation(offline_sett
             await wait_until(pilot, lambda: app.conversation.answers
                              and app.conversation.answers[-1].status == "streaming")
             # While it streams, young collections are rare and full ones off...
-            from tui.collector import STREAMING_GC_THRESHOLDS
-
             assert gc.get_threshold() == STREAMING_GC_THRESHOLDS
             chat.release.set()
             await wait_until(pilot, lambda: settled(app.conversation.answers[-1]))
             await pilot.pause()
             # ... and as before once it is done.
-            assert gc.get_threshold() == thresholds
-            assert gc.get_freeze_count() > 0
+            assert gc.get_threshold() == IDLE_GC_THRESHOLDS
+            chat.mode = "normal"
+            await ask(app, pilot, "and the release?")
+            refs = [weakref.ref(a) for a in app.conversation.answers]
+            assert len(refs) == 2 and all(r() is not None for r in refs)
+            assert gc.get_freeze_count() <= frozen  # the answers were not frozen
+            full = app.collector.full_collections
             await pilot.press("ctrl+n")
             await wait_until(pilot, lambda: not app.conversation.answers)
-            assert gc.get_freeze_count() == 0  # the removed answer can be collected
+            await wait_until(pilot, lambda: app.collector.full_collections > full,
+                             what="the policy's full collection")
+            assert [r() for r in refs] == [None, None]  # freed, not kept for the session
     finally:
         gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 async def test_a_long_code_block_splits_into_closed_and_reopened_fences(offline_settings):

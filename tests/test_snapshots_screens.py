@@ -228,3 +228,27 @@ def test_source_detail_located(snap_compare, detail):
     """A PDF's pages and a note's heading instead of a video; `o` says what it does."""
     app = ScreenHost(lambda: SourceDetailScreen(detail))
     assert snap_compare(app, terminal_size=(100, 30))
+
+
+USAGE_USERS = [
+    {"user_id": "ana", "requests": 21, "answered": 20, "failed": 1, "cancelled": 0,
+     "total_tokens": 61_200, "latency_p50_ms": 1150.0, "latency_p95_ms": 3100.0,
+     "last_seen": "2026-11-27T14:58:30+00:00"},
+    {"user_id": "ben.k", "requests": 14, "answered": 12, "failed": 2, "cancelled": 0,
+     "total_tokens": 44_056, "latency_p50_ms": 1320.0, "latency_p95_ms": 4200.0,
+     "last_seen": "2026-11-27T11:05:00+00:00"},
+    {"user_id": f"studio-b {HOSTILE_MARKUP}{CLEAR_SCREEN}", "requests": 6, "answered": 6,
+     "failed": 0, "cancelled": 0, "total_tokens": 16_800, "latency_p50_ms": 980.0,
+     "latency_p95_ms": 1900.0, "last_seen": "2026-11-25T09:00:00+00:00"},
+    {"user_id": "(unknown)", "requests": 1, "answered": 0, "failed": 0, "cancelled": 1,
+     "total_tokens": 1_400, "latency_p50_ms": None, "latency_p95_ms": None,
+     "last_seen": "2026-11-21T18:00:00+00:00"},
+]
+
+
+def test_usage_by_user(snap_compare):
+    """`u`: per user the requests, answered/failed, tokens, latency and when last seen; the
+    user ids literally (markup and escapes are data); the footer offers the way back."""
+    report = dict(USAGE_REPORT, users=USAGE_USERS)
+    app = ScreenHost(lambda: UsageScreen(report))
+    assert snap_compare(app, terminal_size=(120, 40), press=["u"])

@@ -2,11 +2,23 @@
 
 Textual makes many objects per Markdown block. With the default thresholds, young
 collections run often while an answer streams, and each full collection rescans every
-long-lived object (modules, services, finished answers) in the middle of the stream.
-So: what exists after start-up and after each answer is moved out of the collector's way
-(`gc.freeze`; frozen objects are still freed by reference counting), young collections
-are rare and full ones do not run while an answer streams, and `thaw()` hands the frozen
-objects back when a conversation's widgets are removed.
+long-lived object (modules, services, the conversation's widgets). So:
+- what exists after start-up is moved out of the collector's way once (`gc.freeze`; frozen
+  objects are still freed by reference counting, never by the cycle collector);
+- while an answer streams, young collections are rare and full ones do not run;
+- the collector never starts a full collection by itself (its third threshold is set out of
+  reach): the app runs one when a conversation's widgets have been removed (`collect()`,
+  after the next frame: the new screen shows first) and after every `FULL_EVERY` answers
+  of one conversation. Each scans only what is not frozen: the conversation on screen and
+  what was made after start-up.
+
+Why not freeze each answer after it is drawn (as this policy once did): a widget is freed
+by the cycle collector, not by reference counting (it, its parent, its children and its
+message queue refer to each other), so frozen answers were never freed once their
+conversation was left, and `gc.unfreeze()` can hand them back only for a full collection of
+everything, start-up included. A long session grew by every conversation it left
+(bench/soak.py: ~9,600 objects an answer); left to the collector's own schedule instead, full
+collections ran about once an answer.
 """
 
 from __future__ import annotations
@@ -18,6 +30,12 @@ from contextlib import contextmanager
 # Collect the youngest generation every 20,000 new objects (default 700), the middle one
 # every 50 of those, the oldest not at all while an answer streams.
 STREAMING_GC_THRESHOLDS = (20_000, 50, 1_000_000)
+# Between answers: Python's young and middle thresholds; full collections only when the
+# app asks (a threshold no session reaches).
+IDLE_GC_THRESHOLDS = (700, 10, 1_000_000)
+# A full collection after this many answers of one conversation (the garbage of streaming:
+# replaced segments, messages, timers).
+FULL_EVERY = 10
 
 
 class CollectorPolicy:
@@ -25,26 +43,30 @@ class CollectorPolicy:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.answers_since_full = 0
+        self.full_collections = 0  # run by the policy (the benchmark reads it)
 
     def settle(self) -> None:
-        """Everything that exists now is long-lived: collect once, then freeze it."""
+        """Everything that exists now (after start-up) is long-lived: collect once, freeze
+        it, and leave full collections to the app."""
         if self.enabled:
             gc.collect()
             gc.freeze()
+            gc.set_threshold(*IDLE_GC_THRESHOLDS)
 
-    def freeze(self) -> None:
+    def collect(self) -> None:
+        """A full collection: a conversation's widgets were removed (or many answers made
+        garbage). Scans what is not frozen."""
         if self.enabled:
-            gc.freeze()
-
-    def thaw(self) -> None:
-        """Widgets are about to be removed: they must be collectable again."""
-        if self.enabled:
-            gc.unfreeze()
+            gc.collect()
+            self.answers_since_full = 0
+            self.full_collections += 1
 
     @contextmanager
     def streaming(self) -> Iterator[None]:
         """Around a streaming answer: rare young collections, no full ones; after it, the
-        answer's own cyclic garbage (young objects only) and a freeze of its widgets."""
+        thresholds as they were, the answer's own cyclic garbage (young objects only), and
+        every `FULL_EVERY` answers a full collection."""
         if not self.enabled:
             yield
             return
@@ -54,5 +76,8 @@ class CollectorPolicy:
             yield
         finally:
             gc.set_threshold(*thresholds)
-            gc.collect(1)
-            gc.freeze()
+            self.answers_since_full += 1
+            if self.answers_since_full >= FULL_EVERY:
+                self.collect()
+            else:
+                gc.collect(1)

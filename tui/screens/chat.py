@@ -668,8 +668,10 @@ class ChatScreen(PacedScreen):
             self.app.workers.cancel_group(self, "answer")
         self.conversation_id = str(uuid.uuid4())
         self.conversation_title = ""
-        self.app.collector.thaw()  # the removed widgets must be collectable
         await self.conversation.clear()
+        # The removed widgets are freed by a full collection (tui/collector.py), after the
+        # empty conversation is on screen.
+        self.call_after_refresh(self.app.collector.collect)
         self._show_sources_of(None)
         self._claim_focus = None
         self.status_bar.set(tier="", tokens=None, latency_ms=None, activity="new conversation")
@@ -725,10 +727,8 @@ class ChatScreen(PacedScreen):
         self.prompt.focus()
 
     async def show_transcript(self, messages: list[dict[str, Any]]) -> None:
-        collector = self.app.collector
-        collector.thaw()  # the removed widgets must be collectable
         questions = await self.conversation.show_transcript(messages)
-        collector.freeze()
+        self.call_after_refresh(self.app.collector.collect)  # the removed widgets
         self._claim_focus = None
         # The marks of each answer: its stored check, or one made now from the knowledge base.
         pending = []
@@ -786,7 +786,7 @@ class ChatScreen(PacedScreen):
         if app.services.db is None:
             self.notify("The usage log is not available.", severity="error")
             return
-        report = await usage_report(app.services.db, 30, now=app.now())
+        report = await usage_report(app.services.db, 30, now=app.now(), by_user=True)
         await app.push_screen(UsageScreen(report))
 
     def action_help(self) -> None:

@@ -10,17 +10,23 @@
   check's share of supported claims: `per_day` rows may carry `claims`,
   `supported_claims`, `supported_share`, and `claims` {total, supported,
   supported_share} the whole period (drawn only when some answer was checked).
-  Missing keys show as "—"; nothing else is required.
+  Missing keys show as "—"; nothing else is required. With `usage_report(...,
+  by_user=True)` the report also has `users` [{user_id, requests, answered, failed,
+  cancelled, total_tokens, latency_p50_ms, latency_p95_ms, last_seen}]: `u` switches to
+  the view by user (a table of those, and each user's share of requests and tokens drawn
+  as bars; "last seen" as an age against the report's `until`), `u` again back
+  (binding ids `usage.by_user`, `usage.overview`; the footer shows the one that applies).
 
 Drawn, not only tabulated: two `Sparkline`s (tokens and requests per day) and
 horizontal block-character bars per day, for latency p50/p95/max, the fallback
 rate and each cascade tier and model. Escape or `q` closes (`dismiss(None)`);
-binding id `usage.close`. Model and tier names are shown literally.
+binding id `usage.close`. Model and tier names and user ids are shown literally.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import ComposeResult
@@ -30,6 +36,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Sparkline, Static
 
+from tui.screens.conversations import relative_time
 from tui.widgets.footer import AppFooter
 from tui.widgets.safe_text import one_line
 
@@ -78,6 +85,18 @@ def fmt_rate(value: Any) -> str:
     return "—" if number is None else f"{number * 100:.1f}%"
 
 
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
 def _day_label(row: Mapping[str, Any]) -> str:
     day = str(row.get("date") or row.get("day") or "")
     return day[5:] if len(day) == 10 else day  # "2026-11-27" -> "11-27"
@@ -94,12 +113,12 @@ class UsageScreen(Screen[None]):
         height: 1fr;
         padding: 0 1;
     }
-    UsageScreen #usage-title {
+    UsageScreen .usage-title {
         text-style: bold;
         color: $accent;
         padding-top: 1;
     }
-    UsageScreen #usage-period {
+    UsageScreen .usage-period {
         color: $text-muted;
     }
     UsageScreen .usage-section {
@@ -112,6 +131,17 @@ class UsageScreen(Screen[None]):
     }
     UsageScreen .usage-row {
         height: auto;
+    }
+    UsageScreen > #usage-users {
+        height: 1fr;
+        padding: 0 1;
+        display: none;
+    }
+    UsageScreen.-by-user > #usage {
+        display: none;
+    }
+    UsageScreen.-by-user > #usage-users {
+        display: block;
     }
     UsageScreen .usage-row > .usage-section {
         width: 1fr;
@@ -142,7 +172,12 @@ class UsageScreen(Screen[None]):
     }
     """
 
-    BINDINGS = [Binding("escape,q", "close", "Close", id="usage.close")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="usage.close"),
+        # One key, two meanings: the footer shows the one that applies (check_action).
+        Binding("u", "by_user", "By user", id="usage.by_user"),
+        Binding("u", "overview", "Overview", id="usage.overview"),
+    ]
 
     BAR_WIDTH = 30
 
@@ -228,7 +263,7 @@ class UsageScreen(Screen[None]):
         return Content.assemble(*parts)
 
     @staticmethod
-    def _counts(counts: Any, empty: str) -> Content:
+    def _counts(counts: Any, empty: str, *, label_max: int = 24, bar_width: int = 20) -> Content:
         if isinstance(counts, Mapping):
             items = [(one_line(str(k)) or "(none)", _num(v) or 0) for k, v in counts.items()]
         elif isinstance(counts, Sequence):
@@ -243,7 +278,7 @@ class UsageScreen(Screen[None]):
             return Content.styled(empty, "italic $text-muted")
         top = max(v for _, v in items)
         total = sum(v for _, v in items) or 1
-        label_width = min(24, max(len(name) for name, _ in items))
+        label_width = min(label_max, max(len(name) for name, _ in items))
         parts: list[str | tuple[str, str]] = []
         for i, (name, value) in enumerate(items):
             if len(name) > label_width:
@@ -251,7 +286,7 @@ class UsageScreen(Screen[None]):
             parts.extend(
                 [
                     (f"{name:<{label_width}} ", "bold"),
-                    (hbar(value, top, 20), "$primary"),
+                    (hbar(value, top, bar_width), "$primary"),
                     f" {fmt_int(value)} ({value / total * 100:.0f}%)",
                 ]
             )
@@ -287,6 +322,76 @@ class UsageScreen(Screen[None]):
                  _num(r.get("claims")) or 0, "$text-muted")
         return Content.assemble(*parts)
 
+    # -- by user -----------------------------------------------------------------
+
+    @property
+    def users(self) -> list[Mapping[str, Any]]:
+        rows = self.report.get("users") or []
+        return [r for r in rows if isinstance(r, Mapping)]
+
+    USER_WIDTH = 20
+
+    def _user_name(self, row: Mapping[str, Any]) -> str:
+        name = one_line(str(row.get("user_id") or "")) or "(unknown)"
+        if len(name) > self.USER_WIDTH:
+            name = name[: self.USER_WIDTH - 1] + "…"
+        return name
+
+    def _user_table(self) -> Content:
+        """One line per user: requests, answered, failed, tokens, latency, last seen."""
+        users = self.users
+        if not users:
+            return Content.styled("No requests in this period.", "italic $text-muted")
+        until = _as_datetime(self.report.get("until"))
+        names = [self._user_name(u) for u in users]
+        width = max(len("user"), *(len(n) for n in names))
+        parts: list[str | tuple[str, str]] = [
+            (f"{'user':<{width}}  {'requests':>8}  {'answered':>8}  {'failed':>6}  "
+             f"{'tokens':>10}  {'p50':>8}  {'p95':>8}  last seen\n", "bold"),
+        ]
+        for i, (name, u) in enumerate(zip(names, users, strict=True)):
+            failed = _num(u.get("failed")) or 0
+            seen = relative_time(u.get("last_seen"), until) if until else "—"
+            parts.extend([
+                (f"{name:<{width}}  ", "bold"),
+                (f"{fmt_int(u.get('requests')):>8}", "bold $accent"),
+                f"  {fmt_int(u.get('answered')):>8}  ",
+                (f"{fmt_int(u.get('failed')):>6}", "$error" if failed else ""),
+                f"  {fmt_int(u.get('total_tokens')):>10}",
+                (f"  {fmt_ms(u.get('latency_p50_ms')):>8}", "$success"),
+                (f"  {fmt_ms(u.get('latency_p95_ms')):>8}", "$warning"),
+                (f"  {seen}", "$text-muted"),
+            ])
+            if i < len(users) - 1:
+                parts.append("\n")
+        return Content.assemble(*parts)
+
+    def _user_shares(self, key: str) -> dict[str, float]:
+        shares: dict[str, float] = {}
+        for u in self.users:
+            name = one_line(str(u.get("user_id") or "")) or "(unknown)"
+            shares[name] = shares.get(name, 0) + (_num(u.get(key)) or 0)
+        return shares
+
+    def _compose_users(self) -> ComposeResult:
+        with VerticalScroll(id="usage-users"):
+            yield Static("Usage by user", id="usage-users-title", classes="usage-title",
+                         markup=False)
+            yield Static(self._period(), classes="usage-period", markup=False)
+            with Vertical(classes="usage-section", id="usage-users-table") as box:
+                box.border_title = "Per user"
+                yield Static(self._user_table(), id="usage-user-rows")
+            if self.users:
+                with Horizontal(classes="usage-row", id="usage-users-bars"):
+                    with Vertical(classes="usage-section", id="usage-users-requests") as box:
+                        box.border_title = "Requests"
+                        yield Static(self._counts(self._user_shares("requests"), "",
+                                                  label_max=self.USER_WIDTH, bar_width=12))
+                    with Vertical(classes="usage-section", id="usage-users-tokens") as box:
+                        box.border_title = "Tokens"
+                        yield Static(self._counts(self._user_shares("total_tokens"), "",
+                                                  label_max=self.USER_WIDTH, bar_width=12))
+
     def _period(self) -> str:
         days = self.report.get("days")
         rows = self.per_day
@@ -304,8 +409,8 @@ class UsageScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         rows = self.per_day
         with VerticalScroll(id="usage"):
-            yield Static("Usage", id="usage-title", markup=False)
-            yield Static(self._period(), id="usage-period", markup=False)
+            yield Static("Usage", id="usage-title", classes="usage-title", markup=False)
+            yield Static(self._period(), id="usage-period", classes="usage-period", markup=False)
             with Horizontal(id="usage-top", classes="usage-row"):
                 with Vertical(classes="usage-section", id="usage-totals") as box:
                     box.border_title = "Totals"
@@ -345,11 +450,31 @@ class UsageScreen(Screen[None]):
                 with Vertical(classes="usage-section", id="usage-models") as box:
                     box.border_title = "Models"
                     yield Static(self._counts(self.report.get("models"), "No models yet."))
+        yield from self._compose_users()
         yield AppFooter()
 
     def on_resize(self) -> None:
         # Side-by-side panels need about 100 columns; below that they stack.
         self.set_class(self.size.width < 100, "-narrow")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # `u` is "By user" in the overview and "Overview" in the view by user.
+        if action == "by_user":
+            return not self.has_class("-by-user")
+        if action == "overview":
+            return self.has_class("-by-user")
+        return True
+
+    def _show_by_user(self, by_user: bool) -> None:
+        self.set_class(by_user, "-by-user")
+        self.query_one("#usage-users" if by_user else "#usage", VerticalScroll).focus()
+        self.refresh_bindings()
+
+    def action_by_user(self) -> None:
+        self._show_by_user(True)
+
+    def action_overview(self) -> None:
+        self._show_by_user(False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -178,8 +178,9 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
      "tiers": {cascade_tier: requests}, "models": {model: requests},
      "purposes": {purpose: {requests, total_tokens}} (answering apart from distilling)}
     With `by_user`, also "users": [{user_id, requests, answered, failed, cancelled, incomplete,
-    prompt_tokens, completion_tokens, total_tokens, latency_p50_ms}], most requests first
-    (rows without a user under "(unknown)").
+    prompt_tokens, completion_tokens, total_tokens, latency_p50_ms, latency_p95_ms, last_seen}],
+    most requests first (rows without a user under "(unknown)"; `last_seen` the ISO time, UTC,
+    of the user's latest request in the window).
     Percentiles are nearest-rank, computed in Python (portable across backends).
     """
     if days < 1:
@@ -260,8 +261,12 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
             u = users.setdefault(who, {
                 "user_id": who, "requests": 0, "answered": 0, "failed": 0, "cancelled": 0,
                 "incomplete": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+                "last_seen": None,
             })
             u["requests"] += 1
+            seen = _aware(r.created_at)
+            if u["last_seen"] is None or seen > u["last_seen"]:
+                u["last_seen"] = seen
             if r.status in STATUSES:
                 u[r.status] += 1
             u["prompt_tokens"] += prompt
@@ -306,6 +311,8 @@ async def usage_report(db, days: int = 30, *, now: datetime | None = None,
     if by_user:
         for who, u in users.items():
             u["latency_p50_ms"] = percentile(user_latencies.get(who, []), 50)
+            u["latency_p95_ms"] = percentile(user_latencies.get(who, []), 95)
+            u["last_seen"] = u["last_seen"].isoformat()
         report["users"] = sorted(users.values(), key=lambda u: (-u["requests"], u["user_id"]))
     return report
 

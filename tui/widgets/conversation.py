@@ -87,6 +87,10 @@ class ConversationView(VerticalScroll):
 
     async def clear(self) -> None:
         await self.remove_children(".question, .answer")
+        # Textual's list of displayed children is made again only when next read (a layout,
+        # the focus chain): until then it holds the removed widgets, past the collection
+        # that should free them (tui/collector.py). Read it now.
+        self.displayed_children  # noqa: B018
         self.query_one(".welcome").display = True
         self._set_in_view(None)
 
