@@ -268,6 +268,23 @@ class ChatService:
     async def aclose(self) -> None:
         await self.llm.aclose()
 
+    async def warm_up(self) -> None:
+        """Load, in a thread, what the first question would otherwise wait for: the local
+        embedding model the search's semantic side uses (WordLlama: 0.3 s on an idle
+        machine, seconds on a loaded one, and on PostgreSQL the search runs on the event
+        loop). Called once the app is up; a failure is logged and the first search loads
+        it as before."""
+        from tui.db import vectors
+        from tui.services.search import semantic_enabled
+
+        vectors.configure(self.settings)
+        if not semantic_enabled() or vectors.current_model() != vectors.LOCAL_MODEL:
+            return
+        try:
+            await asyncio.to_thread(lambda: vectors.local_embedder().embed(["warm up"]))
+        except Exception:  # noqa: BLE001 - the first search will try again
+            logger.warning("chat_warm_up_failed", exc_info=True)
+
     # -- creators and voice --
 
     async def creator_profile(self, creator: str) -> dict[str, Any] | None:
