@@ -43,7 +43,7 @@ asyncio.run(main(sys.argv[1] == "on"))
 def _run(tmp_path, semantic: str) -> list[str]:
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, semantic, str(tmp_path / "kb.db"), str(tmp_path / "data")],
-        capture_output=True, text=True, cwd=ROOT, timeout=240,
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.split()
