@@ -16,7 +16,7 @@ The backend is PostgreSQL 127.0.0.1:5432 database `test`, in a schema of its own
 a private Redis (tests/redis_proc.py) with an append-only file fsynced on every write, on a
 port of its own. Half-way through, `chrysopedia import` of `--videos` yt-dlp downloads
 (bench/ytdlp_material.py) runs into the same schema in a subprocess, while this process
-searches one query after another (timed); a little later Redis is killed (SIGKILL) and
+searches twice a second (timed, as a user browsing the KB would); a little later Redis is killed (SIGKILL) and
 started again on the same port.
 
 Every connection of the run carries an application_name (`$PGAPPNAME`,
@@ -306,7 +306,7 @@ class Searcher(threading.Thread):
     """Searches the run's schema one query after another (as a terminal's search does),
     keeping (time, latency ms)."""
 
-    def __init__(self, url: str, pause: float = 0.05) -> None:
+    def __init__(self, url: str, pause: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.pause = pause
@@ -425,6 +425,7 @@ def run(args, work: Path) -> dict:
     model_proc, model_url = _fake_server(model_port, tuple(args.rate), args.answer_tokens,
                                          work / "fake_openai.log")
     procs: list[subprocess.Popen] = []
+    os.environ["PGAPPNAME"] = f"{prefix}-searcher"  # this process's searches
     sampler = Sampler(prefix)
     searcher = Searcher(url)
     import_proc = None
@@ -464,6 +465,9 @@ def run(args, work: Path) -> dict:
         startup_s = time.time() - t_spawn
         load_start = round(os.getloadavg()[0], 2)
         duration = args.minutes * 60
+        # The terminals are open; their start-up (imports, the embedding model) is over
+        # before anyone asks: `--settle` seconds for the machine to calm down.
+        time.sleep(args.settle)
         start = time.time() + 1
         end = start + duration
         (work / "go.tmp").write_text(json.dumps([start, end]))
@@ -710,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-cap", type=int, default=1000,
                         help="memory messages kept per conversation (the app's: 20)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settle", type=float, default=20.0,
+                        help="seconds between the last terminal ready and the first question")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, results)")
     parser.add_argument("--keep-schema", action="store_true", help="do not drop the schema")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
