@@ -16,8 +16,8 @@ The backend is PostgreSQL 127.0.0.1:5432 database `test`, in a schema of its own
 a private Redis (tests/redis_proc.py) with an append-only file fsynced on every write, on a
 port of its own. Half-way through, `chrysopedia import` of `--videos` yt-dlp downloads
 (bench/ytdlp_material.py) runs into the same schema in a subprocess, while this process
-searches twice a second (timed, as a user browsing the KB would); a little later Redis is killed (SIGKILL) and
-started again on the same port.
+searches twice a second (timed, as a user browsing the KB would); a little later Redis is
+killed (SIGKILL) and started again on the same port.
 
 Every connection of the run carries an application_name (`$PGAPPNAME`,
 `chrysopedia-bench-<pid>-…`): pg_stat_activity is sampled every 0.2 s for them.
