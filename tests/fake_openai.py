@@ -23,7 +23,7 @@ Modes (`set_mode(mode, **options)`):
 
 Options: `tokens` (the script, a list of strings), `count` (cycle the script to
 this many tokens), `after` (for stall_after/cut/drop/malformed, default 3),
-`rate` (tokens/s for slow), `usage` (dict overriding the reported usage), `bad` (the
+`rate` (tokens/s for slow; `[low, high]`: each answer a pace drawn between them), `usage` (dict overriding the reported usage), `bad` (the
 data line malformed mode sends; default: truncated JSON).
 
 Canned answers (for non-streaming requests such as distillation; the mode's own
@@ -59,6 +59,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import threading
 import time
@@ -125,12 +126,17 @@ class RecordedRequest:
     completed: bool = False  # the server sent the whole answer
     tokens_sent: int = 0
     closed_event: asyncio.Event | None = field(default=None, repr=False)
+    # time.time() when the request was read, and when its first content token was sent:
+    # the server's own first-token delay, for benchmarks that subtract it.
+    received_at: float = 0.0
+    first_token_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "method": self.method, "path": self.path, "body": self.body, "mode": self.mode,
             "client_closed": self.client_closed, "completed": self.completed,
-            "tokens_sent": self.tokens_sent,
+            "tokens_sent": self.tokens_sent, "received_at": self.received_at,
+            "first_token_at": self.first_token_at,
         }
 
 
@@ -296,6 +302,7 @@ class FakeOpenAI:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
+        received_at = time.time()
         lines = head.decode("latin-1").split("\r\n")
         method, path, _version = lines[0].split(" ", 2)
         headers = {}
@@ -315,7 +322,8 @@ class FakeOpenAI:
             return
         with self._lock:
             mode, options = self.mode, dict(self.options)
-        rec = RecordedRequest(method, path, headers, body, mode, closed_event=asyncio.Event())
+        rec = RecordedRequest(method, path, headers, body, mode, closed_event=asyncio.Event(),
+                              received_at=received_at)
         with self._lock:
             self.requests.append(rec)
 
@@ -482,7 +490,10 @@ class FakeOpenAI:
 
         tokens = self._tokens(options)
         after = int(options.get("after", 3))
-        rate = float(options.get("rate", 0) or 0)
+        rate = options.get("rate", 0) or 0
+        if isinstance(rate, list | tuple):  # [low, high]: each answer its own pace
+            rate = random.uniform(float(rate[0]), float(rate[1]))
+        rate = float(rate)
         await send(chunk({"role": "assistant", "content": ""}))
         loop = asyncio.get_running_loop()
         paced_from = loop.time()
@@ -504,6 +515,8 @@ class FakeOpenAI:
                 if mode == "malformed":
                     await send(options.get("bad", '{"choices": [{"delta": {"content": "oops"'))
             await send(chunk({"content": tok}))
+            if rec.first_token_at is None:
+                rec.first_token_at = time.time()
             rec.tokens_sent += 1
             if mode == "slow" and rate > 0:
                 # Paced against a schedule, not by sleeping 1/rate after each token: a

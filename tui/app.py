@@ -137,6 +137,7 @@ class ChrysopediaApp(App[int]):
             self.services.history.add_listener(
                 lambda state: self.call_later(chat.show_memory_state, state))
             chat.services_ready()
+            self._warm_up()
             problem = self.services.history.state.problem  # Redis misconfigured: one line
             if problem:
                 self.notify(plain(problem), title="Redis not used", severity="error", timeout=15)
@@ -149,6 +150,13 @@ class ChrysopediaApp(App[int]):
                         severity="error", timeout=10)
         finally:
             self.ready.set()
+
+    @work(group="warm", exit_on_error=False, description="load the search's embedding model")
+    async def _warm_up(self) -> None:
+        # The first question would otherwise wait for it (seconds on a loaded machine).
+        warm_up = getattr(self.services.chat, "warm_up", None)
+        if warm_up is not None:
+            await warm_up()
 
     async def on_unmount(self) -> None:
         await self.services.close()

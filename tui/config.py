@@ -70,6 +70,11 @@ class Settings:
     llm_read_timeout: float = 60.0
     # Seconds to wait for a new PostgreSQL connection (start-up included) before giving up.
     database_connect_timeout: float = 10.0
+    # PostgreSQL connections each process keeps (pool_size) and may open on top for a
+    # moment (max_overflow): one terminal does one thing at a time, so 1 + 1 lets fifty
+    # terminals share a server's default max_connections of 100 (README, "teams").
+    database_pool_size: int = 1
+    database_max_overflow: int = 1
     # Who asks, recorded in each usage row and transcript message (default: the OS user).
     user_id: str = ""
     # Redis key prefix for conversation memory (tests use their own).
@@ -184,6 +189,8 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "database_connect_timeout": (
         ("CHRYSOPEDIA_DATABASE_CONNECT_TIMEOUT", "PGCONNECT_TIMEOUT"), "seconds"
     ),
+    "database_pool_size": (("CHRYSOPEDIA_DATABASE_POOL_SIZE",), "pool_size"),
+    "database_max_overflow": (("CHRYSOPEDIA_DATABASE_MAX_OVERFLOW",), "overflow"),
     "redis_url": (("CHRYSOPEDIA_REDIS_URL",), "redis_url"),
     "llm_api_url": (("CHRYSOPEDIA_LLM_API_URL", "OPENAI_BASE_URL"), "http_url"),
     "llm_api_key": (("CHRYSOPEDIA_LLM_API_KEY", "OPENAI_API_KEY"), "str"),
@@ -235,6 +242,16 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
             raise ConfigError(name, source, f"expected a number of seconds, got {raw!r}") from None
         if not math.isfinite(value) or value <= 0:
             raise ConfigError(name, source, f"expected a positive number of seconds, got {raw!r}")
+        return value
+    if kind in ("pool_size", "overflow"):
+        least = 1 if kind == "pool_size" else 0
+        try:
+            value = int(str(raw).strip()) if not isinstance(raw, bool) else None
+        except ValueError:
+            value = None
+        if value is None or not least <= value <= 1000:
+            raise ConfigError(name, source, f"expected a whole number from {least} to 1000, "
+                                            f"got {raw!r}")
         return value
     if kind == "bool":
         if isinstance(raw, bool):

@@ -136,11 +136,46 @@ MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
 }
 
 
-def make_engine(
-    url: str, *, schema: str | None = None, connect_timeout: float | None = None
-) -> AsyncEngine:
-    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it);
-    `connect_timeout` bounds each new PostgreSQL connection, start-up included (seconds)."""
+# PostgreSQL connections per process: kept open, and allowed on top for a moment. One
+# terminal does one thing at a time (a question's statements run one after another), so
+# each keeps one connection and may borrow a second (the TUI loading a list while an
+# answer is saved); fifty terminals stay within the server's default max_connections of
+# 100 with room for an import and for administration. Settings `database_pool_size`,
+# `database_max_overflow`. SQLite keeps SQLAlchemy's defaults (a file has no such limit).
+PG_POOL_SIZE = 1
+PG_MAX_OVERFLOW = 1
+# Seconds a statement waits for a pooled connection before failing (SQLAlchemy's default).
+PG_POOL_TIMEOUT = 30.0
+
+
+def application_name() -> str:
+    """What pg_stat_activity shows for our connections: $PGAPPNAME as libpq reads it,
+    else "chrysopedia" (a database administrator can count the app's connections)."""
+    import os
+
+    name = os.environ.get("PGAPPNAME", "").strip()
+    return (name or "chrysopedia")[:63]
+
+
+def _pg_connect_args(schema: str | None, connect_timeout: float | None) -> dict:
+    connect_args: dict = {}
+    server_settings = {"application_name": application_name()}
+    if schema:
+        if not isinstance(schema, str):
+            raise SchemaError("?schema= is given more than once")
+        try:
+            check_schema_name(schema)
+        except ValueError as exc:
+            raise SchemaError(str(exc)) from None
+        # Quoted, so the name keeps its case (search_path folds bare names).
+        server_settings["search_path"] = f'"{schema}"'
+    connect_args["server_settings"] = server_settings
+    if connect_timeout is not None:
+        connect_args["timeout"] = connect_timeout
+    return connect_args
+
+
+def _engine_url(url: str, schema: str | None) -> tuple[str, str | None]:
     u = make_url(url)
     # `?schema=NAME` on a PostgreSQL URL selects a schema (several KBs in one database).
     if "schema" in u.query:
@@ -149,26 +184,29 @@ def make_engine(
     # libpq's `?sslmode=` is asyncpg's `ssl` argument (same values).
     if "sslmode" in u.query and "ssl" not in u.query:
         u = u.update_query_dict({"ssl": u.query["sslmode"]}).difference_update_query(["sslmode"])
-    url = u.render_as_string(hide_password=False)
+    return u.render_as_string(hide_password=False), schema
+
+
+def make_engine(
+    url: str, *, schema: str | None = None, connect_timeout: float | None = None,
+    pool_size: int | None = None, max_overflow: int | None = None,
+) -> AsyncEngine:
+    """An async engine for `url`. `schema` sets the PostgreSQL search_path (tests use it);
+    `connect_timeout` bounds each new PostgreSQL connection, start-up included (seconds);
+    `pool_size` / `max_overflow`: PostgreSQL connections kept / borrowed on top (default
+    PG_POOL_SIZE, PG_MAX_OVERFLOW)."""
+    u = make_url(url)
+    url, schema = _engine_url(url, schema)
     kwargs: dict = {}
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 15}
     else:
-        connect_args: dict = {}
-        if schema:
-            if not isinstance(schema, str):
-                raise SchemaError("?schema= is given more than once")
-            try:
-                check_schema_name(schema)
-            except ValueError as exc:
-                raise SchemaError(str(exc)) from None
-            # Quoted, so the name keeps its case (search_path folds bare names).
-            connect_args["server_settings"] = {"search_path": f'"{schema}"'}
-        if connect_timeout is not None:
-            connect_args["timeout"] = connect_timeout
-        kwargs["connect_args"] = connect_args
+        kwargs["connect_args"] = _pg_connect_args(schema, connect_timeout)
+        kwargs["pool_size"] = PG_POOL_SIZE if pool_size is None else pool_size
+        kwargs["max_overflow"] = PG_MAX_OVERFLOW if max_overflow is None else max_overflow
+        kwargs["pool_timeout"] = PG_POOL_TIMEOUT
     engine = create_async_engine(url, **kwargs)
     if u.get_backend_name() == "sqlite":
 
@@ -275,10 +313,13 @@ class Database:
     """An engine plus a session factory; `await db.init()` before use."""
 
     def __init__(
-        self, url: str, *, schema: str | None = None, connect_timeout: float | None = None
+        self, url: str, *, schema: str | None = None, connect_timeout: float | None = None,
+        pool_size: int | None = None, max_overflow: int | None = None,
     ) -> None:
         self.url = url
-        self.engine = make_engine(url, schema=schema, connect_timeout=connect_timeout)
+        self._connect_timeout = connect_timeout
+        self.engine = make_engine(url, schema=schema, connect_timeout=connect_timeout,
+                                  pool_size=pool_size, max_overflow=max_overflow)
         query = make_url(url).query
         self.schema = schema or (query.get("schema") if self.dialect == "postgresql" else None)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -303,20 +344,32 @@ class Database:
 
         A studio starts several terminals at once on a new schema; without this, all
         but one fail creating the same tables. An advisory lock on its own connection,
-        keyed by the schema, released before that connection goes back to the pool.
+        keyed by the schema, outside the pool (the pool's connections, one or two, stay
+        free for the start-up's own statements), closed when start-up is done.
         SQLite needs none: its writers already queue on the file lock."""
         if self.dialect != "postgresql":
             yield
             return
+        from sqlalchemy.pool import NullPool
+
         key = f"chrysopedia:startup:{self.schema or ''}"
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
-            await conn.commit()
-            try:
-                yield
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+        url, schema = _engine_url(self.url, self.schema)
+        lock_engine = create_async_engine(
+            url, poolclass=NullPool,
+            connect_args=_pg_connect_args(schema, self._connect_timeout),
+        )
+        try:
+            async with lock_engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
                 await conn.commit()
+                try:
+                    yield
+                finally:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                    await conn.commit()
+        finally:
+            await lock_engine.dispose()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

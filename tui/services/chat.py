@@ -239,6 +239,17 @@ def build_messages(
 
 # ── the service ───────────────────────────────────────────────────────────
 
+# Imported on an answer's first use; `ChatService.warm_up` imports them ahead.
+WARM_MODULES = (
+    "tui.services.transcripts", "tui.services.usage", "tui.services.claims",
+    "anyio._backends._asyncio", "jiter",
+)
+_SAMPLE_CHUNK = {
+    "id": "warm-up", "object": "chat.completion.chunk", "created": 0, "model": "warm-up",
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                 "finish_reason": None}],
+}
+
 
 class ChatService:
     """Streams cited answers; knows nothing of any screen.
@@ -267,6 +278,38 @@ class ChatService:
 
     async def aclose(self) -> None:
         await self.llm.aclose()
+
+    async def warm_up(self) -> None:
+        """Load, in a thread, what the first question would otherwise wait for: the modules
+        an answer uses that are imported on first use (the transcript archive, the usage
+        log, the claim check, the OpenAI client's streaming parts) and the local embedding
+        model the search's semantic side uses (WordLlama: 0.3 s on an idle machine,
+        seconds on a loaded one, and on PostgreSQL the search runs on the event loop).
+        Without it the first question waited 1-3.5 s longer than the next ones on a loaded
+        machine (bench/team_load.py). Called once the app is up; a failure is logged and
+        the first question loads what is missing, as before."""
+        from tui.db import vectors
+        from tui.services.search import semantic_enabled
+
+        vectors.configure(self.settings)
+        embed = semantic_enabled() and vectors.current_model() == vectors.LOCAL_MODEL
+
+        def load() -> None:
+            import importlib
+
+            for name in WARM_MODULES:
+                importlib.import_module(name)
+            if self.llm.configured:
+                from openai.types.chat import ChatCompletionChunk
+
+                ChatCompletionChunk.model_validate(_SAMPLE_CHUNK)  # builds the parser
+            if embed:
+                vectors.local_embedder().embed(["warm up"])
+
+        try:
+            await asyncio.to_thread(load)
+        except Exception:  # noqa: BLE001 - the first question will load it
+            logger.warning("chat_warm_up_failed", exc_info=True)
 
     # -- creators and voice --
 

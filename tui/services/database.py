@@ -20,7 +20,9 @@ async def open_database(settings, *, load_bundled: bool = True, show_progress: b
     db = None
     try:
         db = Database(settings.database_url,
-                      connect_timeout=getattr(settings, "database_connect_timeout", None))
+                      connect_timeout=getattr(settings, "database_connect_timeout", None),
+                      pool_size=getattr(settings, "database_pool_size", None),
+                      max_overflow=getattr(settings, "database_max_overflow", None))
         async with db.startup_lock():
             await db.init()
             if load_bundled:

@@ -532,6 +532,8 @@ class HistoryStore:
         self._mirror: OrderedDict[str, tuple[float, Messages]] = OrderedDict()
         # Messages written locally while Redis was away, per conversation, to copy back.
         self._pending: dict[str, Messages] = {}
+        # When each conversation last got a turn written locally (self.clock()).
+        self._pending_at: dict[str, float] = {}
         self._listeners: list[Callable[[HistoryState], None]] = []
         self._lock = asyncio.Lock()
         self._next_probe = 0.0
@@ -642,16 +644,21 @@ class HistoryStore:
         copied = 0
         for cid in list(self._pending):
             pending = self._pending[cid][-self.local.max_messages :]
-            full = await self.local.load(cid)
-            if full:
+            # The turns themselves are this process's own (`pending`); the local row is
+            # only the history before them, for a key Redis lost. Another terminal on the
+            # same conversation may have copied back and deleted that row already: its
+            # absence does not make these turns expired, only their age does.
+            if self.clock() - self._pending_at.get(cid, self.clock()) < self.local.ttl:
+                full = await self.local.load(cid)
                 cut = max(0, len(full) - len(pending))
                 stored = await self.redis.append(
-                    cid, pending, if_missing=full[:cut], dedupe=True
+                    cid, pending, if_missing=full[:cut] or None, dedupe=True
                 )
                 self._remember(cid, stored)
                 copied += len(pending)
-            # else: the local copy expired (over an hour away): nothing left to copy.
+            # else: written over an hour ago; expired in Redis's terms, not copied.
             del self._pending[cid]
+            self._pending_at.pop(cid, None)
             try:
                 await self.local.delete(cid)
             except Exception:  # noqa: BLE001 - a stale local row is harmless: Redis wins now
@@ -709,6 +716,7 @@ class HistoryStore:
                 if replace_last:
                     pending[:] = _drop_last_pair(pending, turn)
                 pending.extend(turn)
+                self._pending_at[cid] = self.clock()
                 self._mirror.pop(cid, None)
                 s = self._state
                 if s.pending != len(self._pending):
