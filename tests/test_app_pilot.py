@@ -957,3 +957,32 @@ async def test_a_bullet_list_then_a_numbered_one_stay_two_lists_across_segments(
         assert one - first == 19 and not lines[one - 1].strip()  # 18 bullets, then a gap
         assert last - one == 24  # 25 numbers, no gap
         assert all(lines[one + n - 1].lstrip().startswith(f"{n}. ") for n in (1, 2, 11, 25))
+
+
+def test_every_tenth_answer_hands_its_full_collection_to_later():
+    """The full collection due after `FULL_EVERY` answers runs when `later` says (the
+    screen's call_after_refresh: the answer's last frame first), never inside `streaming`;
+    the answers in between only collect their young garbage."""
+    import gc
+
+    from tui.collector import FULL_EVERY, CollectorPolicy
+
+    before = gc.get_threshold()
+    policy = CollectorPolicy(enabled=True)
+    handed: list = []
+    try:
+        for _ in range(FULL_EVERY - 1):
+            with policy.streaming(later=handed.append):
+                pass
+        assert handed == [] and policy.full_collections == 0
+        with policy.streaming(later=handed.append):
+            pass
+        assert policy.full_collections == 0  # not yet: handed over
+        assert handed == [policy.collect]
+        handed.pop()()
+        assert policy.full_collections == 1 and policy.answers_since_full == 0
+        with policy.streaming():  # without `later`: at once, as before
+            pass
+        assert policy.answers_since_full == 1
+    finally:
+        gc.set_threshold(*before)

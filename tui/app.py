@@ -157,6 +157,7 @@ class ChrysopediaApp(App[int]):
         warm_up = getattr(self.services.chat, "warm_up", None)
         if warm_up is not None:
             await warm_up()
+            self.collector.refreeze()  # what it loaded is long-lived (tui/collector.py)
 
     async def on_unmount(self) -> None:
         await self.services.close()

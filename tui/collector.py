@@ -24,8 +24,9 @@ collections ran about once an answer.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # Collect the youngest generation every 20,000 new objects (default 700), the middle one
 # every 50 of those, the oldest not at all while an answer streams.
@@ -62,11 +63,22 @@ class CollectorPolicy:
             self.answers_since_full = 0
             self.full_collections += 1
 
+    def refreeze(self) -> None:
+        """What the warm-up loaded after `settle` (the modules an answer imports on first
+        use, the embedding model) is long-lived too: collect once and freeze it, so that the
+        app's full collections do not scan it again and again. Called once, when the
+        warm-up ends (an answer already on screen then, if any, stays for the session)."""
+        if self.enabled:
+            gc.collect()
+            gc.freeze()
+
     @contextmanager
-    def streaming(self) -> Iterator[None]:
+    def streaming(self, later: Callable[[Callable[[], None]], Any] | None = None) -> Iterator[None]:
         """Around a streaming answer: rare young collections, no full ones; after it, the
         thresholds as they were, the answer's own cyclic garbage (young objects only), and
-        every `FULL_EVERY` answers a full collection."""
+        every `FULL_EVERY` answers a full collection, handed to `later` when given (the
+        screen's `call_after_refresh`: the answer's last frame is drawn before the pause of
+        a full collection, a few hundred ms on a loaded machine, not after it)."""
         if not self.enabled:
             yield
             return
@@ -78,6 +90,10 @@ class CollectorPolicy:
             gc.set_threshold(*thresholds)
             self.answers_since_full += 1
             if self.answers_since_full >= FULL_EVERY:
-                self.collect()
+                (later or _now)(self.collect)
             else:
                 gc.collect(1)
+
+
+def _now(callback: Callable[[], None]) -> None:
+    callback()

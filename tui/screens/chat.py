@@ -216,7 +216,7 @@ class ChatScreen(PacedScreen):
         weight = self.slider.value if self._creator_slug() else 0.0
         self.status_bar.set(activity="answering…")
         try:
-            with app.collector.streaming():
+            with app.collector.streaming(later=self.call_after_refresh):
                 async for event in app.services.chat.stream_response(
                     question,
                     creator=self._creator_slug(),
