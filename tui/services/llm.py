@@ -307,7 +307,13 @@ class ModelRouter:
         self, ep: Endpoint, body: dict[str, Any], completion: Completion, max_chars: int
     ) -> AsyncIterator[str]:
         limit = self.settings.llm_first_token_timeout
-        manager = ep.client.chat.completions.with_streaming_response.create(model=ep.model, **body)
+        # The history goes in `extra_body`, which the SDK merges into the request as it is:
+        # its typed transform of `messages` walks every message of the history, 27 ms a
+        # request of 24 messages before the first token (cProfile of stream_response on
+        # PostgreSQL), and leaves our plain {"role", "content"} strings unchanged anyway.
+        params = {key: value for key, value in body.items() if key != "messages"}
+        manager = ep.client.chat.completions.with_streaming_response.create(
+            model=ep.model, messages=[], extra_body={"messages": body["messages"]}, **params)
         entered = False
         try:
             try:
