@@ -49,7 +49,7 @@ from typing import Any
 import snowballstemmer
 from markdown_it import MarkdownIt
 
-from tui.db.search_index import words
+from tui.db.search_index import _WORD, fold  # words(): _WORD.findall, each folded
 from tui.services.search import STOPWORDS, variants
 
 __all__ = [
@@ -231,12 +231,24 @@ _HAS_DIGIT = re.compile(r"\d")
 
 def _content_words(text: str) -> list[str]:
     """The words a claim is scored by: no stopwords, no filler, no numbers (numbers,
-    "three" as well as "3", are checked as numbers or not at all)."""
-    return [
-        w for w in words(text)
-        if len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
-        and w not in _NUMBER_WORDS and w not in _TENS and w not in _SCALE_WORDS
-    ]
+    "three" as well as "3", are checked as numbers or not at all). (`words(text)` filtered,
+    each distinct word of the text judged once: `_content_word`.)"""
+    out = []
+    for raw in _WORD.findall(text):
+        w = _content_word(raw)
+        if w:
+            out.append(w)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _content_word(raw: str) -> str:
+    """A word as `words` gives it (folded) when it is a content word, else ""."""
+    w = fold(raw)
+    if (len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
+            and w not in _NUMBER_WORDS and w not in _TENS and w not in _SCALE_WORDS):
+        return w
+    return ""
 
 
 @lru_cache(maxsize=16384)
