@@ -725,14 +725,17 @@ PreparedSource = _Source
 def _field_sentences(body: str) -> tuple[list[tuple[int, int]], str]:
     """Sentence spans of a source field, and the field with list and heading markers blanked."""
     starts = _line_starts(body)
-    masked = list(body)
+    masked: list[str] | None = None  # copied only when a line has a marker to blank
     spans: list[tuple[int, int]] = []
     for line in range(len(starts) - 1):
         s, e = starts[line], min(starts[line + 1] - 1, len(body))
         prefix = _SOURCE_PREFIX.match(body, s, e)
-        for i in range(s, prefix.end() if prefix else s):
-            masked[i] = " "
-    text = "".join(masked)
+        if prefix and prefix.end() > s:
+            if masked is None:
+                masked = list(body)
+            for i in range(s, prefix.end()):
+                masked[i] = " "
+    text = "".join(masked) if masked is not None else body
     for line in range(len(starts) - 1):
         s, e = starts[line], min(starts[line + 1] - 1, len(body))
         if s < e:
