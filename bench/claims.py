@@ -120,6 +120,8 @@ def clear_caches(words_too: bool) -> None:
         claims_mod._quantity_spans.cache_clear()
     if words_too:
         claims_mod._stems.cache_clear()
+        if hasattr(claims_mod, "_content_word"):  # words judged content words (distillspeed)
+            claims_mod._content_word.cache_clear()
 
 
 def measure(answer: str, sources: list[dict], runs: int, cold: bool) -> tuple[list[float], list[float]]:

@@ -192,6 +192,28 @@ async def bench_distill(n_pages: int, page_seconds: float, concurrency: int) -> 
     }
 
 
+def bench_check_cpu(n_pages: int, warm_up: int = 10) -> dict:
+    """CPU (`time.process_time`, not wall: the machine is shared) of `check_page` on the
+    canned pages of `n_pages` bench transcripts, after `warm_up` others."""
+    from tui.services.distill import Transcript, check_page
+
+    data = corpus(n_pages + warm_up, max(1, (n_pages + warm_up) // 10), seed=11)
+    pages = []
+    for creator, videos in data.items():
+        for i, sentences in enumerate(videos):
+            t = Transcript(key=f"{creator}-{i}", creator_slug=creator, creator_name=creator,
+                           title=f"Video {i} by {creator}", sentences=sentences,
+                           duration=sentences[-1].end + 5)
+            pages.append((t, canned_page(t)))
+    for t, page in pages[:warm_up]:
+        check_page(page, t)
+    began = time.process_time()
+    accepted = sum(check_page(page, t)[0] is not None for t, page in pages[warm_up:])
+    cpu = time.process_time() - began
+    return {"check_pages": len(pages) - warm_up, "check_accepted": accepted,
+            "check_cpu_ms_per_page": round(cpu * 1000 / max(1, len(pages) - warm_up), 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--transcripts", type=int, default=1000)
@@ -199,9 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--page-seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--check-cpu", type=int, default=0, metavar="PAGES",
+                        help="also the CPU per page of the section check on PAGES canned pages")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = bench_profiles(args.transcripts, args.creators)
+    if args.check_cpu > 0:
+        result.update(bench_check_cpu(args.check_cpu))
     if args.pages > 0:
         result.update(asyncio.run(bench_distill(args.pages, args.page_seconds, args.concurrency)))
     if args.json:

@@ -37,6 +37,7 @@ so the source view can light exactly those characters.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import threading
@@ -48,7 +49,7 @@ from typing import Any
 import snowballstemmer
 from markdown_it import MarkdownIt
 
-from tui.db.search_index import words
+from tui.db.search_index import _WORD, fold  # words(): _WORD.findall, each folded
 from tui.services.search import STOPWORDS, variants
 
 __all__ = [
@@ -65,6 +66,9 @@ __all__ = [
     "citation_span",
     "next_questionable",
     "next_questionable_across",
+    "PreparedSource",
+    "prepare_source",
+    "source_part",
     "summary_line",
     "claim_segments",
     "quantities",
@@ -227,12 +231,24 @@ _HAS_DIGIT = re.compile(r"\d")
 
 def _content_words(text: str) -> list[str]:
     """The words a claim is scored by: no stopwords, no filler, no numbers (numbers,
-    "three" as well as "3", are checked as numbers or not at all)."""
-    return [
-        w for w in words(text)
-        if len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
-        and w not in _NUMBER_WORDS and w not in _TENS and w not in _SCALE_WORDS
-    ]
+    "three" as well as "3", are checked as numbers or not at all). (`words(text)` filtered,
+    each distinct word of the text judged once: `_content_word`.)"""
+    out = []
+    for raw in _WORD.findall(text):
+        w = _content_word(raw)
+        if w:
+            out.append(w)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _content_word(raw: str) -> str:
+    """A word as `words` gives it (folded) when it is a content word, else ""."""
+    w = fold(raw)
+    if (len(w) > 1 and w not in STOPWORDS and w not in _FILLER and not _HAS_DIGIT.search(w)
+            and w not in _NUMBER_WORDS and w not in _TENS and w not in _SCALE_WORDS):
+        return w
+    return ""
 
 
 @lru_cache(maxsize=16384)
@@ -692,19 +708,34 @@ class _Source:
     index: dict[str, int] = field(default_factory=dict)  # stem -> mask of windows
     numbers: _NumberIndex = field(default_factory=_NumberIndex)
     texts: dict[str, str] = field(default_factory=dict)
+    body_sentences: int = 0  # the body's windows are the first 2 * body_sentences - 1
+    # A part of a prepared source (`source_part`) shares its index and numbers: a mask of
+    # them is shifted right by `shift` and kept to `limit` (-1: all of it).
+    shift: int = 0
+    limit: int = -1
+    _own_starts: list[int] | None = None
+
+    def bits(self, mask: int) -> int:
+        return (mask >> self.shift) & self.limit
+
+
+PreparedSource = _Source
 
 
 def _field_sentences(body: str) -> tuple[list[tuple[int, int]], str]:
     """Sentence spans of a source field, and the field with list and heading markers blanked."""
     starts = _line_starts(body)
-    masked = list(body)
+    masked: list[str] | None = None  # copied only when a line has a marker to blank
     spans: list[tuple[int, int]] = []
     for line in range(len(starts) - 1):
         s, e = starts[line], min(starts[line + 1] - 1, len(body))
         prefix = _SOURCE_PREFIX.match(body, s, e)
-        for i in range(s, prefix.end() if prefix else s):
-            masked[i] = " "
-    text = "".join(masked)
+        if prefix and prefix.end() > s:
+            if masked is None:
+                masked = list(body)
+            for i in range(s, prefix.end()):
+                masked[i] = " "
+    text = "".join(masked) if masked is not None else body
     for line in range(len(starts) - 1):
         s, e = starts[line], min(starts[line + 1] - 1, len(body))
         if s < e:
@@ -754,8 +785,45 @@ def _prepare(number: int, title: str, heading: str, summary: str, body: str) -> 
             for stem in stems:
                 index[stem] = index.get(stem, 0) | mask
             all_stems |= stems
+        if fld == "section_body":
+            src.body_sentences = len(per)
     src.stems = frozenset(all_stems)
     return src
+
+
+def prepare_source(title: str, body: str, heading: str = "", summary: str = "") -> PreparedSource:
+    """A source prepared for `check_claims(..., prepared=[...])` (cached by its texts): a
+    caller checking many answers against one long text prepares it once."""
+    return _prepare(1, title, heading, summary, body)
+
+
+def source_part(src: PreparedSource, start: int, end: int, number: int = 1) -> PreparedSource:
+    """The sentences of a prepared source's body that lie in body[start:end], as a source of
+    their own: the same windows, words, numbers and scores as `prepare_source(title,
+    body[start:end], heading)` (no summary), when body[start:end] is whole lines of the body
+    (sentences never span a line; offsets index body[start:end]). Made in time proportional
+    to its windows, the index being shared: one transcript prepared once serves every range
+    of it."""
+    if src.shift or src.limit != -1:
+        raise ValueError("source_part: a part of a part")
+    owns = src._own_starts
+    if owns is None:
+        owns = [src.windows[2 * k].start for k in range(src.body_sentences)]
+        src._own_starts = owns
+    first = bisect.bisect_left(owns, start)
+    last = bisect.bisect_left(owns, end) - 1
+    body = src.texts.get("section_body", "")
+    part = _Source(number, src.frame, src.frame_numbers, stems=src.stems, index=src.index,
+                   numbers=src.numbers, texts={"section_body": body[start:end], "summary": ""})
+    if last < first:
+        part.limit = 0
+        return part
+    lo, hi = 2 * first, 2 * last
+    part.windows = [_Window(w.field, w.start - start, w.end - start) for w in src.windows[lo:hi + 1]]
+    part.body_sentences = last - first + 1
+    part.shift = lo
+    part.limit = (1 << (hi - lo + 1)) - 1
+    return part
 
 
 def _text(item: dict[str, Any], key: str) -> str:
@@ -824,6 +892,7 @@ def _supports(forms: list[frozenset[str]], numbers: list[Quantity], srcs: list[_
                 index = src.index
                 for form in f:
                     mask |= index.get(form, 0)
+                mask = (mask >> src.shift) & src.limit
             df += framed or bool(mask)
             row.append((mask, framed))
         where.append(row)
@@ -845,7 +914,7 @@ def _supports(forms: list[frozenset[str]], numbers: list[Quantity], srcs: list[_
             if src.frame_numbers.match(q):
                 framed_w += NUMBER_WEIGHT
                 continue
-            mask = src.numbers.match(q)
+            mask = src.bits(src.numbers.match(q))
             if mask:
                 hits.append((mask, NUMBER_WEIGHT))
             else:
@@ -855,15 +924,17 @@ def _supports(forms: list[frozenset[str]], numbers: list[Quantity], srcs: list[_
 
 
 def check_claims(
-    answer: str, sources: Sequence[dict[str, Any]], *, scorer: Scorer | None = None,
-    cite: Sequence[int] = (),
+    answer: str, sources: Sequence[dict[str, Any]] = (), *, scorer: Scorer | None = None,
+    cite: Sequence[int] = (), prepared: Sequence[PreparedSource] | None = None,
 ) -> ClaimReport:
     """Split `answer` into claims and check each against `sources` (see the module doc).
     `cite`: the sources a sentence without a citation of its own cites (a distilled
-    section's sentences all cite the transcript range it was written from)."""
+    section's sentences all cite the transcript range it was written from). `prepared`:
+    the sources already prepared (`prepare_source`, `source_part`), numbered in order,
+    instead of `sources`."""
     if not answer:
-        return ClaimReport(n_sources=len(sources))
-    srcs = _prepare_sources(sources)
+        return ClaimReport(n_sources=len(prepared if prepared is not None else sources))
+    srcs = list(prepared) if prepared is not None else _prepare_sources(sources)
     unchecked_from = None
     if len(answer) > MAX_CHECK_CHARS:
         cut = answer.rfind("\n\n", 0, MAX_CHECK_CHARS)

@@ -358,6 +358,49 @@ def _said(sentences: Sequence[TimedSentence]) -> tuple[str, list[int]]:
     return "\n".join(lines), starts
 
 
+class _SaidTranscript:
+    """A transcript read once for the checks of all its sections: its `_said` text and line
+    starts, its sentences' times for finding a range by bisect, and (on first need) the
+    whole text prepared as one claim-check source, of which each range is a part (its
+    sentences' words, numbers and windows are not read again for each section)."""
+
+    def __init__(self, t: Transcript) -> None:
+        self.t = t
+        self.text, self.starts = _said(t.sentences)
+        self.begins = [s.start for s in t.sentences]
+        self.ends = [s.end for s in t.sentences]
+        self.ordered = all(a <= b for a, b in zip(self.begins, self.begins[1:], strict=False)) and all(
+            a <= b for a, b in zip(self.ends, self.ends[1:], strict=False))
+        self._source: Any = None
+
+    def source(self) -> Any:
+        if self._source is None:
+            from tui.services.claims import prepare_source
+
+            self._source = prepare_source(self.t.title, self.text)
+        return self._source
+
+    def lines(self, start: float, end: float) -> tuple[int, int] | None:
+        """The range's sentences as lines [a, b) of the text, or None when they are not a
+        run of lines (sentences out of time order)."""
+        lo, hi = start - RANGE_SLACK_S, end + RANGE_SLACK_S
+        if self.ordered:
+            return bisect.bisect_left(self.ends, lo), max(
+                bisect.bisect_left(self.ends, lo), bisect.bisect_right(self.begins, hi))
+        picked = [i for i, s in enumerate(self.t.sentences) if s.end >= lo and s.start <= hi]
+        if picked and picked[-1] - picked[0] + 1 != len(picked):
+            return None
+        return (picked[0], picked[-1] + 1) if picked else (0, 0)
+
+    def part(self, a: int, b: int) -> tuple[str, Any]:
+        """Lines [a, b) (a < b): their text and the claim-check source of it."""
+        from tui.services.claims import source_part
+
+        first = self.starts[a]
+        stop = self.starts[b] - 1 if b < len(self.starts) else len(self.text)
+        return self.text[first:stop], source_part(self.source(), first, stop)
+
+
 def _said_at(sentences: Sequence[TimedSentence], starts: list[int], span: Any) -> str | None:
     """When the words of a span of `_said` text are said: "2:44-3:41" (the sentences it
     covers: one, or two in a row)."""
@@ -405,21 +448,31 @@ class SectionCheck:
 
 
 def check_section(t: Transcript, heading: str, body: str, start: float, end: float,
-                  label: str = "section") -> SectionCheck:
+                  label: str = "section", *, said_t: _SaidTranscript | None = None) -> SectionCheck:
     """Check a section's body against the transcript sentences of its range (widened by
     RANGE_SLACK_S) with the claim check. Rejected (problems given) when a number of it is
     not said in the range (2k = 2 kHz = 2,000 Hz = "two thousand hertz"), or when fewer
     than SECTION_SUPPORT_MIN of its sentences are supported by the range. Each item:
     `{"start", "end"}` of the sentence in the body, `status` ("supported": said in the
     range; "outside": said elsewhere in the video, `said_at` the time; "unsupported"),
-    `score`, `span` (`[start, end]` of the supporting words in `range_text`), `said_at`."""
+    `score`, `span` (`[start, end]` of the supporting words in `range_text`), `said_at`.
+    `said_t`: the transcript as read for an earlier section (`check_page` reads it once)."""
     from tui.services.claims import check_claims, same_quantity, written_quantities
 
-    said = _range_sentences(t, start, end)
-    range_text, range_starts = _said(said)
-    report = check_claims(body, [{"title": t.title, "section_body": range_text}], cite=(1,))
+    said_t = said_t if said_t is not None and said_t.t is t else _SaidTranscript(t)
+    lines = said_t.lines(start, end)
+    if lines is not None and lines[0] < lines[1]:
+        a, b = lines
+        said = t.sentences[a:b]
+        range_text, source = said_t.part(a, b)
+        range_starts = [x - said_t.starts[a] for x in said_t.starts[a:b]]
+        report = check_claims(body, prepared=[source], cite=(1,))
+    else:  # no sentence in the range, or its sentences are not a run of the transcript
+        said = _range_sentences(t, start, end)
+        range_text, range_starts = _said(said)
+        report = check_claims(body, [{"title": t.title, "section_body": range_text}], cite=(1,))
     out = SectionCheck(heading, start, end)
-    said_numbers = [q for q, _w in written_quantities(f"{t.title}\n{range_text}")]
+    said_numbers: list[Any] | None = None  # read only for a claim whose number is missing
     unsupported = []
     for claim in report.claims:
         own = next((s for s in claim.support if s.number == 1), None)
@@ -430,10 +483,12 @@ def check_section(t: Transcript, heading: str, body: str, start: float, end: flo
         else:
             # Said elsewhere in the video? The claim against the whole transcript (only
             # for the sentences the range does not support: the few, on a faithful page).
-            status, at = _elsewhere(t, claim.text)
+            status, at = _elsewhere(said_t, claim.text)
         out.claims += 1
         out.supported += status == "supported"
         if own is not None and not own.numbers_ok:
+            if said_numbers is None:
+                said_numbers = [q for q, _w in written_quantities(f"{t.title}\n{range_text}")]
             for q, written in written_quantities(claim.text):
                 if not any(same_quantity(q, s) for s in said_numbers) and written not in out.numbers_missing:
                     out.numbers_missing.append(written)
@@ -458,15 +513,14 @@ def check_section(t: Transcript, heading: str, body: str, start: float, end: flo
     return out
 
 
-def _elsewhere(t: Transcript, text: str) -> tuple[str, str | None]:
+def _elsewhere(said_t: _SaidTranscript, text: str) -> tuple[str, str | None]:
     """("outside", when it is said) when the whole transcript supports `text`, else
     ("unsupported", None)."""
     from tui.services.claims import check_claims
 
-    whole, starts = _said(t.sentences)
-    found = check_claims(text, [{"title": t.title, "section_body": whole}], cite=(1,)).claims
+    found = check_claims(text, prepared=[said_t.source()], cite=(1,)).claims
     if found and found[0].status == "supported":
-        return "outside", _said_at(t.sentences, starts, found[0].span)
+        return "outside", _said_at(said_t.t.sentences, said_t.starts, found[0].span)
     return "unsupported", None
 
 
@@ -492,6 +546,7 @@ def check_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[str
     reasons: list[str] = []
     checks: list[SectionCheck] = []
     first, last = t.span
+    said_t: _SaidTranscript | None = None
     for i, sec in enumerate(data["sections"], start=1):
         start, end = float(sec["start_time"]), float(sec["end_time"])
         label = f"section {i} ({sec['heading'][:60]!r}, {_clock(start)}-{_clock(end)})"
@@ -505,7 +560,8 @@ def check_page(data: Any, t: Transcript) -> tuple[DistilledPage | None, list[str
             reasons.append(
                 f"{label}: outside the transcript ({_clock(first)}-{_clock(last)})")
             continue
-        check = check_section(t, sec["heading"], sec["body"], start, end, label)
+        said_t = said_t or _SaidTranscript(t)
+        check = check_section(t, sec["heading"], sec["body"], start, end, label, said_t=said_t)
         checks.append(check)
         reasons.extend(check.problems)
     if reasons:
