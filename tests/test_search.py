@@ -467,3 +467,23 @@ async def test_pg_gin_pending_lists_merged(kb_db, db_target):
         await search_index.index_pages(conn, page_ids[:1])
         assert await pending_pages(conn) == [0, 0]
         await conn.rollback()
+
+
+def test_holds_answers_what_near_defines():
+    """The evidence's look-ups (`_holds` over `_Stems`) agree with `_near` pair by pair, on
+    words built to sit at every edge: 4-8 letters, prefixes cut by 0-5 letters."""
+    import random
+
+    from tui.services.search import _holds, _near, _Stems
+
+    rng = random.Random(7)
+    letters = "abc"
+    for _ in range(3000):
+        base = "".join(rng.choice(letters) for _ in range(rng.randint(4, 9)))
+        doc = {base[: rng.randint(3, len(base))] for _ in range(rng.randint(1, 4))}
+        doc |= {"".join(rng.choice(letters) for _ in range(rng.randint(3, 9)))}
+        query = {base[: rng.randint(3, len(base))] + "".join(
+            rng.choice(letters) for _ in range(rng.randint(0, 4)))}
+        expected = bool(query & doc) or any(
+            len(s) >= 5 and any(_near(s, d) for d in doc) for s in query)
+        assert _holds(query, _Stems(doc)) == expected, (query, doc)
