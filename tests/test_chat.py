@@ -33,7 +33,7 @@ from tui.services.chat import (
 )
 from tui.services.history import open_history
 from tui.services.llm import MAX_ANSWER_CHARS
-from tui.services.personality import build_personality_block
+from tui.services.personality import build_personality_block, describe_voice
 from tui.services.search import SearchService
 
 QUESTION = "How do I blend parallel compression?"
@@ -230,7 +230,11 @@ async def test_voice_preview_and_profile(service):
     assert (await service.creator_profile("Test Ada"))["slug"] == "test-ada"
     assert await service.creator_profile("nobody") is None
     preview = await service.voice_preview("test-ada", 0.95)
-    assert preview.startswith("Fully embody Test Ada") and preview.endswith("exact sentences.")
+    assert preview.startswith("Fully embody Test Ada")
+    # Where the profile came from, as the app's preview says it (one text for both).
+    profile = (await service.creator_profile("test-ada"))["profile"]
+    assert preview == describe_voice("Test Ada", profile, 0.95)
+    assert preview.endswith("exact sentences.\n\nWritten by hand in a knowledge-base document.")
     assert "Voice off" in await service.voice_preview("test-ada", 0.1)
     assert "no voice profile" in await service.voice_preview("test-bo", 0.5)
     assert "Unknown creator" in await service.voice_preview("zed", 0.5)

@@ -170,6 +170,38 @@ def test_no_doubled_punctuation_whatever_the_fields_end_with(weight):
     assert "Teaching style: explained along the way. Match their casual high tone." in block
 
 
+# Fields ending in a quote or bracket after their end mark, or in a mark that leaves the
+# clause open (what a hand-written KB document or a model may well write).
+OPEN_ENDED = {
+    "tone": {"teaching_style": 'says "go."', "energy": "high;", "formality": "casual,",
+             "descriptors": ["warm", "dry:"]},
+    "vocabulary": {"signature_phrases": ["(check it!)", "nice,"], "distinctive_terms": ["a", "b;"],
+                   "sound_descriptions": ["glassy —"]},
+    "style_markers": {"explanation_approach": "by example:", "audience_engagement": "asks (often)",
+                      "sound_words": ["thwack'"], "self_references": "I, me!”",
+                      "pacing": "fast ,"},
+}
+
+
+@pytest.mark.parametrize("weight", [0.2, 0.45, 0.7, 0.85, 1.0])
+def test_no_doubled_punctuation_after_quotes_brackets_or_open_clauses(weight):
+    import re
+
+    block = build_personality_block("Ada", OPEN_ENDED, weight)
+    # No end mark after an end mark (closing quotes and brackets between them allowed),
+    # no full stop after a comma, semicolon, colon or dash.
+    assert not re.search(r"[.!?…][\"'”’)\]»]*\.", block), block
+    assert not re.search(r"[,;:–—-]\s*\.", block), block
+    assert not re.search(r"[,;:] tone", block), block
+    assert 'Teaching style: says "go." Match their casual high tone.' in block
+    if weight >= 0.4:
+        assert "Explanation approach: by example. " in block
+        assert "Audience engagement: asks (often)." in block
+    if weight >= 0.8:
+        assert "Distinctive terms: a, b. Sound descriptions: glassy." in block
+        assert "Self-references: I, me!” Pacing: fast." in block
+
+
 def test_plain_fields_still_end_with_a_full_stop():
     block = build_personality_block("Ada", PROFILE, 1.0)
     assert "Teaching style: step by step. Match their formal low tone." in block
@@ -182,10 +214,30 @@ def test_describe_voice_is_the_one_voice_text():
     assert describe_voice(None, None, 0.5).startswith("No creator chosen")
     assert "has no voice profile" in describe_voice("Bo", None, 0.5)
     assert "has no voice profile" in describe_voice("Bo", {}, 0.5)
+    hand = "Written by hand in a knowledge-base document."
     assert describe_voice("Ada", PROFILE, 0.1).startswith("Voice off (weight 0.10")
-    assert describe_voice("Ada", PROFILE, 0.95) == build_personality_block("Ada", PROFILE, 0.95)
+    assert describe_voice("Ada", PROFILE, 0.1).endswith("\n\n" + hand)
+    assert describe_voice("Ada", PROFILE, 0.95) == (
+        build_personality_block("Ada", PROFILE, 0.95) + "\n\n" + hand)
     with pytest.raises(ValueError):
         describe_voice("Ada", PROFILE, 2)
+
+
+def test_describe_voice_says_where_the_profile_came_from_at_every_weight():
+    """The note the app's preview shows is describe_voice's own, so `ask --voice` and the
+    service print it too: per field when the profile says, else by kind."""
+    from tui.services.personality import describe_voice
+
+    measured_nothing = {**PROFILE, "_source": {"tone": "default"}}
+    measured = {**PROFILE, "_source": {"signature_phrases": "measured", "summary": "model"},
+                "_model": {"model": "m1"}}
+    for weight in (0.0, 0.1, 0.5, 1.0):
+        text = describe_voice("Ada", measured_nothing, weight)
+        assert text.endswith("\n\nMeasured from their transcripts: nothing distinctive found yet.")
+        text = describe_voice("Ada", measured, weight)
+        assert text.endswith("\n\nMeasured from their transcripts: signature phrases. "
+                             "Written by a model (m1) from their transcripts: summary.")
+        assert text.count("Measured from") == 1
 
 
 def test_one_tier_table_for_the_slider_and_the_prompt():

@@ -31,7 +31,7 @@ from textual.worker import Worker, WorkerState
 from tui import actions
 from tui.answer_segmenter import CLAIM_LEGEND
 from tui.pacing import PacedScreen
-from tui.services.personality import describe_voice, profile_kind, profile_source_note
+from tui.services.personality import describe_voice, profile_kind
 from tui.voice_tiers import tier_name
 from tui.widgets.answer import AnswerClaims, ClaimMark
 from tui.widgets.conversation import AssistantMessage, ConversationView
@@ -579,14 +579,7 @@ class ChatScreen(PacedScreen):
             text.update(describe_voice(None, None, weight))
             return
         preview.title = f"Voice instructions: {one_line(creator['name'])} at {weight:.2f} ({tier_name(weight)})"
-        profile = creator.get("personality_profile")
-        body = describe_voice(creator["name"], profile, weight)
-        note = profile_source_note(profile) or {
-            "measured": "Measured from their transcripts: nothing distinctive found yet.",
-            "hand-written": "Written by hand in a knowledge-base document.",
-        }.get(profile_kind(profile) or "", "")
-        if note and note not in body:  # below the voice's threshold, describe_voice says less
-            body += "\n\n" + note
+        body = describe_voice(creator["name"], creator.get("personality_profile"), weight)
         text.update(clean(body) + "\n(applies to the next answer; Ctrl+R regenerates the last one)")
 
     def action_toggle_voice_preview(self) -> None:

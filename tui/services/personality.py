@@ -11,7 +11,8 @@
 
 A profile is data from a file: any field of the wrong type (a string where a
 list belongs, null, a number) is skipped, never raised on. A field that already ends a
-sentence ('.', '!', '?', '…') gets no second full stop.
+sentence ('.', '!', '?', '…', also before a closing quote or bracket) gets no second full
+stop, and one ending in ',', ';' or ':' loses that mark where the block ends the sentence.
 
 `describe_voice` is the one text saying what the voice adds (the app's voice preview,
 `chrysopedia ask --voice`, `ChatService.voice_preview`).
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 _SENTENCE_END = (".", "!", "?", "…")
+# Marks that may close a sentence after its end mark: `He says "go."`, `(often.)`.
+_CLOSERS = "\"'”’)]»"
+# Marks that leave a clause open: dropped where the block ends the sentence itself.
+_OPEN_ENDS = ",;:–—-"
 
 
 def temperature_for(weight: float) -> float:
@@ -62,13 +67,17 @@ def _strings(mapping: dict[str, Any], key: str) -> list[str]:
 
 
 def _sentence(text: str) -> str:
-    """`text` ending with a full stop, unless it already ends a sentence."""
-    return text if text.endswith(_SENTENCE_END) else text + "."
+    """`text` ending with a full stop, unless it already ends a sentence (a closing quote
+    or bracket may follow its end mark); a trailing ',', ';' or ':' gives way to the stop."""
+    text = text.rstrip()
+    if text.rstrip(_CLOSERS).endswith(_SENTENCE_END):
+        return text
+    return text.rstrip(_OPEN_ENDS + " ") + "."
 
 
 def _word(text: str) -> str:
     """A field used inside a sentence ("Match their formal calm tone"): no end mark."""
-    return text.rstrip("".join(_SENTENCE_END) + " ") or text
+    return text.rstrip("".join(_SENTENCE_END) + _OPEN_ENDS + " ") or text
 
 
 def build_personality_block(creator_name: str, profile: Any, weight: float) -> str:
@@ -147,7 +156,8 @@ NEUTRAL = "answers use the neutral encyclopedic voice"
 
 def describe_voice(creator_name: str | None, profile: Any, weight: float) -> str:
     """What the creator voice adds to the prompt at `weight`: the personality block
-    itself, or one line saying why there is none. ValueError for a weight outside [0, 1]."""
+    itself, or one line saying why there is none; then where the profile came from.
+    ValueError for a weight outside [0, 1]."""
     w = validate_weight(weight)
     if not creator_name:
         return f"No creator chosen: {NEUTRAL}."
@@ -155,8 +165,8 @@ def describe_voice(creator_name: str | None, profile: Any, weight: float) -> str
         return f"{creator_name} has no voice profile: {NEUTRAL}."
     block = build_personality_block(creator_name, profile, w)
     if not block:
-        return f"Voice off (weight {w:.2f}, below {VOICE_ON:.2f}): nothing is added; {NEUTRAL}."
-    note = profile_source_note(profile)
+        block = f"Voice off (weight {w:.2f}, below {VOICE_ON:.2f}): nothing is added; {NEUTRAL}."
+    note = profile_source_note(profile) or _KIND_NOTES.get(profile_kind(profile) or "", "")
     return f"{block}\n\n{note}" if note else block
 
 
@@ -167,6 +177,13 @@ _FIELD_NAMES = {
     "sound_descriptions": "sound descriptions", "explanation_approach": "explanation approach",
     "uses_analogies": "analogies", "audience_engagement": "audience engagement",
     "pacing": "pacing",
+}
+
+
+# Where a profile came from, when it does not say field by field.
+_KIND_NOTES = {
+    "measured": "Measured from their transcripts: nothing distinctive found yet.",
+    "hand-written": "Written by hand in a knowledge-base document.",
 }
 
 
