@@ -47,13 +47,14 @@ CONVERSATIONS = [
 
 
 class Host(App[None]):
-    """Pushes one screen, records its results and the messages it posts."""
+    """Pushes one screen, records its results, the messages it posts and what it notifies."""
 
     def __init__(self, make_screen: Callable[[], Screen]) -> None:
         super().__init__()
         self.make_screen = make_screen
         self.results: list[object] = []
         self.messages: list[object] = []
+        self.notes: list[tuple[str, str, str]] = []  # (message, severity, title) notified
 
     def compose(self) -> ComposeResult:
         yield Static("host", id="host")
@@ -62,10 +63,12 @@ class Host(App[None]):
         self.push_screen(self.make_screen(), self.results.append)
 
     @on(ConversationsScreen.Delete)
-    @on(SourceDetailScreen.ReferenceCopied)
-    @on(SourceDetailScreen.VideoOpened)
     def record(self, message) -> None:
         self.messages.append(message)
+
+    def notify(self, message, *, title="", severity="information", **kwargs) -> None:
+        self.notes.append((str(message), severity, title))
+        super().notify(message, title=title, severity=severity, **kwargs)
 
 
 async def wait_until(pilot, predicate, tries: int = 500) -> None:
@@ -101,10 +104,10 @@ async def test_source_detail_copy_reference():
     app = Host(lambda: SourceDetailScreen(DETAIL))
     async with app.run_test() as pilot:
         await pilot.press("c")
-        await wait_until(pilot, lambda: app.messages)
+        await wait_until(pilot, lambda: app.notes)
         reference = "Parallel Compression on Drums \u2014 Test Ada \u2014 Compression basics @ 01:35"
         assert app.clipboard == reference
-        assert [m.text for m in app.messages] == [reference]
+        assert app.notes == [(f"Copied: {reference}", "information", "Reference")]
         assert isinstance(app.screen, SourceDetailScreen)  # copying does not close it
 
 
@@ -137,10 +140,8 @@ async def test_source_detail_opens_local_file_in_player(tmp_path):
     app = Host(lambda: SourceDetailScreen(DETAIL, media_dir=media, player_path=str(bin_dir)))
     async with app.run_test() as pilot:
         await pilot.press("o")
-        await wait_until(pilot, lambda: app.messages and out.exists())
-        (message,) = app.messages
-        assert message.ok
-        assert message.message == "Opening ada-v1.mp4 in mpv at 01:35"
+        await wait_until(pilot, lambda: app.notes and out.exists())
+        assert app.notes == [("Opening ada-v1.mp4 in mpv at 01:35", "information", "Video")]
         assert out.read_text().splitlines() == ["--start=95", str((media / "ada-v1.mp4").resolve())]
 
 
@@ -150,10 +151,10 @@ async def test_source_detail_open_reports_why_not(tmp_path):
     )
     async with app.run_test() as pilot:
         await pilot.press("o")
-        await wait_until(pilot, lambda: app.messages)
-        (message,) = app.messages
-        assert not message.ok
-        assert message.message.startswith("Cannot open the video: ada-v1.mp4 not found in")
+        await wait_until(pilot, lambda: app.notes)
+        ((message, severity, title),) = app.notes
+        assert (severity, title) == ("warning", "Video")
+        assert message.startswith("Cannot open the video: ada-v1.mp4 not found in")
 
 
 # -- conversations -----------------------------------------------------------------
@@ -200,6 +201,7 @@ async def test_conversations_delete_confirmed():
         await wait_until(pilot, lambda: app.messages)
         assert [m.conversation_id for m in app.messages] == ["c2"]
         screen = app.screen
+        assert app.messages[0].control is screen  # whose list it was deleted from
         assert isinstance(screen, ConversationsScreen)  # the list stays open
         table = screen.query_one(DataTable)
         assert table.row_count == 1

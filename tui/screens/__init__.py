@@ -7,7 +7,7 @@ messages that bubble to the App. Contracts are in each module's docstring:
 
 - `source_detail.SourceDetailScreen(detail, *, media_dir=None)` -> None
 - `conversations.ConversationsScreen(conversations, *, now=None)`
-  -> ("resume", id) | ("new", None) | None; posts `ConversationsScreen.Delete(id)`
+  -> ("resume", id) | ("new", None) | None; posts `ConversationsScreen.Delete(screen, id)`
 - `usage.UsageScreen(report)` -> None
 - `help.HelpScreen(bindings)` -> None
 - `confirm.ConfirmScreen(question, *, confirm_label="Yes", cancel_label="No")` -> bool

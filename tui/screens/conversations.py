@@ -12,7 +12,7 @@
 Result (`dismiss`): `("resume", conversation_id)` on Enter or a click on a row;
 `("new", None)` on `n`; `None` on Escape.
 Delete: `d` or Delete asks to confirm (`ConfirmScreen`); on yes the row is
-removed here and `ConversationsScreen.Delete(conversation_id)` is posted (it
+removed here and `ConversationsScreen.Delete(screen, conversation_id)` is posted (it
 bubbles to the App, which calls `delete_conversation`). The screen stays open.
 
 Binding ids: conversations.resume, conversations.new, conversations.delete,
@@ -117,9 +117,14 @@ class ConversationsScreen(Screen[tuple[str, str | None] | None]):
     class Delete(Message):
         """The user confirmed deleting this conversation."""
 
-        def __init__(self, conversation_id: str) -> None:
+        def __init__(self, screen: ConversationsScreen, conversation_id: str) -> None:
             super().__init__()
+            self.screen = screen
             self.conversation_id = conversation_id
+
+        @property
+        def control(self) -> ConversationsScreen:
+            return self.screen
 
     def __init__(
         self,
@@ -225,7 +230,7 @@ class ConversationsScreen(Screen[tuple[str, str | None] | None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self._remove(cid)
-                self.post_message(self.Delete(cid))
+                self.post_message(self.Delete(self, cid))
 
         self.app.push_screen(
             ConfirmScreen(f"Delete “{title}”? This cannot be undone.", confirm_label="Delete",

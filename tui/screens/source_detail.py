@@ -24,9 +24,7 @@ kind of locator, only the one for this source active: the video at the start tim
 the note in $EDITOR at its heading's line (`source_detail.edit_note`; the app suspends
 while the editor runs); the outcome is a notification. Escape closes
 (`source_detail.close`).
-Result: always None (`dismiss()`); messages `SourceDetailScreen.ReferenceCopied(text)`
-and `SourceDetailScreen.VideoOpened(message, ok)` bubble to the App, for a
-status line or a log.
+Result: always None (`dismiss()`); what copying or opening did is a notification.
 
 All knowledge-base text is shown literally (Rich `Text`, escape sequences
 stripped); the section body is Markdown in a `Markdown(open_links=False)`.
@@ -44,7 +42,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
@@ -126,21 +123,6 @@ class SourceDetailScreen(ModalScreen[None]):
         Binding("o", "open_document", "Open the PDF at its page", id="source_detail.open_document"),
         Binding("o", "edit_note", "Edit the note", id="source_detail.edit_note"),
     ]
-
-    class ReferenceCopied(Message):
-        """The reference text was put on the clipboard."""
-
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
-    class VideoOpened(Message):
-        """Opening the video was attempted: `message` says what happened."""
-
-        def __init__(self, message: str, ok: bool) -> None:
-            super().__init__()
-            self.message = message
-            self.ok = ok
 
     def __init__(
         self,
@@ -344,7 +326,6 @@ class SourceDetailScreen(ModalScreen[None]):
         text = self.reference
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied: {text}", title="Reference", markup=False)
-        self.post_message(self.ReferenceCopied(text))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         wanted = {"open_video": "video", "open_document": "page", "edit_note": "heading"}
@@ -397,4 +378,3 @@ class SourceDetailScreen(ModalScreen[None]):
     def _opened(self, message: str, ok: bool) -> None:
         title = {"page": "PDF", "heading": "Note"}.get(self.kind, "Video")
         self.notify(message, title=title, severity="information" if ok else "warning", markup=False)
-        self.post_message(self.VideoOpened(message, ok))
