@@ -376,6 +376,27 @@ async def test_resume_a_conversation(kb_settings, fake_llm):
         assert app.prompt.recall[-1] == "parallel compression"
 
 
+async def test_deleting_the_current_conversation_from_its_list(kb_settings, fake_llm):
+    """ConversationsScreen.Delete reaches the app: the archive forgets the conversation and
+    the chat, which showed it, starts a new one."""
+    app = make_test_app(kb_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        await ask(app, pilot, "parallel compression")
+        first_id = app.conversation_id
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConversationsScreen")
+        await pilot.pause()
+        await pilot.press("d")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.conversation_id != first_id)
+        await wait_until(pilot, lambda: not app.conversation.answers)
+        rows = await app.services.archive.list_rows({})
+        assert first_id not in {r["id"] for r in rows}
+        assert (await app.services.archive.load(first_id)) == ([], None)
+
+
 # -- everywhere ------------------------------------------------------------------------
 
 
