@@ -16,6 +16,9 @@ word timings (and at a length cap), then capitalised and ended with a full stop.
 A file in exactly YouTube's layout is read in bulk (`youtube_words`); any other
 WebVTT, and any such file with something unexpected in it, cue by cue
 (`parse_vtt`, then `rolling_words` or `cue_words`), which also names the problem.
+
+One topic, subtitle files to sentences, hence its length: the two WebVTT readers (bulk and
+cue by cue) must agree word for word, so they live side by side.
 """
 
 from __future__ import annotations

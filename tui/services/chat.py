@@ -22,6 +22,9 @@ One request, end to end (see docs/ARCHITECTURE.md, "Event protocol"):
 Consumers should close the stream when they stop early:
 `async with contextlib.aclosing(service.stream_response(...)) as events: ...`
 (cancelling the consuming task works too).
+
+One topic, one request from question to stored answer, hence its length; search, the
+models, memory, the archive and the claim check each live in a module of their own.
 """
 
 from __future__ import annotations

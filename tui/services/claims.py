@@ -33,6 +33,9 @@ with the section text the answer was written from: `section_body`, and
 Offsets: a claim's `start`/`end` index the answer text as given; a source span
 indexes that source's `section_body` (or its `summary` when `field` says so),
 so the source view can light exactly those characters.
+
+One topic, the claim check, hence its length: splitting, number equivalences, windows
+and scoring are its steps and are tuned together (tests/claims_eval.py).
 """
 
 from __future__ import annotations

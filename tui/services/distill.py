@@ -31,6 +31,10 @@ re-run asks the model nothing and a run killed halfway resumes where it
 stopped. `distill_pages()` runs `concurrency` requests at a time and backs off
 (exponentially, with jitter) when every model answers HTTP 429. Each model call
 is one usage row with purpose "distill".
+
+One topic, a transcript page to a checked technique page (prompt, schema, the model's
+JSON, the check, the cache, the concurrent run), hence its length; the claim scoring is
+claims.py's and the storing tui/db/distill_store.py's.
 """
 
 from __future__ import annotations

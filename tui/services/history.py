@@ -23,6 +23,9 @@ turns use Redis again.
 
 A stored history that is not JSON or not a list of ``{role, content}`` strings
 is logged and treated as empty; the next append replaces it.
+
+One topic, the conversation memory, hence its length: the two stores and the failover
+between them (with the copy-back) only make sense together.
 """
 
 from __future__ import annotations
@@ -765,9 +768,9 @@ async def open_history(
         max_messages=max_messages,
         ttl=ttl,
         # Per connection and per command: long enough that a busy machine (a burst of
-        # concurrent turns opening connections on a loaded event loop took more than 0.3 s
-        # in CI) is not taken for a dead server, short enough that a hung one costs a turn
-        # about a second. The start-up probe below has its own, shorter budget.
+        # concurrent turns opening connections on a loaded event loop can take over 0.3 s)
+        # is not taken for a dead server, short enough that a hung one costs a turn about a
+        # second. The start-up probe below has its own, shorter budget.
         connect_timeout=redis_timeout,
         timeout=redis_timeout,
     )

@@ -26,6 +26,9 @@ Failure handling:
 
 Cancelling the consumer closes the HTTP response (and so the connection) at
 once: every generator here is closed in turn, innermost first.
+
+One topic, where an answer's text comes from (a model server, or the offline digest that
+stands in for one and streams the same way), hence its length.
 """
 
 from __future__ import annotations
@@ -308,9 +311,9 @@ class ModelRouter:
     ) -> AsyncIterator[str]:
         limit = self.settings.llm_first_token_timeout
         # The history goes in `extra_body`, which the SDK merges into the request as it is:
-        # its typed transform of `messages` walks every message of the history, 27 ms a
-        # request of 24 messages before the first token (cProfile of stream_response on
-        # PostgreSQL), and leaves our plain {"role", "content"} strings unchanged anyway.
+        # its typed transform of `messages` walks every message of the history before the
+        # first token (docs/BENCHMARKS.md, "The history past the SDK's transform"), and
+        # leaves our plain {"role", "content"} strings unchanged anyway.
         params = {key: value for key, value in body.items() if key != "messages"}
         manager = ep.client.chat.completions.with_streaming_response.create(
             model=ep.model, messages=[], extra_body={"messages": body["messages"]}, **params)

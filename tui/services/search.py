@@ -43,6 +43,9 @@ rarest word; when even the rarest word is that common, the words are looked
 for in the title, heading and tags alone (a separate, much smaller index), and
 only the first SCORE_CAP such sections (by id) are ranked. On the bundled
 knowledge base (a few hundred sections) none of this applies.
+
+One topic, the search cascade, hence its length: the SQLite and PostgreSQL backends run
+the same tiers and must rank alike, so they live side by side.
 """
 
 from __future__ import annotations
@@ -411,8 +414,8 @@ class _SQLite(_Backend):
 class _Postgres(_Backend):
     CONFIG = search_index.PG_TS_CONFIG
     # By the primary key: for `term IN (...)` or `term = t.term` the planner picks
-    # pg_trgm's GIN index on the same column (it answers equality too), 23-39 ms for 4
-    # words at 1M sections against 0.15 ms; a range on the term only the btree serves.
+    # pg_trgm's GIN index on the same column (it answers equality too), which is far slower
+    # at 1M sections (docs/BENCHMARKS.md); a range on the term only the btree serves.
     PIN_SCANS = ("set_config('synchronize_seqscans', 'off', true), "
                  "set_config('max_parallel_workers_per_gather', '0', true)")
     # The same statement pins this search's scans (see `rank`), saving a round trip: a
