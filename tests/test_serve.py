@@ -2,12 +2,15 @@
 Chromium (the system's, through chromedriver) reading the page's xterm.js buffer.
 
 Security tests need no browser; the `browser` ones skip with the reason when no Chromium
-or chromedriver is installed (.ci/run installs both).
+or chromedriver is installed (.ci/run installs both, and sets
+$CHRYSOPEDIA_TEST_REQUIRE_BROWSER so that a missing browser fails the suite there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,6 +38,10 @@ BROWSER = find_browser()
 needs_browser = pytest.mark.skipif(
     isinstance(BROWSER, str), reason=f"no browser for the browser tests: {BROWSER}"
 )
+# Set by .ci/run: there the browser tests must run, so a missing browser fails the suite.
+# (Read at import: the tests' own environment is cleared of CHRYSOPEDIA_* variables.)
+REQUIRE_BROWSER = "CHRYSOPEDIA_TEST_REQUIRE_BROWSER"
+BROWSER_REQUIRED = os.environ.get(REQUIRE_BROWSER, "") not in ("", "0")
 READY = "Ask about synthesis, sound design"
 
 
@@ -69,6 +76,13 @@ def env(home, fake_model) -> dict[str, str]:
 
 def serve(env, tmp_path, *args) -> Served:
     return Served(env, *args, log=tmp_path / "server.log").wait_ready()
+
+
+def test_ci_has_a_browser_for_the_browser_tests():
+    if not BROWSER_REQUIRED:
+        pytest.skip(f"${REQUIRE_BROWSER} is not set (only CI requires a browser)")
+    assert not isinstance(BROWSER, str), (
+        f"${REQUIRE_BROWSER} is set but the browser tests would be skipped: {BROWSER}")
 
 
 # -- the command line ------------------------------------------------------------------
@@ -235,6 +249,42 @@ def test_without_a_token_only_loopback_names_and_the_servers_own_origin(env, tmp
         assert websocket_handshake(server.url + "/ws", {"Origin": "http://evil.example"}) == 403
         time.sleep(0.3)
         assert server.descendants() == set()
+
+
+def test_behind_a_proxy_the_page_names_the_public_address(env, tmp_path):
+    """--public-url: the page's websocket and static addresses are the public ones (wss: for
+    https:), the cookie is Secure, and the websocket takes the public Origin, not another."""
+    public = "https://studio.example.com"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    with serve(env, tmp_path, "--token", TOKEN, "--public-url", public) as server:
+        status, headers, _ = http_get(f"{server.url}/?token={TOKEN}")
+        assert status == 303
+        assert "Secure" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+        # What the proxy forwards: the public Host (nginx's `proxy_set_header Host $host`).
+        status, _, page = http_get(server.url + "/", {**bearer, "Host": "studio.example.com"})
+        assert status == 200 and TOKEN not in page
+        assert 'data-session-websocket-url="wss://studio.example.com/ws"' in page
+        assert f'src="{public}/static/js/textual.js"' in page
+        assert "127.0.0.1" not in page
+        # A proxy that passes its own upstream Host: the public Origin is still the server's.
+        ws = server.url + "/ws"
+        assert websocket_handshake(ws, {**bearer, "Origin": "https://evil.example"}) == 403
+        time.sleep(0.3)
+        assert server.descendants() == set()
+        asyncio.run(public_origin_session(server, {**bearer, "Origin": public}))
+
+
+async def public_origin_session(server, headers) -> None:
+    """A websocket with the public Origin opens a session; closing it ends the process."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        socket = await http.ws_connect(server.url + "/ws", headers=headers)
+        pids = await asyncio.to_thread(wait_until, lambda: server.descendants(), 20,
+                                       "the session's process")
+        await socket.close()
+        await asyncio.to_thread(wait_until, lambda: not any(alive(p) for p in pids), 20,
+                                "the session to end")
 
 
 def test_session_limit(env, tmp_path):
