@@ -240,6 +240,46 @@ def test_without_the_token_every_route_is_401_and_no_process_starts(env, tmp_pat
     assert "GET / 401" in log  # the access log is there, without query strings
 
 
+def raw_request(port: int, data: bytes) -> bytes:
+    """Bytes sent as they are (a malformed request no HTTP client would send); the reply."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        try:
+            return conn.recv(200)
+        except TimeoutError:
+            return b""
+
+
+def test_malformed_requests_do_not_log_the_token_or_the_cookie(env, tmp_path):
+    """aiohttp logs a request it cannot parse with its raw request line or header: the
+    token (right or wrong) and the session cookie are redacted there too."""
+    wrong = "k3y-" + "Ww" * 15
+    with serve(env, tmp_path, "--token", TOKEN) as server:
+        _, headers, _ = http_get(f"{server.url}/?token={TOKEN}")
+        cookie = headers["Set-Cookie"].split(";")[0]  # chrysopedia_session=VALUE
+        value = cookie.split("=", 1)[1]
+        for line in (f"GET /?token={TOKEN}\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+                     f"GET /?token={wrong} HTTP/9.9\r\nHost: x\r\n\r\n",
+                     f"GET /ws?token={TOKEN}&x=" + "A" * 9000 + " HTTP/1.1\r\nHost: x\r\n\r\n",
+                     f"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\x01\r\n\r\n",
+                     f"GET / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\x01\r\n\r\n"):
+            assert raw_request(server.port, line.encode("latin-1")).split(b"\r\n")[0].endswith(
+                b" 400 Bad Request")
+        # A websocket address asked for without the upgrade: refused, no session made.
+        status, _, _ = http_get(server.url + "/ws", {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 400
+        time.sleep(0.3)
+        assert server.descendants() == set()
+        log = server.output()
+    assert "400" in log and "token=***" in log  # the lines are there, redacted
+    for secret in (TOKEN, wrong, value):
+        assert secret not in log, (secret, log[-3000:])
+    assert "GET /ws 400" in log
+    assert " started (pid" not in log and " failed" not in log and "Unhandled" not in log
+
+
 def test_without_a_token_only_loopback_names_and_the_servers_own_origin(env, tmp_path):
     with serve(env, tmp_path) as server:
         assert http_get(server.url)[0] == 200

@@ -6,8 +6,9 @@ adds what exposing it needs:
 
 - A token (`?token=` once, then an HttpOnly cookie; or `Authorization: Bearer`): without
   it every route, the websocket included, answers 401 before any process starts. The
-  token is compared in constant time, never logged (the access log has no query strings)
-  and never put in a page.
+  token is compared in constant time, never logged (the access log has no query strings,
+  and every log line is redacted: aiohttp logs a malformed request's raw line) and never put
+  in a page.
 - Without a token the server only answers requests addressed to a loopback name (or the
   `--public-url` host), so a web page elsewhere cannot reach it by DNS rebinding; the
   websocket refuses any Origin but the server's own, so no other site can open a session.
@@ -29,6 +30,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping
@@ -84,6 +86,29 @@ def patched_textual_js() -> bytes:
         log.warning("textual.js changed: the terminal is not exposed to scripts")
         return text.encode("utf-8")
     return text.replace(JS_NEEDLE, JS_PATCH, 1).encode("utf-8")
+
+
+# Credentials as they can appear in a log line (aiohttp logs a malformed request's raw
+# request line or header, query string included): a `token=` value, a Bearer header, the
+# session cookie.
+CREDENTIALS = re.compile(
+    r"(?i)(token=|bearer\s+|" + COOKIE + r"=)[^&;\s'\"\\]+")
+
+
+class RedactingFormatter(logging.Formatter):
+    """Log lines (and their tracebacks) with every credential replaced by `***`: the token
+    and the session cookie's value wherever they appear, and anything in a credential's
+    place (a wrong token is someone's guess at the right one)."""
+
+    def __init__(self, fmt: str, datefmt: str, secrets: list[str]) -> None:
+        super().__init__(fmt, datefmt)
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return CREDENTIALS.sub(r"\1***", text)
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
@@ -227,13 +252,14 @@ class ChrysopediaServer(Server):
 
     # -- logging and start-up ------------------------------------------------------
     def initialize_logging(self) -> None:
-        # Plain lines, no tracebacks with local variables (they could show the token).
-        logging.basicConfig(
-            level="DEBUG" if self.debug else "INFO",
-            format="%(asctime)s %(name)s: %(message)s",
-            datefmt="%H:%M:%S",
-            stream=sys.stderr,
-        )
+        # Plain lines, no tracebacks with local variables, credentials redacted.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(RedactingFormatter(
+            "%(asctime)s %(name)s: %(message)s", "%H:%M:%S",
+            [self._token or "", self._cookie_value or ""]))
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel("DEBUG" if self.debug else "INFO")
 
     async def on_startup(self, app: web.Application) -> None:
         guard = "a token is required" if self._token else "loopback only, no token"
@@ -395,9 +421,11 @@ class ChrysopediaServer(Server):
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
         if not self._origin_allowed(request):
             return web.Response(status=403, text="Cross-origin websocket refused.\n")
+        websocket = web.WebSocketResponse(heartbeat=15, max_msg_size=1 << 20)
+        if not websocket.can_prepare(request).ok:  # refused before a session is made
+            return web.Response(status=400, text="This address takes a websocket only.\n")
         if self._full():
             return web.Response(status=503, text="All sessions are in use.\n")
-        websocket = web.WebSocketResponse(heartbeat=15, max_msg_size=1 << 20)
         width = min(max(to_int(request.query.get("width", "80"), 80), 10), 1000)
         height = min(max(to_int(request.query.get("height", "24"), 24), 5), 500)
         session = Session(
