@@ -291,6 +291,17 @@ def test_without_a_token_only_loopback_names_and_the_servers_own_origin(env, tmp
         assert server.descendants() == set()
 
 
+def test_on_every_interface_the_server_names_an_address_a_browser_can_open(env, tmp_path):
+    with serve(env, tmp_path, "--host", "0.0.0.0", "--token", TOKEN) as server:
+        wait_until(lambda: "open http://" in server.output(), 20, "the start-up lines")
+        line = next(ln for ln in server.output().splitlines() if "open http://" in ln)
+        address = line.split("open http://", 1)[1].split()[0]
+        host, _, port = address.rpartition(":")
+        assert port == str(server.port) and host not in ("0.0.0.0", "", "::")
+        assert http_get(f"http://{host}:{server.port}/")[0] == 401  # it is this server
+        assert TOKEN not in server.output()
+
+
 def test_behind_a_proxy_the_page_names_the_public_address(env, tmp_path):
     """--public-url: the page's websocket and static addresses are the public ones (wss: for
     https:), the cookie is Secure, and the websocket takes the public Origin, not another."""

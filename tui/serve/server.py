@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -204,6 +205,24 @@ class Session(AppService):
             self._task = None
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def lan_url(port: int) -> str:
+    """http://ADDRESS:PORT with the address this machine's outgoing interface has.
+
+    A UDP socket "connected" to a private address picks the route without sending a
+    packet; with no route (no network at all) the host name is the best there is.
+    """
+    address = None
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))
+        address = s.getsockname()[0]
+    if not address or address.startswith("0."):
+        address = socket.gethostname()
+    return f"http://{address}:{port}"
+
+
 class ChrysopediaServer(Server):
     """textual-serve's Server with a token, a session limit and reliable session ends."""
 
@@ -268,6 +287,10 @@ class ChrysopediaServer(Server):
             f"{self.max_sessions} sessions). Ctrl+C stops it.",
             flush=True,
         )
+        if not self.explicit_public_url and self.host in WILDCARD_HOSTS:
+            # 0.0.0.0 is where the server listens, not an address a browser can open
+            print(f"chrysopedia: open {lan_url(self.port)} from another machine "
+                  "(or this machine's name or address)", flush=True)
 
     async def on_shutdown(self, app: web.Application) -> None:
         await self.stop_all()
