@@ -305,3 +305,12 @@ def test_progress_on_a_terminal_and_only_the_report_otherwise(tmp_path, download
     assert again.stdout.splitlines() == ["import: 0 added, 0 updated, 4 unchanged, 0 removed, 0 refused "
                                          "(0 sections written)"]
     assert again.stderr == ""
+
+
+def test_a_long_list_of_names_is_counted_not_printed_whole():
+    from tui.commands._common import names
+
+    assert names("measured profiles", ["a", "b"]) == "measured profiles: a, b"
+    line = names("measured profiles", [f"channel-{i}" for i in range(1000)])
+    assert line.startswith("measured profiles (1000): channel-0, channel-1,")
+    assert "channel-8" not in line and "and 992 more" in line

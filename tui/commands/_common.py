@@ -31,3 +31,12 @@ def run_with_db(settings, body: Callable[[Any], Awaitable[T]], *, load_bundled: 
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+
+
+def names(label: str, items: list[str], *, limit: int = 8) -> str:
+    """`label: a, b, c` for a few names; past `limit`, the count and the first ones (an
+    import of a thousand channels would otherwise print one line of a thousand names)."""
+    if len(items) <= limit:
+        return f"{label}: {', '.join(items)}"
+    return (f"{label} ({len(items)}): {', '.join(items[:limit])} and {len(items) - limit} "
+            "more (`chrysopedia kb list` names them all)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tui.commands._common import print_json, run_with_db
+from tui.commands._common import names, print_json, run_with_db
 
 HELP = ("turn imported transcripts into technique pages and creator profiles with the "
         "configured model (without one: measured creator profiles only)")
@@ -120,9 +120,9 @@ def _print(report) -> None:
         for reason in item["reasons"]:
             print(f"  {clean(reason)}", file=sys.stderr)
     if report.measured_profiles:
-        print(f"measured profiles: {', '.join(report.measured_profiles)}")
+        print(names("measured profiles", report.measured_profiles))
     if report.distilled_profiles:
-        print(f"profiles written by the model: {', '.join(report.distilled_profiles)}")
+        print(names("profiles written by the model", report.distilled_profiles))
     for problem in report.profile_problems:
         print(f"profile: {clean(problem)}", file=sys.stderr)
     if report.interrupted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tui.commands._common import print_json, run_with_db
+from tui.commands._common import names, print_json, run_with_db
 
 IMPORT_HELP = (
     "import your own material: yt-dlp subtitle downloads (NAME.info.json + NAME.LANG.vtt), "
@@ -206,7 +206,7 @@ def _material_import(args, settings) -> int:
 
         _print(run.distill)
     elif run.measured_profiles and not args.json:
-        print(f"measured profiles: {', '.join(run.measured_profiles)}")
+        print(names("measured profiles", run.measured_profiles))
     if run.distill is not None and run.distill.interrupted:
         return 130
     if run.interrupted:
