@@ -229,6 +229,32 @@ def test_default_database_drops_the_demo_at_the_first_own_import(tmp_path, capsy
     assert json.loads(out)["techniques"] == 0 and json.loads(out)["demo"] is False
 
 
+def test_demo_pages_asked_for_stay_beside_the_users_material(tmp_path, capsys):
+    folder = notes(tmp_path / "notes")
+
+    def default(*argv):
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = default("kb", "remove", "--demo")
+    assert code == 0
+    code, out, _ = default("import", "--demo")  # asked for: back, and kept
+    assert code == 0
+    code, out, _ = default("import", str(folder))
+    assert code == 0 and "demo pages were removed" not in out
+    code, out, _ = default("stats", "--json")
+    s = json.loads(out)
+    assert s["demo"] is True and s["techniques"] >= 82
+    # `kb remove --demo` ends the request: later imports find no demo to keep
+    assert default("kb", "remove", "--demo")[0] == 0
+    (folder / "drums.md").write_text("# Drums\n\n## Kick\nTune the kick to the song's key.\n", encoding="utf-8")
+    code, out, _ = default("import", str(folder))
+    assert code == 0 and "1 updated" in out
+    code, out, _ = default("stats", "--json")
+    assert json.loads(out)["demo"] is False and json.loads(out)["techniques"] == 2
+
+
 def test_missing_path_and_no_path(tmp_path, capsys):
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     code, _, err = run(url, "import", str(tmp_path / "nope"), capsys=capsys)

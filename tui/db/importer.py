@@ -251,6 +251,7 @@ def bundled_kb_hash() -> str:
 
 
 META_DEMO_REMOVED = "demo_removed"
+META_DEMO_WANTED = "demo_wanted"  # `import --demo`: the user asked for them; imports keep them
 
 
 def is_default_database(settings: Any) -> bool:
@@ -289,6 +290,7 @@ async def ensure_demo_kb(db: Database, settings: Any, *, force: bool = False) ->
         async with db.engine.begin() as conn:
             if await get_meta(conn, META_DEMO_REMOVED) is not None:
                 await conn.execute(Meta.__table__.delete().where(Meta.key == META_DEMO_REMOVED))
+            await set_meta(conn, META_DEMO_WANTED, "1")
         return await ensure_bundled_kb(db, always=True)
     if not is_default_database(settings):
         return None
@@ -307,8 +309,21 @@ async def remove_demo_kb(db: Database) -> list[str]:
     removed = await remove_pages_where(db, TechniquePage.origin == "demo")
     async with db.engine.begin() as conn:
         await set_meta(conn, META_DEMO_REMOVED, "1")
-        await conn.execute(Meta.__table__.delete().where(Meta.key == "bundled_kb_hash"))
+        await conn.execute(Meta.__table__.delete().where(
+            Meta.key.in_(["bundled_kb_hash", META_DEMO_WANTED])))
     return removed.pages
+
+
+async def make_room_for_own_material(db: Database) -> list[str]:
+    """After an import that wrote the user's own pages: the demo pages out (the slugs
+    removed), unless the user asked for them with `import --demo` (then they stay until
+    `kb remove --demo`)."""
+    async with db.engine.connect() as conn:
+        if await get_meta(conn, META_DEMO_WANTED) is not None:
+            return []
+    if not await demo_loaded(db):
+        return []
+    return await remove_demo_kb(db)
 
 
 async def ensure_bundled_kb(db: Database, *, always: bool = False) -> ImportReport | None:

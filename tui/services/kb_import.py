@@ -28,7 +28,7 @@ from typing import Any
 
 from tui.db import materials_store as store
 from tui.db.engine import Database
-from tui.db.importer import ImportReport, demo_loaded, import_path, remove_demo_kb
+from tui.db.importer import ImportReport, import_path, make_room_for_own_material
 from tui.db.kb_format import KBFormatError
 from tui.text import CONTROL_CHARS
 
@@ -301,9 +301,10 @@ async def import_paths(
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
         run.removed.extend({"page": slug} for slug in removed.pages)
-    if own_added and not keep_demo and await demo_loaded(db):
-        # The user's own material is in: the demo pages would only crowd it out.
-        run.demo_removed = len(await remove_demo_kb(db))
+    if own_added and not keep_demo:
+        # The user's own material is in: the demo pages would only crowd it out (unless
+        # the user asked for them with `import --demo`).
+        run.demo_removed = len(await make_room_for_own_material(db))
     if profiles and run.transcript_creators:
         # Once per run, not per file: each profile is measured against every other creator.
         from tui.db.distill_store import refresh_measured_profiles
