@@ -102,6 +102,92 @@ def test_folder_imports_the_good_files_and_lists_the_bad(db_target, tmp_path, do
     assert stats(db_target.url, capsys) == s
 
 
+def hostile_folder(lib: Path) -> dict[str, str]:
+    """Good material and every kind of hostile file in ONE folder: {name: reason} of the bad."""
+    from materials_fixtures import pdf_bytes, write_download
+
+    lib.mkdir(parents=True)
+    # good: a yt-dlp download (escape sequences and a bidi override in its title and channel:
+    # stripped), a note, a manual with an outline, subtitles in cp1252 with CRLF
+    write_download(lib, "Evil title [dQw4w9WgXcQ]", title="\x1b]0;owned\x07Pre-delay \x1b[31mtips\u202e",
+                   channel="Mix\x1b[2J Desk", chapters=[{"start_time": 0, "end_time": 8, "title": "Intro"},
+                                                       {"start_time": 8, "end_time": 15, "title": "Pre-delay"}])
+    (lib / "reverb.md").write_text("## Pre-delay\nA quxelish 30 ms pre-delay.\n", encoding="utf-8")
+    (lib / "synth.pdf").write_bytes(pdf_bytes(["Contents", "Filters\nThe zorblat ladder filter."],
+                                              outline=[("Filters", 1)], author="Synth Co"))
+    (lib / "lesson.srt").write_bytes("1\r\n00:00:01,000 --> 00:00:03,000\r\nCafé crème on the bus.\r\n"
+                                     .encode("cp1252"))
+    bad = {
+        "garbage.en.vtt": "not a WebVTT file (no WEBVTT header)",
+        "binary.vtt": "not a WebVTT file (binary data)",
+        "truncated.srt": "not an SRT file (unreadable cue at line 5)",
+        "backwards.vtt": "line 6: cue starts at 00:00:01.000, before the previous cue (00:00:05.000); "
+                         "times go backwards",
+        "inverted.srt": "cue 1: cue ends at 00:00:04.000, before it starts (00:00:05.000)",
+        "longline.vtt": "line 4 is longer than 65536 characters",
+        "huge.vtt": "file is 17 MiB, over the 16 MiB limit for subtitles",
+        "loop": "symlink loop (leads back to a folder above it)",
+        "dangling.md": "broken symlink (its target is missing)",
+        "evil\x1b[31m.md": "its name holds a control character (U+001B); rename it to import it",
+        "locked.pdf": "encrypted PDF (needs a password)",
+        "cut.pdf": "truncated PDF (no %%EOF at the end)",
+        "scan.pdf": "no extractable text (scanned? OCR is not supported)",
+    }
+    (lib / "garbage.en.vtt").write_bytes(bytes(range(256)) * 8)
+    # binary junk behind a real header and cue: one "line" of bytes a latin-1 decoding would take
+    (lib / "binary.vtt").write_bytes(b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n"
+                                     + bytes(b for b in range(256) if b != 10) * 8)
+    (lib / "truncated.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nhello\n\n2\n00:00:03,0")
+    (lib / "backwards.vtt").write_text("WEBVTT\n\n00:00:05.000 --> 00:00:06.000\nlate\n\n"
+                                       "00:00:01.000 --> 00:00:02.000\nearly\n")
+    (lib / "inverted.srt").write_text("1\n00:00:05,000 --> 00:00:04,000\nback\n")
+    (lib / "longline.vtt").write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n" + "a" * 2_000_000 + "\n")
+    with open(lib / "huge.vtt", "wb") as f:  # sparse: nothing on disk, refused by its size
+        f.write(b"WEBVTT\n\n")
+        f.truncate(17 * 1024 * 1024)
+    (lib / "loop").symlink_to(lib, target_is_directory=True)
+    (lib / "dangling.md").symlink_to(lib / "gone.md")
+    (lib / "evil\x1b[31m.md").write_text("## Gain\nRaise it.\n")
+    (lib / "locked.pdf").write_bytes(pdf_bytes(["Secret"], user_password="pw", owner_password="o"))
+    (lib / "cut.pdf").write_bytes(pdf_bytes(["Filters"] * 3)[:400])
+    (lib / "scan.pdf").write_bytes(pdf_bytes(["", ""]))
+    return bad
+
+
+def test_every_hostile_file_is_refused_and_the_good_ones_beside_it_go_in(db_target, tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = hostile_folder(tmp_path / "lib")
+    code, out, err = run(db_target.url, "import", "lib", capsys=capsys)
+    assert code == 1
+    lines = err.splitlines()
+    for name, reason in bad.items():  # one line each: the path as typed, printable, and why
+        shown = "".join(ch if ch.isprintable() else " " for ch in f"lib/{name}")
+        assert f"{shown}: {reason}" in lines, (name, err)
+    assert "Traceback" not in err and "\x1b" not in err + out
+    assert "import: 4 added, 0 updated, 0 unchanged, 0 removed, 13 refused" in out
+    s = stats(db_target.url, capsys)
+    assert (s["techniques"], s["videos"], s["demo"]) == (4, 2, False)
+    code, out, _ = run(db_target.url, "kb", "list", "--json", capsys=capsys)
+    listing = json.loads(out)
+    assert "Pre-delay tips" in {p["title"] for p in listing["pages"]}
+    assert {c["name"] for c in listing["creators"]} == {"Mix Desk", "Synth Co", "lib"}
+
+    # Everything that went in leaves again and comes back the same (no name that the KB
+    # validator would refuse reached a locator).
+    out_file = tmp_path / "export.json"
+    assert run(db_target.url, "kb", "export", str(out_file), capsys=capsys)[0] == 0
+    fresh = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    code, _, err = run(fresh, "import", str(out_file), capsys=capsys)
+    assert code == 0, err
+    assert stats(fresh, capsys) == s
+    for query in (["quxelish"], ["zorblat", "filter"], ["crème"]):
+        want = json.loads(run(db_target.url, "search", *query, "--json", capsys=capsys)[1])["items"]
+        got = json.loads(run(fresh, "search", *query, "--json", capsys=capsys)[1])["items"]
+        assert want and [(i["technique_page_slug"], i["locator_label"]) for i in got] == \
+            [(i["technique_page_slug"], i["locator_label"]) for i in want]
+
+
 def test_strict_imports_nothing(db_target, tmp_path, downloads, capsys):
     lib = _copy(downloads, tmp_path / "downloads")
     bad_files(lib)
