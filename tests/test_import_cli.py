@@ -198,6 +198,31 @@ def test_strict_imports_nothing(db_target, tmp_path, downloads, capsys):
     assert s["techniques"] == 0 and s["creators"] == 0
 
 
+def test_strict_checks_kb_documents_as_they_would_be_imported_one_after_another(db_target, tmp_path, capsys):
+    # b.json names a creator that a.json (imported before it) brings: valid in that order
+    folder = notes(tmp_path / "mixed")
+    (folder / "a.json").write_text(json.dumps({"format": "chrysopedia.kb/1", "creators": [
+        {"slug": "test-cy", "name": "Test Cy"}]}), encoding="utf-8")
+    (folder / "b.json").write_text(json.dumps({"format": "chrysopedia.kb/1", "techniques": [
+        {"slug": "cy-gain", "title": "Gain staging", "creator": "test-cy", "topic_category": "Mixing",
+         "summary": "Leave headroom.", "sections": [{"anchor": "a", "heading": "Headroom",
+                                                     "body": "Peak at -6 dBFS on every track."}]}]}),
+        encoding="utf-8")
+    code, out, err = run(db_target.url, "import", str(folder), "--strict", capsys=capsys)
+    assert code == 0, err
+    assert stats(db_target.url, capsys)["techniques"] == 3
+
+
+def test_strict_refuses_a_bad_kb_document_beside_good_material(db_target, tmp_path, capsys):
+    folder = notes(tmp_path / "mixed")
+    (folder / "my-kb.json").write_text('{"format": "chrysopedia.kb/1", "creators": [{"slug": "BAD SLUG"}], '
+                                       '"techniques": []}', encoding="utf-8")
+    code, out, err = run(db_target.url, "import", str(folder), "--strict", capsys=capsys)
+    assert code == 1 and "--strict: nothing was imported" in err
+    assert "my-kb.json: creators[0].slug: 'BAD SLUG' is not a valid slug" in err
+    assert stats(db_target.url, capsys)["techniques"] == 0
+
+
 def test_changed_file_updates_its_page_and_prune_removes_gone_files(db_target, tmp_path, downloads, capsys):
     lib = _copy(downloads, tmp_path / "downloads")
     folder = notes(tmp_path / "notes")

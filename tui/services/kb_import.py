@@ -7,7 +7,8 @@ whose files are recorded with the same size and mtime is skipped unread; one
 with the same content hash is skipped unparsed. `chrysopedia.kb/1` documents go
 through the KB importer as they always have (a document is refused whole).
 
-`strict` reads every group first and imports nothing when any is refused;
+`strict` reads every group (and validates every KB document) first and imports nothing
+when any is refused;
 `prune` removes the pages of recorded files under the given roots that are gone.
 `should_stop()` is asked between files: what was imported stays, the rest is not
 started. After a run that added or updated transcripts, the measured (statistical)
@@ -28,7 +29,7 @@ from typing import Any
 
 from tui.db import materials_store as store
 from tui.db.engine import Database
-from tui.db.importer import ImportReport, import_path, make_room_for_own_material
+from tui.db.importer import ImportReport, check_paths, import_path, make_room_for_own_material
 from tui.db.kb_format import KBFormatError
 from tui.text import CONTROL_CHARS
 
@@ -190,12 +191,17 @@ async def import_paths(
     run.files_total = len(work)
 
     if strict:
+        documents = [item if isinstance(item, Path) else item.main for _root, item in work
+                     if isinstance(item, Path) or item.kind == "kb"]
+        # KB documents validated as they would be imported, one after another, writing nothing
+        for doc, problems in (await check_paths(db, documents)).items():
+            run.refused.append({"path": str(doc), "reason": "; ".join(problems)})
         for _root, item in work:
             if should_stop():
                 run.interrupted = True
                 return run
             if isinstance(item, Path) or item.kind == "kb":
-                continue  # a kb document is validated as it is imported, in one transaction
+                continue
             result = read(item, creator=creator)
             if isinstance(result, Refusal):
                 run.refused.append({"path": str(result.path), "reason": result.reason})
