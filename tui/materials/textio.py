@@ -95,8 +95,9 @@ def _read_lines_bounded(f, limit: int, max_line: int) -> bytes:
 
 def is_webvtt(head: bytes) -> bool:
     """The first bytes of a file say WEBVTT (after a UTF-8 BOM, or in UTF-16 with a BOM)."""
+    head = head[:64]  # a whole file may be passed: only its start is looked at
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM
-        head = head[:64].decode("utf-16", "ignore").encode()
+        head = head.decode("utf-16", "ignore").encode()
     return head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT")
 
 
