@@ -291,7 +291,7 @@ async def import_paths(
                 (run.added if stored.outcome == "added" else run.updated).append(entry)
                 run.warnings.extend(f"{item.main}: {w}" for w in material.warnings)
                 run.sections += stored.sections
-                if material.video is not None:
+                if material.kind in ("video", "subtitles"):  # a note naming a video is no transcript
                     run.transcript_creators.add(stored.creator_slug)
                 own_added = True
             if on_progress is not None:
