@@ -93,6 +93,20 @@ async def db_target(request, tmp_path):
 
 
 @pytest.fixture
+async def second_target(db_target, tmp_path):
+    """Another empty database on `db_target`'s backend (a round trip compares within one)."""
+    if db_target.backend == "sqlite":
+        yield DBTarget("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'second.db'}")
+        return
+    schema = f"chrysopedia_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield DBTarget("postgresql", "postgresql+asyncpg" + PG_DSN[len("postgresql"):] + f"?schema={schema}")
+    finally:
+        await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
 async def db(db_target):
     """An initialised, empty database on each backend."""
     database = db_target.database()

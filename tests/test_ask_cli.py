@@ -210,8 +210,16 @@ def test_format_source_is_one_line():
     line = format_source({"number": 3, "title": "A\nB", "section_heading": "C", "creator_name": "D",
                           "video_title": "V", "start_time": 95.0, "end_time": 3725.0,
                           "video_url": "https://x.test/v"})
-    assert line == "[3] A B — C · D · V 1:35–1:02:05 <https://x.test/v>"
+    assert line == "[3] A B — C · D · V 1:35–1:02:05 <https://x.test/v#t=95>"
     assert format_source({"number": 1}) == "[1] Untitled"
+
+
+def test_a_video_link_lands_on_the_cited_second():
+    source = {"number": 1, "title": "Reverb", "video_title": "Reverb Secrets", "start_time": 725.4,
+              "end_time": 945.0, "video_url": "https://www.youtube.com/watch?v=abcDEF12345"}
+    assert format_source(source).endswith("12:05–15:45 <https://www.youtube.com/watch?v=abcDEF12345&t=725>")
+    # the start of the video: the plain URL
+    assert format_source({**source, "start_time": 0.0}).endswith("<https://www.youtube.com/watch?v=abcDEF12345>")
 
 
 def test_unique_conversations_per_question(db_url, fake_llm):

@@ -111,3 +111,24 @@ def test_json_is_a_kb_document_by_content_or_when_named(tmp_path):
     assert [(i.kind, i.main.name) for i in discover([tmp_path])] == [("kb", "my-kb.json"), ("kb", "typo.json")]
     # named on its own, any .json goes to the KB validator (which refuses this one)
     assert [(i.kind, i.main.name) for i in discover([tmp_path / "package.json"])] == [("kb", "package.json")]
+
+
+def test_a_name_with_a_control_character_or_bidi_override_is_refused(tmp_path):
+    # Locators, exports and the screen name the file and "open" needs its real name, so
+    # such a name cannot be cleaned: it is refused, as the KB validator refuses it.
+    (tmp_path / "good.md").write_text("## Gain\nRaise it.\n")
+    (tmp_path / "evil\x1b]0;pwned\x07.md").write_text("## Gain\nRaise it.\n")
+    (tmp_path / "drums\u202egpj.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nKick.\n")
+    write_download(tmp_path / "dl\x1b[31m", "Reverb Tricks [dQw4w9WgXcQ]")
+    items = list(discover([tmp_path]))
+    groups = [i for i in items if isinstance(i, SourceGroup)]
+    refused = {i.path.name: i.reason for i in items if isinstance(i, Refusal)}
+    assert [g.main.name for g in groups] == ["good.md"]
+    assert refused == {
+        "drums\u202egpj.srt": "its name holds a control character (U+202E); rename it to import it",
+        "evil\x1b]0;pwned\x07.md": "its name holds a control character (U+001B); rename it to import it",
+        # a folder's name is part of every file's path under it
+        "Reverb Tricks [dQw4w9WgXcQ].en.vtt": "its name holds a control character (U+001B); rename it to import it",
+    }
+    # named on its own, the same
+    assert isinstance(next(discover([tmp_path / "evil\x1b]0;pwned\x07.md"])), Refusal)

@@ -151,6 +151,58 @@ async def test_material_stored_with_locators(db, tmp_path):
     assert {r.page_slug for r in records if r.material_key == "youtube:abcDEF12345"} == {stored.page_slug}
 
 
+def note_about_video(tmp_path, vid="abcDEF12345") -> Material:
+    """A note whose front matter names the video (`video_url`), with a `[00:12]` heading."""
+    note = _file(tmp_path, "notes/on-the-video.md",
+                 "---\nvideo_url: x\n---\n## [00:12] Pre-delay\nquxelish\n## [01:30] Decay\n1.2 s\n")
+    return Material(
+        kind="note", source=note, files=[note], content_hash=_hash([note]), key=f"note:{note}",
+        creator_name="Me", creator_slug="me", creator_key=None, title="My notes on the video",
+        summary="What I took from it.", tags=[], topic_category="General",
+        sections=[MaterialSection("pre-delay", "Pre-delay", "quxelish: 30 ms of pre-delay.", "video",
+                                  start_time=12.0, end_time=90.0, line=4),
+                  MaterialSection("decay", "Decay", "A 1.2 s decay.", "video", start_time=90.0, line=6)],
+        video=MaterialVideo(id=vid, title="My notes on the video",
+                            url=f"https://www.youtube.com/watch?v={vid}"),
+    )
+
+
+async def _video_row(db, vid="abcDEF12345"):
+    async with db.session() as session:
+        video = await session.get(Video, vid)
+        creator = await session.scalar(select(Creator.slug).where(Creator.id == video.creator_id))
+        return video.title, creator, video.duration, video.url
+
+
+async def test_a_note_naming_a_video_does_not_rewrite_it(db, tmp_path):
+    # The note only points at the video: its title, channel and length stay the download's,
+    # whichever of the two is imported first.
+    await put(db, video_material(tmp_path))
+    expected = await _video_row(db)
+    assert expected == ("Reverb pre-delay explained", "mix-lab", 300.0,
+                        "https://www.youtube.com/watch?v=abcDEF12345")
+    await put(db, note_about_video(tmp_path), "notes/on-the-video.md")
+    assert await _video_row(db) == expected
+    note = (await SearchService().search("quxelish", db=db))["items"][0]
+    assert note["locator"]["kind"] == "video" and note["video_title"] == "Reverb pre-delay explained"
+
+    other = tmp_path / "other"
+    await put(db, note_about_video(other, vid="zzzZZZ99999"), "notes/on-the-video.md")
+    assert (await _video_row(db, "zzzZZZ99999"))[:2] == ("My notes on the video", "me")
+    await put(db, video_material(other, vid="zzzZZZ99999", title="The real title"))
+    assert (await _video_row(db, "zzzZZZ99999"))[:3] == ("The real title", "mix-lab", 300.0)
+
+
+async def test_a_note_naming_a_video_is_not_its_takers_transcript(db, tmp_path):
+    from tui.db.distill_store import creator_transcripts
+
+    await put(db, video_material(tmp_path))
+    await put(db, note_about_video(tmp_path), "notes/on-the-video.md")
+    transcripts, background = await creator_transcripts(db)
+    assert set(transcripts) == {"mix-lab"}  # not "me", who wrote the note
+    assert "quxelish: 30 ms of pre-delay." in background
+
+
 async def test_changed_file_keeps_page_and_section_identity(db, tmp_path):
     first = await put(db, video_material(tmp_path))
     async with db.session() as session:

@@ -145,6 +145,16 @@ HOSTILE = {
                   "no speech in the subtitles"),
     "junk.srt": (lambda p: p.write_bytes(b"\x00\x01PK\x03\x04 not subtitles at all\n\x89PNG"), "not an SRT file"),
     "inverted.srt": (lambda p: p.write_text("1\n00:00:05,000 --> 00:00:01,000\nback\n"), "cue 1: cue ends"),
+    # binary junk behind a real header and cue: decoded as cp1252/latin-1 it would be "text"
+    "binary.vtt": (lambda p: p.write_bytes(b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n"
+                                           + bytes(b for b in range(256) if b != 10) * 8),
+                   "not a WebVTT file (binary data)"),
+    "binary_without_nul.vtt": (lambda p: p.write_bytes(b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n"
+                                                       + bytes(b for b in range(1, 256) if b != 10) * 8),
+                               "not a WebVTT file (binary data)"),
+    "binary.srt": (lambda p: p.write_bytes(b"1\n00:00:01,000 --> 00:00:02,000\nhello\n\x00\x01\x02\x03PK\x03\x04"
+                                           b"\n\n2\n00:00:03,000 --> 00:00:04,000\nthere\n"),
+                   "not an SRT file (binary data)"),
 }
 
 

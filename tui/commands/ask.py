@@ -46,7 +46,7 @@ def _clock(seconds) -> str:
 
 
 def format_source(source: dict) -> str:
-    """`[N] Title — Section · Creator · Video 1:35–2:40` on one line."""
+    """`[N] Title — Section · Creator · Video 1:35–2:40 <URL at 1:35>` on one line."""
     line = f"[{source.get('number')}] {source.get('title') or 'Untitled'}"
     if source.get("section_heading"):
         line += f" — {source['section_heading']}"
@@ -65,7 +65,11 @@ def format_source(source: dict) -> str:
             where = f"{loc['path']} {where}"
         line += f" · {where}"
     if source.get("video_url"):
-        line += f" <{source['video_url']}>"
+        from tui.services.player import url_at_time
+        from tui.services.sources import start_seconds
+
+        # the link lands on the cited second, as "open" in the app does
+        line += f" <{url_at_time(source['video_url'], start_seconds(source.get('start_time')))}>"
     return " ".join(line.split())  # one line, whatever the KB holds
 
 

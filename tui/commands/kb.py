@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--prune", action="store_true",
                    help="remove pages whose files are gone (only under the paths given)")
     p.add_argument("--demo", action="store_true",
-                   help="load the bundled demo pages into this database (and keep them)")
+                   help="load the bundled demo pages into this database, and keep them beside "
+                        "your own material (until `kb remove --demo`)")
     p.add_argument("--distill", action="store_true",
                    help="then distill the transcripts added or updated (`chrysopedia distill`; "
                         "without a model: their creators' measured profiles)")
@@ -78,10 +79,9 @@ def _legacy_import(args, settings) -> int:
                 reports.append((path, None, exc))
                 break
         if not args.demo and any(r is not None and r.changed for _, r, _ in reports):
-            from tui.db.importer import demo_loaded, remove_demo_kb
+            from tui.db.importer import make_room_for_own_material
 
-            if await demo_loaded(db):
-                await remove_demo_kb(db)
+            await make_room_for_own_material(db)
         return reports
 
     status = 0

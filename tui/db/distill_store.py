@@ -311,15 +311,17 @@ async def creator_transcripts(db) -> tuple[dict[str, list[list[TimedSentence]]],
     async with db.session() as session:
         rows = (await session.execute(
             select(Creator.slug, TechniquePage.id, TechniquePage.origin, Section.start_time,
-                   Section.end_time, Section.body, Section.video_id)
+                   Section.end_time, Section.body, Section.video_id, TechniquePage.material_key)
             .join(TechniquePage, TechniquePage.creator_id == Creator.id)
             .join(Section, Section.page_id == TechniquePage.id)
             .where(TechniquePage.origin != DISTILLED)
             .order_by(TechniquePage.id, Section.position))).all()
     pages: dict[int, list[TimedSentence]] = {}
     owner: dict[int, str] = {}
-    for slug, page_id, origin, start, end, body, video_id in rows:
-        is_transcript = origin == "import" and video_id is not None and start is not None and end is not None
+    for slug, page_id, origin, start, end, body, video_id, key in rows:
+        # a note's `[12:30]` heading on a video it names is the note-taker's words, not speech
+        is_transcript = (origin == "import" and video_id is not None and start is not None
+                         and end is not None and not (key or "").startswith("note:"))
         if is_transcript:
             pages.setdefault(page_id, []).append(TimedSentence(float(start), float(end), body))
             owner[page_id] = slug

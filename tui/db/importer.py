@@ -8,6 +8,7 @@ whole import and leaves the database as it was.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -80,19 +81,10 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
         creators = {c.slug: c for c in (await session.scalars(select(Creator))).all()}
         videos = {v.id: v for v in (await session.scalars(select(Video))).all()}
         creator_slug_by_id = {c.id: c.slug for c in creators.values()}
-        problems = validate(
-            doc,
-            known_creators=set(creators),
-            known_videos={vid: creator_slug_by_id.get(v.creator_id, "") for vid, v in videos.items()},
+        problems = _problems(
+            doc, {c.name: c.slug for c in creators.values()},
+            {vid: creator_slug_by_id.get(v.creator_id, "") for vid, v in videos.items()},
         )
-        # A name already used by another creator in the database would break uniqueness.
-        names = {c.name: c.slug for c in creators.values()}
-        for i, rec in enumerate(doc.creators):
-            if isinstance(rec, dict) and rec.get("name") in names and names[rec["name"]] != rec.get("slug"):
-                problems.append(
-                    f"creators[{i}].name: {rec['name']!r} already belongs to creator "
-                    f"{names[rec['name']]!r} in the database"
-                )
         if problems:
             raise KBFormatError(problems)
         report.warnings.extend(doc.warnings)
@@ -188,6 +180,46 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
     return report
 
 
+def _problems(doc: KBDocument, names: dict[str, str], known_videos: dict[str, str]) -> list[str]:
+    """`doc` checked against itself and what the database holds: `names` {creator name:
+    slug}, `known_videos` {video id: creator slug}."""
+    problems = validate(doc, known_creators=set(names.values()), known_videos=known_videos)
+    # A name already used by another creator in the database would break uniqueness.
+    for i, rec in enumerate(doc.creators):
+        if isinstance(rec, dict) and rec.get("name") in names and names[rec["name"]] != rec.get("slug"):
+            problems.append(
+                f"creators[{i}].name: {rec['name']!r} already belongs to creator "
+                f"{names[rec['name']]!r} in the database"
+            )
+    return problems
+
+
+async def check_paths(db: Database, paths: list[Path]) -> dict[Path, list[str]]:
+    """What `import_path` would refuse in each of `paths`, imported one after another,
+    without writing anything (`import --strict`): {path: problems} of the refused ones.
+    A document that passes counts as imported for the ones after it."""
+    async with db.session() as session:
+        creators = list(await session.execute(select(Creator.id, Creator.slug, Creator.name)))
+        video_rows = list(await session.execute(select(Video.id, Video.creator_id)))
+    slug_of = {cid: slug for cid, slug, _ in creators}
+    names = {name: slug for _, slug, name in creators}
+    known_videos = {vid: slug_of.get(cid, "") for vid, cid in video_rows}
+    refused: dict[Path, list[str]] = {}
+    for path in paths:
+        try:
+            doc = await asyncio.to_thread(read_documents, path)
+        except KBFormatError as exc:
+            refused[path] = exc.problems
+            continue
+        problems = await asyncio.to_thread(_problems, doc, names, known_videos)
+        if problems:
+            refused[path] = problems
+            continue
+        names.update({rec["name"]: rec["slug"] for rec in doc.creators})
+        known_videos.update({rec["id"]: rec["creator"] for rec in doc.videos})
+    return refused
+
+
 async def _link_distilled(session, doc: KBDocument, written: dict[str, TechniquePage]) -> bool:
     """The `distilled_pages` rows the document's `distilled_from` marks say (the rebuilt
     index then leaves each transcript page out for its distilled page); whether any changed."""
@@ -251,6 +283,7 @@ def bundled_kb_hash() -> str:
 
 
 META_DEMO_REMOVED = "demo_removed"
+META_DEMO_WANTED = "demo_wanted"  # `import --demo`: the user asked for them; imports keep them
 
 
 def is_default_database(settings: Any) -> bool:
@@ -289,6 +322,7 @@ async def ensure_demo_kb(db: Database, settings: Any, *, force: bool = False) ->
         async with db.engine.begin() as conn:
             if await get_meta(conn, META_DEMO_REMOVED) is not None:
                 await conn.execute(Meta.__table__.delete().where(Meta.key == META_DEMO_REMOVED))
+            await set_meta(conn, META_DEMO_WANTED, "1")
         return await ensure_bundled_kb(db, always=True)
     if not is_default_database(settings):
         return None
@@ -307,8 +341,21 @@ async def remove_demo_kb(db: Database) -> list[str]:
     removed = await remove_pages_where(db, TechniquePage.origin == "demo")
     async with db.engine.begin() as conn:
         await set_meta(conn, META_DEMO_REMOVED, "1")
-        await conn.execute(Meta.__table__.delete().where(Meta.key == "bundled_kb_hash"))
+        await conn.execute(Meta.__table__.delete().where(
+            Meta.key.in_(["bundled_kb_hash", META_DEMO_WANTED])))
     return removed.pages
+
+
+async def make_room_for_own_material(db: Database) -> list[str]:
+    """After an import that wrote the user's own pages: the demo pages out (the slugs
+    removed), unless the user asked for them with `import --demo` (then they stay until
+    `kb remove --demo`)."""
+    async with db.engine.connect() as conn:
+        if await get_meta(conn, META_DEMO_WANTED) is not None:
+            return []
+    if not await demo_loaded(db):
+        return []
+    return await remove_demo_kb(db)
 
 
 async def ensure_bundled_kb(db: Database, *, always: bool = False) -> ImportReport | None:

@@ -180,8 +180,10 @@ async def store_material(
             video = await session.get(Video, v.id)
             if video is None:
                 session.add(Video(id=v.id, **values))
-            else:
+            elif m.kind != "note":
                 _apply(video, values)
+            # else a note naming the video (front matter `video_url`) only points at it:
+            # the video's title, channel, length and file stay what its own import said
             video_id = v.id
         page_values = {
             "title": m.title, "creator_id": creator.id, "topic_category": m.topic_category or "General",

@@ -11,7 +11,8 @@ subtitles beside it, a `.pdf` that is not a PDF.
 Kinds come from the content where the name is not enough: `NAME.info.json` with
 `NAME.LANG.vtt` (or `.srt`) beside it is one yt-dlp download, a file of any
 name starting `%PDF-` or `WEBVTT` is a PDF or subtitles, a `.pdf` without `%PDF-` is
-refused. A `.json` saying `"format": "chrysopedia.kb/1"` (or with the KB's
+refused, and so is a file whose name holds a control character or a bidi override
+(every locator names its file). A `.json` saying `"format": "chrysopedia.kb/1"` (or with the KB's
 `techniques`/`creators` lists), or named on its own, is a KB document (kind "kb"):
 the KB importer's validator reads it whole and says what is wrong with it. Other
 JSON in a folder (a `package.json`) is not material.
@@ -26,7 +27,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tui.materials.model import Refusal, SourceGroup
-from tui.materials.textio import LANG_SUFFIX, MAX_PDF_BYTES, MAX_TEXT_BYTES, size_problem
+from tui.materials.textio import LANG_SUFFIX, MAX_PDF_BYTES, MAX_TEXT_BYTES, is_webvtt, size_problem
+from tui.text import CONTROL_CHARS
 
 SUBTITLE_SUFFIXES = {".vtt", ".srt"}
 NOTE_SUFFIXES = {".md", ".markdown"}
@@ -75,7 +77,21 @@ def discover(paths: Iterable[str | Path]) -> Iterator[SourceGroup | Refusal]:
             if key in yielded:
                 continue
             yielded.add(key)
-            yield item
+            yield _name_problem(item) or item
+
+
+def _name_problem(item: SourceGroup | Refusal) -> Refusal | None:
+    """A file whose path holds a control character or a bidi override is refused (as the KB
+    validator refuses one in a locator): locators, exports and the screen name the file,
+    and "open" needs its real name, so it cannot be cleaned."""
+    if isinstance(item, Refusal) or item.kind == "kb":
+        return None
+    for path in item.files:
+        bad = CONTROL_CHARS.search(str(path))
+        if bad:
+            return Refusal(item.main, f"its name holds a control character (U+{ord(bad.group()):04X}); "
+                                      "rename it to import it")
+    return None
 
 
 def _stat_problem(path: Path, exc: OSError) -> str:
@@ -155,12 +171,6 @@ def _peek(path: Path, limit: int, what: str, n: int = PEEK) -> bytes | Refusal:
         return Refusal(path, f"cannot read: {exc.strerror or exc}")
 
 
-def _is_webvtt(head: bytes) -> bool:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM
-        head = head.decode("utf-16", "ignore").encode()
-    return head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT")
-
-
 def _lang(path: Path) -> str | None:
     stem = path.name[: -len(path.suffix)]
     m = LANG_SUFFIX.search(stem)
@@ -191,7 +201,7 @@ def _groups(folder: Path, files: list[Path], named: Path | None = None) -> Itera
             head = _peek(path, MAX_TEXT_BYTES, "subtitles")
             if isinstance(head, Refusal):
                 yield head
-            elif suffix == ".vtt" and not _is_webvtt(head):
+            elif suffix == ".vtt" and not is_webvtt(head):
                 yield Refusal(path, "not a WebVTT file (no WEBVTT header)")
             else:
                 subtitles.setdefault(subtitle_stem(path), []).append((path, head))
@@ -225,7 +235,7 @@ def _groups(folder: Path, files: list[Path], named: Path | None = None) -> Itera
                 continue
             if head.startswith(b"%PDF-"):
                 yield SourceGroup("pdf", path, (path,))
-            elif _is_webvtt(head):
+            elif is_webvtt(head):
                 subtitles.setdefault(path.name, []).append((path, head))
     for name in sorted(set(infos) | set(subtitles)):
         candidates = subtitles.get(name)

@@ -93,6 +93,14 @@ def _read_lines_bounded(f, limit: int, max_line: int) -> bytes:
     return b"".join(chunks)
 
 
+def is_webvtt(head: bytes) -> bool:
+    """The first bytes of a file say WEBVTT (after a UTF-8 BOM, or in UTF-16 with a BOM)."""
+    head = head[:64]  # a whole file may be passed: only its start is looked at
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM
+        head = head.decode("utf-16", "ignore").encode()
+    return head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT")
+
+
 def decode(data: bytes) -> str:
     """UTF-8 (a BOM is dropped), UTF-16 with a BOM, else cp1252, else latin-1 (never fails)."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -112,14 +120,27 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def clean_text(data: bytes) -> str:
+# Control characters a text file does not hold (tab, line ends, form feed and ESC, which
+# starts the escape sequences `clean()` strips, are left out): a few are stripped, more
+# mean binary data.
+BINARY_CHARS = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
+BINARY_SHARE = 0.01
+
+
+def clean_text(data: bytes, *, what: str = "a text file") -> str:
     """A file's text: decoded, LF line ends, passed through `clean()`.
 
     Every escape sequence starts with a character `CONTROL_CHARS` matches, so a text
     without any (nearly all) is left as it is after one search instead of two rewrites.
+    Binary data behind a text header (a NUL, or control characters in more than 1% of
+    the text once decoded) raises Refused: `not {what} (binary data)`.
     """
     text = decode(data).replace("\r\n", "\n").replace("\r", "\n")
-    return clean(text) if CONTROL_CHARS.search(text) else text
+    if not CONTROL_CHARS.search(text):
+        return text
+    if "\x00" in text or len(BINARY_CHARS.findall(text)) > max(4, BINARY_SHARE * len(text)):
+        raise Refused(f"not {what} (binary data)")
+    return clean(text)
 
 
 def sha256_hex(chunks: list[bytes]) -> str:

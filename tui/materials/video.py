@@ -25,6 +25,7 @@ from tui.materials.textio import (
     creator_slug,
     cut,
     fallback_title,
+    is_webvtt,
     read_bytes,
     sha256_hex,
     summary_from,
@@ -49,7 +50,10 @@ def subtitle_stem(path: Path) -> str:
 def load_subtitles(path: Path) -> tuple[list[TimedSentence], bool, bytes]:
     """Sentences of a .vtt/.srt file, whether they were rolling auto-captions, and the bytes read."""
     data = read_bytes(path, MAX_TEXT_BYTES, "subtitles", max_line=MAX_LINE_CHARS)
-    text = clean_text(data)
+    srt = path.suffix.lower() == ".srt" and not is_webvtt(data)
+    if not srt and not is_webvtt(data):  # said first: junk with no header is not "binary WebVTT"
+        raise Refused("not a WebVTT file (no WEBVTT header)")
+    text = clean_text(data, what="an SRT file" if srt else "a WebVTT file")
     head = text.lstrip("\ufeff\n ")[:6]
     if path.suffix.lower() == ".srt" and not head.startswith("WEBVTT"):
         sentences, rolling = transcript(parse_srt(text))

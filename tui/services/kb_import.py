@@ -7,7 +7,8 @@ whose files are recorded with the same size and mtime is skipped unread; one
 with the same content hash is skipped unparsed. `chrysopedia.kb/1` documents go
 through the KB importer as they always have (a document is refused whole).
 
-`strict` reads every group first and imports nothing when any is refused;
+`strict` reads every group (and validates every KB document) first and imports nothing
+when any is refused;
 `prune` removes the pages of recorded files under the given roots that are gone.
 `should_stop()` is asked between files: what was imported stays, the rest is not
 started. After a run that added or updated transcripts, the measured (statistical)
@@ -28,7 +29,7 @@ from typing import Any
 
 from tui.db import materials_store as store
 from tui.db.engine import Database
-from tui.db.importer import ImportReport, demo_loaded, import_path, remove_demo_kb
+from tui.db.importer import ImportReport, check_paths, import_path, make_room_for_own_material
 from tui.db.kb_format import KBFormatError
 from tui.text import CONTROL_CHARS
 
@@ -190,12 +191,17 @@ async def import_paths(
     run.files_total = len(work)
 
     if strict:
+        documents = [item if isinstance(item, Path) else item.main for _root, item in work
+                     if isinstance(item, Path) or item.kind == "kb"]
+        # KB documents validated as they would be imported, one after another, writing nothing
+        for doc, problems in (await check_paths(db, documents)).items():
+            run.refused.append({"path": str(doc), "reason": "; ".join(problems)})
         for _root, item in work:
             if should_stop():
                 run.interrupted = True
                 return run
             if isinstance(item, Path) or item.kind == "kb":
-                continue  # a kb document is validated as it is imported, in one transaction
+                continue
             result = read(item, creator=creator)
             if isinstance(result, Refusal):
                 run.refused.append({"path": str(result.path), "reason": result.reason})
@@ -285,7 +291,7 @@ async def import_paths(
                 (run.added if stored.outcome == "added" else run.updated).append(entry)
                 run.warnings.extend(f"{item.main}: {w}" for w in material.warnings)
                 run.sections += stored.sections
-                if material.video is not None:
+                if material.kind in ("video", "subtitles"):  # a note naming a video is no transcript
                     run.transcript_creators.add(stored.creator_slug)
                 own_added = True
             if on_progress is not None:
@@ -301,9 +307,10 @@ async def import_paths(
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
         run.removed.extend({"page": slug} for slug in removed.pages)
-    if own_added and not keep_demo and await demo_loaded(db):
-        # The user's own material is in: the demo pages would only crowd it out.
-        run.demo_removed = len(await remove_demo_kb(db))
+    if own_added and not keep_demo:
+        # The user's own material is in: the demo pages would only crowd it out (unless
+        # the user asked for them with `import --demo`).
+        run.demo_removed = len(await make_room_for_own_material(db))
     if profiles and run.transcript_creators:
         # Once per run, not per file: each profile is measured against every other creator.
         from tui.db.distill_store import refresh_measured_profiles
