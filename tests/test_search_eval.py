@@ -226,8 +226,9 @@ async def test_retrieval_quality(db, db_target, request, tmp_path):
     assert none_rate(fused) >= MIN_NONE_RATE, text
     # fused is no worse than lexical on any kind (by at most one query's worth), and ranks
     # better where the words differ
+    # (exactly one query's worth is allowed: 1e-9 absorbs the division's rounding)
     for kind, (recall, mrr, n) in fused["by_kind"].items():
         lex_recall, lex_mrr, _ = lex["by_kind"][kind]
-        assert recall >= lex_recall - 1 / n and mrr >= lex_mrr - 1 / n, (kind, text)
+        assert recall >= lex_recall - 1 / n - 1e-9 and mrr >= lex_mrr - 1 / n - 1e-9, (kind, text)
     for kind in SEMANTIC_KINDS:
         assert fused["by_kind"][kind][1] > lex["by_kind"][kind][1], (kind, text)
