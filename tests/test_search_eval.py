@@ -40,10 +40,10 @@ MIN_RECALL = 0.90
 MIN_MRR = 0.75
 # what the gate may cost the answerable queries' recall
 MAX_GATE_RECALL_COST = 0.01
-# share of off-topic and near-miss questions (not held out) that must get tier `none`: the
-# issue asks for 0.9, which no gate measured so far reaches within the recall bound (see
-# docs/BENCHMARKS.md, "Semantic side and answerability"); this guards what is reached
-MIN_NONE_RATE = 0.74
+# share of off-topic and near-miss questions (not held out) that must get tier `none` (the
+# issue's 0.9; 51/55 = 0.93 on both backends with the English-affinity evidence: see
+# docs/BENCHMARKS.md, "Semantic side and answerability")
+MIN_NONE_RATE = 0.9
 # the kinds where the semantic side must do better than the lexical side alone
 SEMANTIC_KINDS = ("paraphrase", "problem")
 K = 10
@@ -226,8 +226,9 @@ async def test_retrieval_quality(db, db_target, request, tmp_path):
     assert none_rate(fused) >= MIN_NONE_RATE, text
     # fused is no worse than lexical on any kind (by at most one query's worth), and ranks
     # better where the words differ
+    # (exactly one query's worth is allowed: 1e-9 absorbs the division's rounding)
     for kind, (recall, mrr, n) in fused["by_kind"].items():
         lex_recall, lex_mrr, _ = lex["by_kind"][kind]
-        assert recall >= lex_recall - 1 / n and mrr >= lex_mrr - 1 / n, (kind, text)
+        assert recall >= lex_recall - 1 / n - 1e-9 and mrr >= lex_mrr - 1 / n - 1e-9, (kind, text)
     for kind in SEMANTIC_KINDS:
         assert fused["by_kind"][kind][1] > lex["by_kind"][kind][1], (kind, text)

@@ -9,7 +9,7 @@ import sys
 
 # Imported after the first paint: the services' libraries and Textual's Markdown.
 AFTER_FIRST_FRAME = ("sqlalchemy", "openai", "httpx", "redis", "asyncpg", "aiosqlite",
-                     "markdown_it", "pygments", "textual.widgets._markdown")
+                     "markdown_it", "pygments", "textual.widgets._markdown", "wordfreq")
 
 PROBE = """
 import json, sys

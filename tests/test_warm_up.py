@@ -1,4 +1,5 @@
-"""ChatService.warm_up: the search's embedding model is loaded once the app is up, not by
+"""ChatService.warm_up: the search's embedding model and the answerability gate's English word
+list (wordfreq) are loaded once the app is up, not by
 the first question (which waited seconds for it on a loaded machine: bench/team_load.py).
 Each case runs in a fresh interpreter: the model, once loaded, stays for the process."""
 
@@ -27,14 +28,14 @@ async def main(semantic):
     await ensure_bundled_kb(db)
     vectors._local = None  # as in a terminal that starts on a database already filled
     chat = ChatService(Settings(data_dir=Path(sys.argv[3])), db, history=None)
-    before = vectors._local is not None
+    before = vectors._local is not None, "wordfreq" in sys.modules
     await chat.warm_up()
-    after = vectors._local is not None
+    after = vectors._local is not None, "wordfreq" in sys.modules
     t0 = time.perf_counter()
     await chat.search.search("parallel compression on drums", db=db)
     first_search = time.perf_counter() - t0
     await db.dispose()
-    print(before, after, first_search)
+    print(*before, *after, first_search)
 
 asyncio.run(main(sys.argv[1] == "on"))
 """
@@ -49,11 +50,12 @@ def _run(tmp_path, semantic: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_warm_up_loads_the_search_embedding_model(tmp_path):
-    before, after, _ = _run(tmp_path, "on")
-    assert (before, after) == ("False", "True")
+def test_warm_up_loads_the_search_embedding_model_and_the_gate_s_word_list(tmp_path):
+    model_before, words_before, model_after, words_after, _ = _run(tmp_path, "on")
+    assert (model_before, words_before) == ("False", "False")
+    assert (model_after, words_after) == ("True", "True")
 
 
 def test_warm_up_loads_nothing_when_search_is_lexical_only(tmp_path):
-    before, after, _ = _run(tmp_path, "off")
-    assert (before, after) == ("False", "False")
+    # lexical-only search reads neither (its gate weighs coverage alone)
+    assert _run(tmp_path, "off")[:4] == ["False", "False", "False", "False"]

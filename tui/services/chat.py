@@ -285,17 +285,19 @@ class ChatService:
     async def warm_up(self) -> None:
         """Load, in a thread, what the first question would otherwise wait for: the modules
         an answer uses that are imported on first use (the transcript archive, the usage
-        log, the claim check, the OpenAI client's streaming parts) and the local embedding
+        log, the claim check, the OpenAI client's streaming parts), the English word list
+        the answerability gate reads (wordfreq: 0.2 s) and the local embedding
         model the search's semantic side uses (WordLlama: 0.3 s on an idle machine,
         seconds on a loaded one, and on PostgreSQL the search runs on the event loop).
         Without it the first question waited 1-3.5 s longer than the next ones on a loaded
         machine (bench/team_load.py). Called once the app is up; a failure is logged and
         the first question loads what is missing, as before."""
         from tui.db import vectors
-        from tui.services.search import semantic_enabled
+        from tui.services.search import english_zipf, semantic_enabled
 
         vectors.configure(self.settings)
         embed = semantic_enabled() and vectors.current_model() == vectors.LOCAL_MODEL
+        gate_words = semantic_enabled()  # the answerability gate's English word list
 
         def load() -> None:
             import importlib
@@ -308,6 +310,8 @@ class ChatService:
                 ChatCompletionChunk.model_validate(_SAMPLE_CHUNK)  # builds the parser
             if embed:
                 vectors.local_embedder().embed(["warm up"])
+            if gate_words:
+                english_zipf("warm")  # imports wordfreq and reads its list (0.2 s)
 
         try:
             await asyncio.to_thread(load)
