@@ -317,6 +317,42 @@ async def test_pages_run_concurrently_each_once(solo_settings, fake_llm, tmp_pat
     assert len(fake_llm.chat_requests) == 8
 
 
+async def test_the_next_request_goes_out_while_a_page_is_checked(solo_settings, fake_llm, tmp_path,
+                                                               monkeypatch):
+    """The check (CPU, tens of ms a page) runs outside the model's request slots: with one
+    slot, page 2's request reaches the server while page 1 is still being checked, and no
+    more than `concurrency` requests are ever in flight."""
+    import tui.services.distill as distill
+
+    pages, routes = [], []
+    for i in range(3):
+        t = transcript(f"page-{i}")
+        t.title = f"Drum bus part {i}"
+        pages.append(t)
+        routes.append([f"Video: Drum bus part {i}\n", text(VALID)])
+    fake_llm.set_mode("normal", routes=routes, delay=0.2)
+    real_check = distill.check_page
+    seen_during_check: list[int] = []
+
+    def slow_check(data, t):
+        if t.key == "page-0":  # wait (up to 10 s) for the next page's request to arrive
+            fake_llm.wait_for(lambda: len(fake_llm.chat_requests) >= 2, timeout=10)
+            seen_during_check.append(len(fake_llm.chat_requests))
+        return real_check(data, t)
+
+    monkeypatch.setattr(distill, "check_page", slow_check)
+    d = Distiller(solo_settings, cache=DistillCache(tmp_path / "cache"), concurrency=1)
+    try:
+        outcomes = await d.distill_pages(pages)
+    finally:
+        await d.aclose()
+    assert [o.status for o in outcomes] == ["distilled"] * 3
+    assert seen_during_check and seen_during_check[0] >= 2
+    # One slot: each request was received only after the one before it was answered.
+    got = sorted(r.received_at for r in fake_llm.chat_requests)
+    assert len(got) == 3 and all(b - a >= 0.15 for a, b in zip(got, got[1:], strict=False))
+
+
 # -- the profile -----------------------------------------------------------------
 
 

@@ -28,7 +28,8 @@ dropped and reported.
 Each result (accepted or rejected) is cached by (transcript hash, model,
 `PROMPT_VERSION`) in `DistillCache`, one file per key written atomically, so a
 re-run asks the model nothing and a run killed halfway resumes where it
-stopped. `distill_pages()` runs `concurrency` requests at a time and backs off
+stopped. `distill_pages()` keeps `concurrency` requests in flight (a page's check and
+storing run outside those slots, so they overlap the next request) and backs off
 (exponentially, with jitter) when every model answers HTTP 429. Each model call
 is one usage row with purpose "distill".
 
@@ -699,6 +700,9 @@ class Distiller:
         self.concurrency = concurrency
         self.backoff_base = backoff_base
         self._sleep = sleep
+        # The model requests in flight: `concurrency` at most. A page's check, cache file and
+        # storing run outside it, so the next page's request goes out meanwhile.
+        self._slots = asyncio.Semaphore(concurrency)
 
     @property
     def model(self) -> str:
@@ -711,7 +715,19 @@ class Distiller:
     async def _call(self, messages: list[dict[str, str]], *, creator: str, what: str,
                     schema: dict[str, Any], name: str) -> tuple[str | None, Any, str | None]:
         """(answer, completion, failure): one model call, retried with back-off on HTTP 429;
-        each attempt is one usage row with purpose "distill"."""
+        each attempt is one usage row with purpose "distill". At most `concurrency` calls
+        at a time; the back-off waits inside the slot (429s slow the whole run), the last
+        attempt's usage row is written after it (a database write, tens of ms)."""
+        async with self._slots:
+            text, run, failure, last = await self._call_in_slot(
+                messages, creator=creator, what=what, schema=schema, name=name)
+        if last is not None:
+            await self._usage(messages, run, what, creator, *last)
+        return text, run, failure
+
+    async def _call_in_slot(self, messages: list[dict[str, str]], *, creator: str, what: str,
+                            schema: dict[str, Any], name: str) -> tuple[str | None, Any, str | None, Any]:
+        """`_call`'s attempts; the last one's (latency_ms, status) is returned for its row."""
         from tui.services.llm import Completion, LLMError
 
         for attempt in range(MAX_BACKOFF_TRIES):
@@ -722,17 +738,18 @@ class Distiller:
                     messages, temperature=0.2, completion=run, max_tokens=4096,
                     json_schema=wire_schema(schema), schema_name=name)
             except LLMError as exc:
-                await self._usage(messages, run, what, creator, began, "failed")
+                latency = (time.monotonic() - began) * 1000
                 if run.rate_limited and attempt + 1 < MAX_BACKOFF_TRIES:
+                    await self._usage(messages, run, what, creator, latency, "failed")
                     delay = self.backoff_base * 2 ** attempt
                     await self._sleep(delay * random.uniform(1.0, 1.5))
                     continue
-                return None, run, str(exc)
-            await self._usage(messages, run, what, creator, began, "answered")
-            return text, run, None
-        return None, None, "rate limited"  # pragma: no cover - the loop returns
+                return None, run, str(exc), (latency, "failed")
+            return text, run, None, ((time.monotonic() - began) * 1000, "answered")
+        return None, None, "rate limited", None  # pragma: no cover - the loop returns
 
-    async def _usage(self, messages, run, what: str, creator: str, began: float, status: str) -> None:
+    async def _usage(self, messages, run, what: str, creator: str, latency_ms: float,
+                     status: str) -> None:
         if self.db is None or not run.reached_model:
             return
         from tui.services.usage import write_usage
@@ -741,7 +758,7 @@ class Distiller:
             self.db, query=f"distill {what}", creator_slug=creator, usage=run.usage,
             prompt_chars=sum(len(m["content"]) for m in messages),
             completion_chars=len(run.text or ""), model=run.model or "",
-            fallback_used=run.fallback_used, latency_ms=(time.monotonic() - began) * 1000,
+            fallback_used=run.fallback_used, latency_ms=latency_ms,
             status=status, purpose="distill", secrets=(self.settings.llm_api_key,),
         )
 
@@ -793,8 +810,10 @@ class Distiller:
         *,
         on_done: Callable[[Outcome, Progress], Awaitable[None] | None] | None = None,
     ) -> list[Outcome]:
-        """Every transcript distilled, `concurrency` at a time; `on_done` after each one
-        (where the caller stores the page: a page is finished when its call returns)."""
+        """Every transcript distilled, `concurrency` model requests at a time; `on_done`
+        after each one (where the caller stores the page: a page is finished when its call
+        returns). A page's check and `on_done` run outside the request slots, so the model
+        is kept busy meanwhile."""
         progress = Progress(total=len(transcripts))
         results: list[Outcome | None] = [None] * len(transcripts)
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -818,7 +837,11 @@ class Distiller:
                     if asyncio.iscoroutine(maybe):
                         await maybe
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(transcripts)))]
+        # Twice as many workers as model requests at a time: while one worker checks and
+        # stores the page it got, another holds its request slot (the check is CPU, tens of
+        # ms a page; without this every page's check added to the run's wall time).
+        workers = [asyncio.create_task(worker())
+                   for _ in range(min(2 * self.concurrency, len(transcripts)))]
         try:
             await asyncio.gather(*workers)
         finally:
