@@ -129,6 +129,10 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
     async def check(db):
         raw = await raw_for_section(db, report["distilled"][0], items[0]["section_anchor"])
         assert raw["label"] == "from the transcript, 1:00–1:58"
+        from tui.services.sources import source_detail  # what the source detail screen is given
+
+        detail = await source_detail(db, report["distilled"][0], items[0]["section_anchor"])
+        assert detail["raw"]["label"] == raw["label"] and detail["raw"]["text"] == raw["text"]
         assert "gain reduction" in " ".join(s["body"] for s in raw["sections"])
         # Each sentence of the distilled section, with the transcript's words behind it.
         assert [i["status"] for i in raw["support"]] == ["supported"] * 3
@@ -475,3 +479,27 @@ def test_prune_removes_a_gone_transcript_with_its_distilled_page(db_target, tmp_
     assert [p["title"] for p in listing["pages"]] == [OTHER] and listing["distilled"] == 0
     assert not search(url, "gain reduction threshold", capsys) or all(
         i["title"] == OTHER for i in search(url, "gain reduction threshold", capsys))
+
+
+def test_without_a_distilling_model_the_slider_changes_what_an_imported_creator_is_answered_with(
+        db_target, tmp_path, model_env, capsys):
+    """An import alone gives the creator a measured profile, and the voice weight then
+    changes the request the answering model gets (its system prompt and temperature)."""
+    url = db_target.url
+    assert run(url, "import", str(downloads(tmp_path / "yt")), capsys=capsys)[0] == 0
+    code, out, _ = run(url, "ask", "--creator", "kaito-beats", "--weight", "0.9", "--voice",
+                       capsys=capsys)
+    assert code == 0 and "Fully embody Kaito Beats" in out
+    assert "Measured from their transcripts: energy." in out
+    assert len(model_env.chat_requests) == 0  # the preview asks nothing
+
+    systems, temperatures = [], []
+    for weight in ("0", "0.9"):
+        code, _, err = run(url, "ask", "--creator", "kaito-beats", "--weight", weight,
+                           "how much gain reduction on the smash return", capsys=capsys)
+        assert code == 0, err
+        body = model_env.chat_requests[-1].body
+        systems.append(body["messages"][0]["content"])
+        temperatures.append(body["temperature"])
+    assert "Fully embody Kaito Beats" in systems[1] and "Match their calm tone." in systems[1]
+    assert "Fully embody" not in systems[0] and temperatures[0] < temperatures[1]

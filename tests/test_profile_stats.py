@@ -139,6 +139,20 @@ def test_the_measured_profile_drives_the_voice_block():
     assert "Teaching style" not in block  # not measured, so not claimed
 
 
+def test_the_voice_block_claims_no_tone_a_measured_profile_does_not_hold():
+    # Formality cannot be measured: a measured profile's block does not invent one
+    # (a hand-written profile without it keeps the original defaults).
+    prof = measure_profiles(_corpus(kaito=2.5))["kaito"]
+    assert "formality" not in prof["tone"]
+    block = build_personality_block("Kaito", prof, 0.7)
+    assert "Match their energetic tone." in block and "conversational" not in block
+    phrases_only = {"vocabulary": {"signature_phrases": ["let's get into it", "boom"]},
+                    "_source": {"signature_phrases": "measured"}}
+    block = build_personality_block("Kaito", phrases_only, 0.7)
+    assert "Match their" not in block and "moderate" not in block
+    assert "let's get into it" in block
+
+
 def test_phrases_never_cross_punctuation():
     assert clauses("Right, so — let’s go. OK?") == [["right"], ["so"], ["let's", "go"], ["ok"]]
     assert occurs_verbatim("Let's GO", [normalise("right, so let’s   go now")])

@@ -130,6 +130,43 @@ async def test_source_detail_shows_hostile_text_literally():
         assert "\x1b" not in plain and "\x07" not in plain
 
 
+DISTILLED = {**DETAIL, "raw": {
+    "label": "from the transcript, 1:35–2:40", "raw_page": "compression-basics",
+    "start_time": 95, "end_time": 160, "sections": [],
+    "text": "so send the drum bus to an aux [red]now[/] \x1b[2J okay"}}
+
+
+async def test_a_distilled_section_says_what_it_was_written_from_and_shows_it():
+    app = Host(lambda: SourceDetailScreen(DISTILLED))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert str(screen.query_one("#sd-from", Static).content) == (
+            "from the transcript, 1:35–2:40  ·  t shows it")
+        raw = screen.query_one("#sd-raw", Static)
+        assert not raw.display
+        await pilot.press("t")
+        await wait_until(pilot, lambda: raw.display)
+        shown = str(raw.content)
+        assert shown.startswith("From the transcript, 1:35–2:40:\n")
+        assert "aux [red]now[/]  okay" in shown and "\x1b" not in shown  # literally, no escapes
+        assert "t hides it" in str(screen.query_one("#sd-from", Static).content)
+        await pilot.press("t")
+        await wait_until(pilot, lambda: not raw.display)
+
+
+async def test_a_section_not_distilled_has_no_transcript_key():
+    app = Host(lambda: SourceDetailScreen(DETAIL))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert not screen.query("#sd-from") and not screen.query("#sd-raw")
+        assert screen.check_action("show_transcript", ()) is False
+        await pilot.press("t")  # nothing happens, nothing fails
+        await pilot.pause()
+        assert isinstance(app.screen, SourceDetailScreen)
+
+
 async def test_source_detail_opens_local_file_in_player(tmp_path):
     media = tmp_path / "media"
     media.mkdir()

@@ -22,7 +22,10 @@ kind of locator, only the one for this source active: the video at the start tim
 (`source_detail.open_video`; local player, else the URL), the PDF at its first page
 (`source_detail.open_document`; a viewer that takes a page, else the system opener),
 the note in $EDITOR at its heading's line (`source_detail.edit_note`; the app suspends
-while the editor runs); the outcome is a notification. Escape closes
+while the editor runs); the outcome is a notification. A section of a distilled page
+(`detail["raw"]`, `distill_store.raw_for_section`) says what it was written from
+("from the transcript, 12:05–15:45") and `t` shows or hides that transcript text under
+it (`source_detail.show_transcript`, active only then). Escape closes
 (`source_detail.close`).
 Result: always None (`dismiss()`); what copying or opening did is a notification.
 
@@ -108,6 +111,15 @@ class SourceDetailScreen(ModalScreen[None]):
     SourceDetailScreen .sd-para {
         margin-bottom: 1;
     }
+    SourceDetailScreen #sd-from {
+        color: $text-muted;
+        text-style: italic;
+    }
+    SourceDetailScreen #sd-raw {
+        border-top: dashed $primary 50%;
+        color: $text-muted;
+        height: auto;
+    }
     SourceDetailScreen #sd-video {
         border-top: solid $primary 50%;
         color: $text;
@@ -122,6 +134,7 @@ class SourceDetailScreen(ModalScreen[None]):
         Binding("o", "open_video", "Open video", id="source_detail.open_video"),
         Binding("o", "open_document", "Open the PDF at its page", id="source_detail.open_document"),
         Binding("o", "edit_note", "Edit the note", id="source_detail.edit_note"),
+        Binding("t", "show_transcript", "Transcript", id="source_detail.show_transcript"),
     ]
 
     def __init__(
@@ -182,6 +195,23 @@ class SourceDetailScreen(ModalScreen[None]):
         return widgets
 
     # -- what is shown -------------------------------------------------------
+
+    @property
+    def raw(self) -> Mapping[str, Any] | None:
+        """What a distilled section was written from (None for any other section)."""
+        raw = self.detail.get("raw")
+        return raw if isinstance(raw, Mapping) and raw.get("label") else None
+
+    def _raw_text(self) -> Text:
+        """The transcript sentences behind the section, literally (cut like a long body)."""
+        raw = self.raw or {}
+        text = clean(raw.get("text")).strip()
+        if len(text) > MAX_BODY_CHARS:
+            text = text[:MAX_BODY_CHARS] + f"… (cut for display: {len(text):,} characters)"
+        out = Text()
+        out.append(one_line(raw.get("label")).capitalize() + ":\n", style="bold")
+        out.append(text or "(no transcript text)")
+        return out
 
     def _meta_line(self) -> Text:
         d = self.detail
@@ -295,6 +325,13 @@ class SourceDetailScreen(ModalScreen[None]):
                         yield from self._lit_paragraphs(*lit_body)
                 else:
                     yield Markdown(body or "*No section text.*", open_links=False, id="sd-section")
+                if self.raw is not None:
+                    raw = Static(self._raw_text(), id="sd-raw")
+                    raw.display = False
+                    yield raw
+            if self.raw is not None:
+                yield Static(Text.assemble((one_line(self.raw.get("label")), ""), "  ·  ",
+                                           ("t", "bold"), " shows it"), id="sd-from")
             yield Static(self._where_lines(), id="sd-video")
         yield AppFooter()
 
@@ -328,8 +365,21 @@ class SourceDetailScreen(ModalScreen[None]):
         self.notify(f"Copied: {text}", title="Reference", markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show_transcript":
+            return self.raw is not None
         wanted = {"open_video": "video", "open_document": "page", "edit_note": "heading"}
         return action not in wanted or wanted[action] == self.kind
+
+    def action_show_transcript(self) -> None:
+        """Show (or hide again) the transcript text the section was written from."""
+        raw = self.query_one("#sd-raw", Static)
+        raw.display = not raw.display
+        shown = "hides" if raw.display else "shows"
+        self.query_one("#sd-from", Static).update(Text.assemble(
+            (one_line((self.raw or {}).get("label")), ""), "  ·  ", ("t", "bold"), f" {shown} it"))
+        if raw.display:
+            self.call_after_refresh(
+                lambda: self.query_one("#sd-body", VerticalScroll).scroll_to_widget(raw, animate=False, top=True))
 
     def action_open_document(self) -> None:
         if self.app.is_web:

@@ -90,8 +90,11 @@ def build_personality_block(creator_name: str, profile: Any, weight: float) -> s
     style = _dict(profile.get("style_markers"))
 
     teaching_style = _text(tone, "teaching_style")
-    energy = _word(_text(tone, "energy", "moderate"))
-    formality = _word(_text(tone, "formality", "conversational"))
+    # A profile that says where its fields came from (measured from transcripts, or written
+    # by a model) claims nothing it does not hold; a hand-written one gets the defaults.
+    claims_only_its_own = isinstance(profile.get("_source"), dict)
+    energy = _word(_text(tone, "energy", "" if claims_only_its_own else "moderate"))
+    formality = _word(_text(tone, "formality", "" if claims_only_its_own else "conversational"))
 
     parts: list[str] = []
     if not reaches(w, "adopt"):
@@ -106,7 +109,9 @@ def build_personality_block(creator_name: str, profile: Any, weight: float) -> s
         )
     if teaching_style:
         parts.append(_sentence(f"Teaching style: {teaching_style}"))
-    parts.append(f"Match their {formality} {energy} tone.")
+    tone_words = " ".join(w for w in (formality, energy) if w)
+    if tone_words:
+        parts.append(f"Match their {tone_words} tone.")
 
     if reaches(w, "adopt"):
         descriptors = _strings(tone, "descriptors")
