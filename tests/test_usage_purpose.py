@@ -22,6 +22,41 @@ async def test_purpose_is_stored_and_reported_apart(db):
         "answer": {"requests": 1, "total_tokens": 15},
         "distill": {"requests": 1, "total_tokens": 1200},
     }
+    # The usage screen draws them apart, under the totals.
+    from textual.app import App
+    from textual.widgets import Static
+
+    from tui.screens.usage import UsageScreen
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(UsageScreen(report))
+
+    app = Host()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        totals = str(app.screen.query_one("#usage-totals").query_one(Static).content)
+    assert "For       answering 1 requests · 15 tokens" in totals
+    assert "distilling 1 requests · 1,200 tokens" in totals
+
+
+async def test_the_usage_screen_says_nothing_of_purposes_when_only_answers_were_asked():
+    from textual.app import App
+    from textual.widgets import Static
+
+    from tui.screens.usage import UsageScreen
+
+    report = {"totals": {"requests": 1}, "per_day": [],
+              "purposes": {"answer": {"requests": 1, "total_tokens": 15}}}
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(UsageScreen(report))
+
+    async with Host().run_test() as pilot:
+        await pilot.pause()
+        totals = str(pilot.app.screen.query_one("#usage-totals").query_one(Static).content)
+    assert "Requests" in totals and "For " not in totals and "answering" not in totals
 
 
 async def test_a_database_before_v7_gains_the_column_and_old_rows_answered(db_target):

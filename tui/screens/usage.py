@@ -6,7 +6,9 @@
   prompt_tokens, completion_tokens, total_tokens, estimated}, `per_day`
   [{date, requests, prompt_tokens, completion_tokens, total_tokens}] oldest first,
   `latency_ms` {mean, p50, p95, max} (values may be None), `fallback_rate`
-  (0..1 or None), `tiers` {tier: requests}, `models` {model: requests}; the claim
+  (0..1 or None), `tiers` {tier: requests}, `models` {model: requests}, `purposes`
+  {purpose: {requests, total_tokens}} (under the totals once something besides answering,
+  i.e. distilling, used the model); the claim
   check's share of supported claims: `per_day` rows may carry `claims`,
   `supported_claims`, `supported_share`, and `claims` {total, supported,
   supported_share} the whole period (drawn only when some answer was checked).
@@ -211,7 +213,25 @@ class UsageScreen(Screen[None]):
         ]
         if estimated:
             parts.append((f"\n{indent}{fmt_int(estimated)} estimated (chars/4)", "$text-muted"))
+        parts += self._purposes(indent)
         return Content.assemble(*parts)
+
+    PURPOSE_NAMES = {"answer": "answering", "distill": "distilling"}
+
+    def _purposes(self, indent: str) -> list[str | tuple[str, str]]:
+        """What the model was asked for, each with its requests and tokens: drawn once
+        something besides answering was (distilling), else nothing."""
+        purposes = self.report.get("purposes")
+        if not isinstance(purposes, Mapping) or not set(purposes) - {"answer"}:
+            return []
+        parts: list[str | tuple[str, str]] = []
+        for i, (key, value) in enumerate(sorted(purposes.items(), key=lambda kv: str(kv[0]))):
+            value = value if isinstance(value, Mapping) else {}
+            name = self.PURPOSE_NAMES.get(str(key)) or one_line(str(key)) or "(none)"
+            parts.append(("\nFor       ", "bold") if i == 0 else f"\n{indent}")
+            parts.append(f"{name} {fmt_int(value.get('requests'))} requests"
+                         f" · {fmt_int(value.get('total_tokens'))} tokens")
+        return parts
 
     def _latency(self) -> Content:
         latency = self.report.get("latency_ms") or self.report.get("latency") or {}
