@@ -241,6 +241,10 @@ def test_without_a_model_profiles_are_measured_and_pages_stay(db_target, tmp_pat
 
 def test_bad_arguments_are_one_line(tmp_path, capsys):
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    # Nothing imported yet: said so, not "profiles were measured".
+    code, out, _ = run(url, "distill", "--all", capsys=capsys)
+    assert code == 0 and out.startswith("nothing to distill: no imported transcripts")
+    assert "measured" not in out
     code, _, err = run(url, "distill", capsys=capsys)
     assert code == 2 and "say what to distill" in err
     code, _, err = run(url, "distill", "--all", "--concurrency", "0", capsys=capsys)

@@ -102,6 +102,10 @@ def cmd_distill(args, settings) -> int:
 def _print(report) -> None:
     from tui.text import clean
 
+    if report.pages_total == 0 and not report.interrupted:
+        print("nothing to distill: no imported transcripts (`chrysopedia import` a folder of "
+              "yt-dlp downloads first)")
+        return
     if report.model is None:
         print("no model is configured: creator profiles were measured from the transcripts; "
               "the pages stay transcripts")
