@@ -464,6 +464,10 @@ def test_an_import_measures_profiles_and_distill_without_a_model_says_so(db_targ
     code, out, err = run(url, "import", str(tmp_path / "yt"), "--distill", capsys=capsys)
     assert code == 0, err
     assert "1 added" in out and "no model is configured" in out and "measured profiles: kaito-beats" in out
+    code, out, err = run(url, "import", str(tmp_path / "yt"), "--distill", capsys=capsys)
+    assert code == 0 and "0 added" in out, err  # nothing new: nothing distilled, and said so
+    assert "nothing to distill: this import added or updated no transcripts" in out
+    assert "measured" not in out
     code, _, err = run(url, "import", str(tmp_path / "yt"), "--distill", "--concurrency", "0", capsys=capsys)
     assert code == 2 and "--concurrency must be from 1 to 32" in err
 

@@ -99,12 +99,13 @@ def cmd_distill(args, settings) -> int:
     return 0 if report.ok else 1
 
 
-def _print(report) -> None:
+def _print(report, *, after_import: bool = False) -> None:
     from tui.text import clean
 
     if report.pages_total == 0 and not report.interrupted:
-        print("nothing to distill: no imported transcripts (`chrysopedia import` a folder of "
-              "yt-dlp downloads first)")
+        print("nothing to distill: this import added or updated no transcripts" if after_import
+              else "nothing to distill: no imported transcripts (`chrysopedia import` a folder "
+                   "of yt-dlp downloads first)")
         return
     if report.model is None:
         print("no model is configured: creator profiles were measured from the transcripts; "

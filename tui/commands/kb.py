@@ -204,7 +204,7 @@ def _material_import(args, settings) -> int:
     if run.distill is not None and not args.json:
         from tui.commands.distill import _print
 
-        _print(run.distill)
+        _print(run.distill, after_import=True)
     elif run.measured_profiles and not args.json:
         print(names("measured profiles", run.measured_profiles))
     if run.distill is not None and run.distill.interrupted:
