@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,7 +46,7 @@ from aiohttp.abc import AbstractAccessLogger
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from tui.serve.guard import TOKEN_ENV, is_loopback
+from tui.serve.guard import TOKEN_ENV, WILDCARD_HOSTS, is_loopback, lan_url
 from tui.serve.session import PARENT_ENV
 
 log = logging.getLogger("chrysopedia.serve")
@@ -203,24 +202,6 @@ class Session(AppService):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, self.term_grace)
             self._task = None
-
-
-WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
-
-
-def lan_url(port: int) -> str:
-    """http://ADDRESS:PORT with the address this machine's outgoing interface has.
-
-    A UDP socket "connected" to a private address picks the route without sending a
-    packet; with no route (no network at all) the host name is the best there is.
-    """
-    address = None
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("10.255.255.255", 1))
-        address = s.getsockname()[0]
-    if not address or address.startswith("0."):
-        address = socket.gethostname()
-    return f"http://{address}:{port}"
 
 
 class ChrysopediaServer(Server):
