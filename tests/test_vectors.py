@@ -272,3 +272,39 @@ async def test_imported_material_gets_its_vectors_in_the_import(db, tmp_path):
     ids = await _section_ids(db)
     rows = await _vector_rows(db)
     assert ids and set(ids.values()) <= set(rows)  # every section has its vector already
+
+
+async def test_a_changed_vector_text_re_embeds_imported_sections_once(db, tmp_path):
+    """An imported section's vector reads IMPORTED_BODY_WORDS of its body (more than a
+    written page's): a database whose imported vectors were made with the older text has
+    them embedded again at the next open, once; the written pages' vectors stay."""
+    from tui.db.engine import set_meta
+    from tui.db.importer import bundled_kb_path
+    from tui.services.kb_import import import_paths
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    words = " ".join(f"word{i}" for i in range(300))
+    (notes / "long.md").write_text(f"# Long\n\n## Talk\n{words}\n", encoding="utf-8")
+    await import_path(db, bundled_kb_path())
+    run = await import_paths(db, [notes])
+    assert len(run.added) == 1
+    async with db.engine.begin() as conn:
+        imported = [r[0] for r in (await conn.execute(
+            text("SELECT id FROM sections WHERE locator IS NOT NULL"))).all()]
+        body, heading, title = (await conn.execute(text(
+            "SELECT s.body, s.heading, p.title FROM sections s JOIN technique_pages p "
+            "ON p.id = s.page_id WHERE s.id = :i"), {"i": imported[0]})).one()
+        # as the vector text was before: the first BODY_WORDS words of the body
+        old = vectors.section_text(title, heading, None, None, body)
+        assert old != vectors.section_text(title, heading, None, None, body, imported=True)
+        await conn.execute(text("UPDATE section_vectors SET content_hash = :h WHERE section_id = :i"),
+                           {"h": vectors.content_hash(old), "i": imported[0]})
+        await set_meta(conn, "vector_text", "1")
+    before = await _vector_rows(db)
+    assert await ensure_vectors(db) == 1  # the imported section, not the bundled pages
+    assert await ensure_vectors(db) == 0
+    after = await _vector_rows(db)
+    assert after[imported[0]][1] != before[imported[0]][1] == vectors.content_hash(old)
+    assert {k: v for k, v in after.items() if k != imported[0]} == \
+        {k: v for k, v in before.items() if k != imported[0]}

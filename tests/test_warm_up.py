@@ -56,6 +56,6 @@ def test_warm_up_loads_the_search_embedding_model_and_the_gate_s_word_list(tmp_p
     assert (model_after, words_after) == ("True", "True")
 
 
-def test_warm_up_loads_nothing_when_search_is_lexical_only(tmp_path):
-    # lexical-only search reads neither (its gate weighs coverage alone)
-    assert _run(tmp_path, "off")[:4] == ["False", "False", "False", "False"]
+def test_warm_up_loads_only_the_word_list_when_search_is_lexical_only(tmp_path):
+    # lexical-only search needs no embedding model; its gate weighs the word list too
+    assert _run(tmp_path, "off")[:4] == ["False", "False", "False", "True"]

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from tui.db import search_index, vectors
 from tui.db.engine import Database, get_meta, set_meta
@@ -388,4 +388,12 @@ async def ensure_vectors(db: Database, progress=None) -> int:
     async with db.engine.begin() as conn:
         if await vectors.active_model(conn) != vectors.current_model():
             return await vectors.switch_model(conn, vectors.current_embedder(), progress)
-        return await vectors.update_sections(conn, None, progress=progress)
+        written = await vectors.update_sections(conn, None, progress=progress)
+        if await get_meta(conn, "vector_text") != vectors.VECTOR_TEXT_VERSION:
+            # what a section's vector reads changed (imported sections: more of the body):
+            # those whose text differs are embedded again, once
+            ids = [r[0] for r in (await conn.execute(
+                text("SELECT id FROM sections WHERE locator IS NOT NULL"))).all()]
+            written += await vectors.update_sections(conn, ids, progress=progress)
+            await set_meta(conn, "vector_text", vectors.VECTOR_TEXT_VERSION)
+        return written

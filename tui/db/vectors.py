@@ -57,6 +57,10 @@ META_GENERATION = "vectors_generation"
 META_MODEL = "vectors_model"
 # words of a section's body that go into its vector (see section_text)
 BODY_WORDS = 60
+# An imported section (a transcript's 1-4 minutes, a manual's pages) starts with talk or
+# boilerplate; its vector reads more of it (docs/BENCHMARKS.md: transcripts' MRR).
+IMPORTED_BODY_WORDS = 200
+VECTOR_TEXT_VERSION = "2"  # bumped when section_text changes: ensure_vectors re-embeds
 # below this many bytes of float32 rows (4,096 sections at 256 dimensions) the matrix is
 # also kept as float32 and scored exactly; above it, int8 alone: a quarter of the memory,
 # and about half the time (a 10k-section float32 matrix, 10 MB, no longer fits the
@@ -220,7 +224,7 @@ def embedder_for(model: str) -> Any:
 # ------------------------------------------------------------------- text
 
 def section_text(title: str | None, heading: str | None, tags: Any, summary: str | None,
-                 body: str | None) -> str:
+                 body: str | None, imported: bool = False) -> str:
     """What a section's vector stands for: its page's title, tags and summary with the
     section's heading and the start of its body. Title and summary carry the topic; a
     static model averages its tokens, so a long body dilutes it (on the eval set the
@@ -234,7 +238,7 @@ def section_text(title: str | None, heading: str | None, tags: Any, summary: str
         except ValueError:
             tags = []
     tag_text = " ".join(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ""
-    lead = " ".join((body or "").split()[:BODY_WORDS])
+    lead = " ".join((body or "").split()[:IMPORTED_BODY_WORDS if imported else BODY_WORDS])
     return f"{title or ''}. {heading or ''}. {tag_text}. {summary or ''} {lead}"
 
 
@@ -253,7 +257,7 @@ def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
 # ----------------------------------------------------------------- updates
 
 _SECTION_TEXT = (
-    "SELECT s.id, p.title, s.heading, p.tags, p.summary, s.body "
+    "SELECT s.id, p.title, s.heading, p.tags, p.summary, s.body, s.locator "
     "FROM sections s JOIN technique_pages p ON p.id = s.page_id"
 )
 
@@ -307,8 +311,8 @@ async def update_sections(
                 "SELECT section_id, content_hash FROM section_vectors "
                 f"WHERE model = :m AND section_id IN ({marks})"), {"m": model, **params})).all())
     todo = []
-    for sid, title, heading, tags, summary, body in rows:
-        t = section_text(title, heading, tags, summary, body)
+    for sid, title, heading, tags, summary, body, locator in rows:
+        t = section_text(title, heading, tags, summary, body, imported=locator is not None)
         h = content_hash(t)
         if stored.get(int(sid)) != h:
             todo.append((int(sid), t, h))

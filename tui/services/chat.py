@@ -297,7 +297,7 @@ class ChatService:
 
         vectors.configure(self.settings)
         embed = semantic_enabled() and vectors.current_model() == vectors.LOCAL_MODEL
-        gate_words = semantic_enabled()  # the answerability gate's English word list
+        gate_words = True  # the answerability gate's English word list (both gates read it)
 
         def load() -> None:
             import importlib

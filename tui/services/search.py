@@ -116,7 +116,10 @@ AFFINITY_CLIP = 2.0  # a word's affinity is held to +-this (log10 units)
 AFFINITY_SECTION_WORDS = 700
 W_AFFINITY = 1.2
 EVIDENCE_FLOOR = 2.02  # the middle of 1.94-2.10, where both backends reach 90 % within the recall bound
-COVERAGE_ALONE = 0.15  # no vectors (lexical-only search): the same calibration
+# No vectors (lexical-only search): `4 * coverage + W_AFFINITY_ALONE * affinity >= LEXICAL_FLOOR`,
+# swept on the same sets (docs/BENCHMARKS.md): 1.5 is inside the plateau 1.4-1.6 of w 0.8.
+W_AFFINITY_ALONE = 0.8
+LEXICAL_FLOOR = 1.5
 SEMANTIC_ALONE = 0.5
 NEAREST_TITLES = 3
 MIN_CREATOR_WORD = 4  # a one-word creator name shorter than this is not looked for
@@ -855,9 +858,7 @@ class _Run:
             "words": len(self.typed),
             "coverage": round(coverage, 3),
             "similarity": None if similarity is None else round(similarity, 3),
-            # weighed with the similarity only (the lexical-only gate does not read it)
-            "affinity": None if similarity is None
-            else round(self._affinity(groups, tier == "creator"), 3),
+            "affinity": round(self._affinity(groups, tier == "creator"), 3),
             "semantic": round(dense[0][1], 3) if dense else None,
         }
 
@@ -1191,15 +1192,15 @@ def answerable(ev: dict[str, Any]) -> bool:
     than general English the KB lacks ("music publisher", "record label contract"), weighed
     as `similarity + 4 * coverage + W_AFFINITY * affinity >= EVIDENCE_FLOOR` (calibrated on
     tests/data/answerability.json against tests/data/search_eval.json, both backends).
-    With no lexical match, the semantic side alone must be sure; with no vectors, the
-    lexical side alone must be."""
+    With no lexical match, the semantic side alone must be sure; with no vectors, coverage
+    and affinity alone decide (`LEXICAL_FLOOR`, calibrated the same way)."""
     cov, sim, semantic = ev["coverage"], ev["similarity"], ev["semantic"]
     if ev["tier"] == "semantic":
         return semantic is not None and semantic >= SEMANTIC_ALONE
     if ev["words"] == 1 and cov > 0:  # one word the index holds (or completes) is a lookup
         return True
     if sim is None:
-        return cov >= COVERAGE_ALONE
+        return 4 * cov + W_AFFINITY_ALONE * ev["affinity"] >= LEXICAL_FLOOR
     return sim + 4 * cov + W_AFFINITY * ev["affinity"] >= EVIDENCE_FLOOR
 
 
