@@ -91,6 +91,8 @@ def test_folder_imports_the_good_files_and_lists_the_bad(db_target, tmp_path, do
     video = next(i for i in json.loads(out)["items"] if i["locator"]["kind"] == "video")
     assert video["video_url"].startswith("https://www.youtube.com/watch?v=")
     assert "–" in video["locator_label"]
+    assert video["video_upload_date"] == "2024-03-15"  # info.json's upload_date 20240315
+    assert item["video_upload_date"] is None  # a note's section has no video
 
     # Again: nothing read, nothing written; --json says so.
     code, out, _ = run(db_target.url, "import", "downloads", "notes", "--json", capsys=capsys)
