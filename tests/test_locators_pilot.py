@@ -190,3 +190,15 @@ async def test_a_video_source_shows_its_upload_date(tmp_path):
         lines = detail_text(app).splitlines()
         assert lines[0].startswith("Video  Reverb Tricks for Vocals  @ "), lines
         assert lines[1] == "Uploaded 2024-01-02", lines
+
+    # The transcript keeps the sources as sent: a restored conversation has the day too.
+    from tui.services.transcripts import list_conversations, load_conversation
+
+    db = Database(settings.database_url)
+    try:
+        (conversation,) = await list_conversations(db)
+        messages = await load_conversation(db, conversation.id)
+    finally:
+        await db.dispose()
+    answer = next(m for m in messages if m["role"] == "assistant")
+    assert answer["sources"][0]["video_upload_date"] == "2024-01-02"
