@@ -292,8 +292,15 @@ def test_export_import_round_trip(db_target, second_target, tmp_path, downloads,
     out_file = tmp_path / "kb-export.json"
     code, out, _ = run(db_target.url, "kb", "export", str(out_file), capsys=capsys)
     assert code == 0 and out.startswith(f"wrote {out_file}")
-    queries = (["oscillator", "filter"], ["quxelish"], ["parallel", "compression"], ["gain", "staging"])
+    spoken = max(build_video(7, 0, words=600, minutes=4).sentences[0], key=len)
+    queries = (["oscillator", "filter"], ["quxelish"], ["parallel", "compression"], ["gain", "staging"],
+               [spoken])
     searches = [run(db_target.url, "search", *q, "--json", capsys=capsys)[1] for q in queries]
+    # The downloads' upload day (info.json 20240315) is in the export and comes back with it.
+    videos = json.loads(out_file.read_text(encoding="utf-8"))["videos"]
+    downloaded = [v for v in videos if v.get("url", "").startswith("https://www.youtube.com/")]
+    assert len(downloaded) == 4 and {v.get("upload_date") for v in downloaded} == {"2024-03-15"}
+    assert "2024-03-15" in {i["video_upload_date"] for i in json.loads(searches[-1])["items"]}
     s = stats(db_target.url, capsys)
     # Into an empty database on the same backend (search results compare within a backend).
     fresh = second_target.url
