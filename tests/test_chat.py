@@ -115,7 +115,8 @@ async def test_a_cited_answer_end_to_end(service, kb, memory, fake_llm):
     first = sources[0]
     for key in ("title", "slug", "creator_name", "creator_slug", "topic_category", "summary",
                 "section_anchor", "section_heading", "source_video_id", "start_time", "end_time",
-                "video_filename", "video_title", "video_url", "locator", "locator_label"):
+                "video_filename", "video_title", "video_url", "video_upload_date", "locator",
+                "locator_label"):
         assert key in first
     assert first["slug"] == "parallel-compression" and first["creator_slug"] == "test-ada"
     assert first["video_title"] == "Compression basics"

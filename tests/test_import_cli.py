@@ -4,6 +4,7 @@ generator), Markdown notes, and files that must be refused."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -91,6 +92,8 @@ def test_folder_imports_the_good_files_and_lists_the_bad(db_target, tmp_path, do
     video = next(i for i in json.loads(out)["items"] if i["locator"]["kind"] == "video")
     assert video["video_url"].startswith("https://www.youtube.com/watch?v=")
     assert "–" in video["locator_label"]
+    assert video["video_upload_date"] == "2024-03-15"  # info.json's upload_date 20240315
+    assert item["video_upload_date"] is None  # a note's section has no video
 
     # Again: nothing read, nothing written; --json says so.
     code, out, _ = run(db_target.url, "import", "downloads", "notes", "--json", capsys=capsys)
@@ -254,6 +257,51 @@ def test_changed_file_updates_its_page_and_prune_removes_gone_files(db_target, t
     assert s["techniques"] == len(before["pages"]) - 1 and s["videos"] == 3
 
 
+def test_downloads_imported_before_v8_get_their_upload_day_at_the_next_import(
+        db_target, tmp_path, downloads, capsys):
+    """A v7 database knew its videos without their day: after the upgrade, the next import of
+    the folder reads the downloads once more (same pages), the one after skips them again."""
+    from sqlalchemy import text
+
+    from tui.db.engine import set_meta
+
+    lib = _copy(downloads, tmp_path / "downloads")
+    folder = notes(tmp_path / "notes")
+    assert run(db_target.url, "import", str(lib), str(folder), capsys=capsys)[0] == 0
+    code, out, _ = run(db_target.url, "kb", "list", "--json", capsys=capsys)
+    pages = [p["slug"] for p in json.loads(out)["pages"]]
+
+    async def as_v7() -> None:  # as a v7 database was
+        db = db_target.database()
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE videos DROP COLUMN upload_date"))
+                await set_meta(conn, "schema_version", "7")
+        finally:
+            await db.dispose()
+
+    asyncio.run(as_v7())
+
+    code, out, _ = run(db_target.url, "import", str(lib), str(folder), "--json", capsys=capsys)
+    report = json.loads(out)
+    assert code == 0 and report["added"] == []
+    assert sorted(Path(u["path"]).name for u in report["updated"]) == sorted(
+        p.name for p in lib.glob("*.en.vtt"))
+    assert sorted(Path(u).name for u in report["unchanged"]) == ["drums.md", "reverb.md"]
+    code, out, _ = run(db_target.url, "kb", "list", "--json", capsys=capsys)
+    listing = json.loads(out)
+    assert [p["slug"] for p in listing["pages"]] == pages
+    assert all(f["content_hash"] for f in listing["files"])
+    spoken = max(build_video(7, 0, words=600, minutes=4).sentences[0], key=len)
+    code, out, _ = run(db_target.url, "search", spoken, "--json", capsys=capsys)
+    video = next(i for i in json.loads(out)["items"] if i["locator"]["kind"] == "video")
+    assert video["video_upload_date"] == "2024-03-15"
+
+    code, out, _ = run(db_target.url, "import", str(lib), str(folder), "--json", capsys=capsys)
+    report = json.loads(out)
+    assert report["updated"] == [] and len(report["unchanged"]) == 6
+
+
 def test_kb_remove_and_list(db_target, tmp_path, downloads, capsys, mini_kb_path):
     lib = _copy(downloads, tmp_path / "downloads")
     folder = notes(tmp_path / "notes")
@@ -290,8 +338,15 @@ def test_export_import_round_trip(db_target, second_target, tmp_path, downloads,
     out_file = tmp_path / "kb-export.json"
     code, out, _ = run(db_target.url, "kb", "export", str(out_file), capsys=capsys)
     assert code == 0 and out.startswith(f"wrote {out_file}")
-    queries = (["oscillator", "filter"], ["quxelish"], ["parallel", "compression"], ["gain", "staging"])
+    spoken = max(build_video(7, 0, words=600, minutes=4).sentences[0], key=len)
+    queries = (["oscillator", "filter"], ["quxelish"], ["parallel", "compression"], ["gain", "staging"],
+               [spoken])
     searches = [run(db_target.url, "search", *q, "--json", capsys=capsys)[1] for q in queries]
+    # The downloads' upload day (info.json 20240315) is in the export and comes back with it.
+    videos = json.loads(out_file.read_text(encoding="utf-8"))["videos"]
+    downloaded = [v for v in videos if v.get("url", "").startswith("https://www.youtube.com/")]
+    assert len(downloaded) == 4 and {v.get("upload_date") for v in downloaded} == {"2024-03-15"}
+    assert "2024-03-15" in {i["video_upload_date"] for i in json.loads(searches[-1])["items"]}
     s = stats(db_target.url, capsys)
     # Into an empty database on the same backend (search results compare within a backend).
     fresh = second_target.url

@@ -77,6 +77,15 @@ def _break(doc, how):
     if how == "negative duration":
         doc["videos"][1]["duration"] = -5
         return "videos[1].duration:"
+    if how == "upload date not a day":
+        doc["videos"][0]["upload_date"] = "2024-02-30"
+        return "videos[0].upload_date: expected a day as YYYY-MM-DD, got '2024-02-30'"
+    if how == "upload date as yt-dlp writes it":
+        doc["videos"][1]["upload_date"] = "20240315"
+        return "videos[1].upload_date: expected a day as YYYY-MM-DD"
+    if how == "upload date not a string":
+        doc["videos"][1]["upload_date"] = 20240315
+        return "videos[1].upload_date: expected a string, got int"
     if how == "no sections":
         doc["techniques"][1]["sections"] = []
         return "techniques[1].sections: required"
@@ -100,7 +109,8 @@ def _break(doc, how):
 
 BREAKS = ["unknown video", "unknown creator", "bad slug", "missing title", "duplicate anchor",
           "end before start", "negative duration", "no sections", "bad url", "control character",
-          "bidi override", "duplicate creator name", "wrong format"]
+          "bidi override", "duplicate creator name", "wrong format", "upload date not a day",
+          "upload date as yt-dlp writes it", "upload date not a string"]
 
 
 @pytest.mark.parametrize("how", BREAKS)
@@ -118,6 +128,21 @@ async def test_invalid_document_refused_whole(db, mini_kb_path, tmp_path, how):
     assert await gather_stats(db) == before
     async with db.session() as s:
         assert await s.scalar(select(Creator).where(Creator.slug == "new-one")) is None
+
+
+async def test_upload_date_read_and_updated(db, mini_kb_path, tmp_path):
+    """A video's optional upload_date goes in, a newer file changes it; files without one
+    (every older one) stay valid."""
+    from tui.db.models import Video
+
+    await import_path(db, mini_kb_path)
+    doc = load(mini_kb_path)
+    doc["videos"][0]["upload_date"] = "2024-03-15"
+    report = await import_path(db, dump(tmp_path, doc))
+    assert report.updated["videos"] == 1 and report.unchanged["videos"] == 1
+    async with db.session() as s:
+        days = {v.id: v.upload_date for v in await s.scalars(select(Video))}
+    assert days == {doc["videos"][0]["id"]: "2024-03-15", doc["videos"][1]["id"]: None}
 
 
 async def test_every_problem_is_listed(db, mini_kb_path, tmp_path):

@@ -158,3 +158,47 @@ async def test_pdf_and_note_sources_show_where_and_open(material_settings, tmp_p
         assert signals == ["suspend", "resume"]
         assert editor_argv.read_text().splitlines() == ["+7", str(kb / "notes" / "reverb.md")]
         assert type(app.screen).__name__ == "SourceDetailScreen"
+
+
+async def test_a_video_source_shows_its_upload_date(tmp_path):
+    """A yt-dlp download's upload_date (info.json 20240102) reaches the sources event and
+    the source detail opened from the sidebar."""
+    from materials_fixtures import write_download
+
+    settings = app_settings(tmp_path)
+    write_download(tmp_path / "yt", "Reverb Tricks for Vocals [dQw4w9WgXcQ]")
+    db = Database(settings.database_url)
+    await db.init()
+    try:
+        run = await import_paths(db, [tmp_path / "yt"])
+    finally:
+        await db.dispose()
+    assert not run.refused, run.refused
+
+    app = make_test_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, app.ready.is_set, what="services loaded")
+        app.prompt.load_text("reverb pre-delay")
+        app.prompt.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.sidebar.sources) > 0, what="sources")
+        await wait_until(pilot, lambda: not app.streaming, what="answer done")
+        source = app.sidebar.sources[0]
+        assert source["source_video_id"] == "dQw4w9WgXcQ"
+        assert source["video_upload_date"] == "2024-01-02"
+        await open_detail(app, pilot, source["number"])
+        lines = detail_text(app).splitlines()
+        assert lines[0].startswith("Video  Reverb Tricks for Vocals  @ "), lines
+        assert lines[1] == "Uploaded 2024-01-02", lines
+
+    # The transcript keeps the sources as sent: a restored conversation has the day too.
+    from tui.services.transcripts import list_conversations, load_conversation
+
+    db = Database(settings.database_url)
+    try:
+        (conversation,) = await list_conversations(db)
+        messages = await load_conversation(db, conversation.id)
+    finally:
+        await db.dispose()
+    answer = next(m for m in messages if m["role"] == "assistant")
+    assert answer["sources"][0]["video_upload_date"] == "2024-01-02"

@@ -50,7 +50,8 @@ def _hash(files) -> str:
 
 
 def video_material(tmp_path, vid="abcDEF12345", *, channel="Mix Lab", channel_id="UCmixlab",
-                   title="Reverb pre-delay explained", sections=None, extra="") -> Material:
+                   title="Reverb pre-delay explained", sections=None, extra="",
+                   upload_date="20240315") -> Material:
     vtt = _file(tmp_path, f"dl/{title} [{vid}].en.vtt", f"WEBVTT\n\n{vid}{extra}\n")
     info = _file(tmp_path, f"dl/{title} [{vid}].info.json", json.dumps({"id": vid}))
     sections = sections or [
@@ -66,7 +67,7 @@ def video_material(tmp_path, vid="abcDEF12345", *, channel="Mix Lab", channel_id
         tags=["reverb", "mixing"], topic_category="Mixing",
         sections=[MaterialSection(a, h, b, "video", start_time=s, end_time=e) for a, h, b, s, e in sections],
         video=MaterialVideo(id=vid, title=title, url=f"https://www.youtube.com/watch?v={vid}",
-                            duration=300.0, channel_id=channel_id),
+                            duration=300.0, channel_id=channel_id, upload_date=upload_date),
     )
 
 
@@ -191,6 +192,34 @@ async def test_a_note_naming_a_video_does_not_rewrite_it(db, tmp_path):
     assert (await _video_row(db, "zzzZZZ99999"))[:2] == ("My notes on the video", "me")
     await put(db, video_material(other, vid="zzzZZZ99999", title="The real title"))
     assert (await _video_row(db, "zzzZZZ99999"))[:3] == ("The real title", "mix-lab", 300.0)
+
+
+async def test_upload_date_stored_shown_and_updated(db, tmp_path):
+    """info.json's upload_date reaches the video row, search items and the source detail;
+    a changed info.json changes it, a note naming the video leaves it alone."""
+    from tui.services.sources import source_detail
+
+    async def day() -> str | None:
+        async with db.session() as session:
+            return (await session.get(Video, "abcDEF12345")).upload_date
+
+    stored = await put(db, video_material(tmp_path))
+    assert await day() == "2024-03-15"
+    item = (await SearchService().search("pre-delay", db=db))["items"][0]
+    assert item["locator"]["kind"] == "video" and item["video_upload_date"] == "2024-03-15"
+    detail = await source_detail(db, stored.page_slug, "pre-delay")
+    assert detail["video_upload_date"] == "2024-03-15"
+
+    await put(db, note_about_video(tmp_path), "notes/on-the-video.md")  # no upload date
+    assert await day() == "2024-03-15"
+
+    again = await put(db, video_material(tmp_path, extra=" re-uploaded", upload_date="20250101"))
+    assert again.outcome == "updated" and await day() == "2025-01-01"
+    item = (await SearchService().search("pre-delay", db=db))["items"][0]
+    assert item["video_upload_date"] == "2025-01-01"
+    await put(db, video_material(tmp_path, extra=" no date", upload_date=None))
+    assert await day() is None
+    assert (await SearchService().search("pre-delay", db=db))["items"][0]["video_upload_date"] is None
 
 
 async def test_a_note_naming_a_video_is_not_its_takers_transcript(db, tmp_path):
@@ -336,6 +365,8 @@ async def test_export_then_import_gives_the_same_kb(db_target, tmp_path, mini_kb
         await db.dispose()
     assert counts["sections"] == stats["sections"]
     doc = json.loads(out.read_text())
+    assert next(v for v in doc["videos"] if v["id"] == "abcDEF12345")["upload_date"] == "2024-03-15"
+    assert all("upload_date" not in v for v in doc["videos"] if v["id"] != "abcDEF12345")
     pdf_page = next(t for t in doc["techniques"] if t["title"] == "Synth manual")
     assert pdf_page["sections"][0]["locator"] == {
         "kind": "page", "path": "manuals/synth.pdf", "file": str(tmp_path / "manuals" / "synth.pdf"),
@@ -361,6 +392,11 @@ async def test_export_then_import_gives_the_same_kb(db_target, tmp_path, mini_kb
         assert after[3] == before[3]  # the same search results, scores included
         detail_locs = (await SearchService().search("quxelish", db=db2))["items"][0]["locator_label"]
         assert detail_locs == "notes/reverb.md › Pre-delay"
+        video = (await SearchService().search("pre-delay", db=db2))["items"]
+        assert {i["video_upload_date"] for i in video if i["source_video_id"] == "abcDEF12345"} \
+            == {"2024-03-15"}
+        async with db2.session() as session:
+            assert (await session.get(Video, "abcDEF12345")).upload_date == "2024-03-15"
     finally:
         await db2.dispose()
         if schema:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from materials_fixtures import AUTO_VTT, MANUAL_VTT, SRT_UTF8, info, write_download, ytdlp_material
 
 from tui.db.kb_format import SLUG_RE
@@ -157,3 +158,12 @@ def test_a_title_empty_after_cleaning_falls_back_to_the_file_name(tmp_path):
     write_download(tmp_path, "Sidechain_basics [dQw4w9WgXcQ]", title="\x1b[2J\u202e\x07 ")
     m = only(tmp_path)
     assert m.title == "Sidechain basics" and m.video.title == "Sidechain basics"
+
+
+@pytest.mark.parametrize("day", ["20240230", "20241301", "2024-03-15", "0"])
+def test_an_upload_date_that_is_no_day_is_a_warning(tmp_path, day):
+    write_download(tmp_path, "Reverb [dQw4w9WgXcQ]", upload_date=day)
+    m = only(tmp_path)
+    assert isinstance(m, Material), m
+    assert m.video.upload_date is None
+    assert m.warnings == ["info.json upload_date: expected YYYYMMDD; ignored"]

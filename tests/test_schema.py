@@ -112,3 +112,34 @@ async def test_v2_database_is_upgraded_to_locators(db_target):
         assert await db.init() == SCHEMA_VERSION  # idempotent
     finally:
         await db.dispose()
+
+
+async def test_v7_database_gains_video_upload_dates(db_target):
+    """A v7 knowledge base (videos without upload_date) upgrades in place: its videos stay,
+    without a day until their info.json is imported again."""
+    from tui.db.models import Creator, Video
+
+    db = db_target.database()
+    try:
+        await db.init()
+        async with db.session() as session, session.begin():
+            creator = Creator(slug="mix-lab", name="Mix Lab")
+            session.add(creator)
+            await session.flush()
+            session.add(Video(id="abcDEF12345", creator_id=creator.id, title="Reverb", duration=300.0))
+        async with db.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE videos DROP COLUMN upload_date"))
+            await set_meta(conn, "schema_version", "7")
+        assert "upload_date" not in await _columns(db, "videos")
+        assert await db.init() == SCHEMA_VERSION
+        assert "upload_date" in await _columns(db, "videos")
+        async with db.session() as session, session.begin():
+            video = await session.get(Video, "abcDEF12345")
+            assert (video.title, video.duration, video.upload_date) == ("Reverb", 300.0, None)
+            video.upload_date = "2024-03-15"
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT upload_date FROM videos"))).scalar() == "2024-03-15"
+            assert await get_meta(conn, "schema_version") == str(SCHEMA_VERSION)
+        assert await db.init() == SCHEMA_VERSION  # idempotent
+    finally:
+        await db.dispose()

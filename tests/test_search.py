@@ -12,7 +12,8 @@ from tui.services.search import ENOUGH_HITS, SearchService, edit_distance, query
 ITEM_KEYS = {
     "title", "technique_page_slug", "creator_name", "creator_slug", "topic_category", "summary",
     "section_anchor", "section_heading", "section_body", "source_video_id", "video_title",
-    "video_filename", "video_url", "start_time", "end_time", "score", "locator", "locator_label",
+    "video_filename", "video_url", "video_upload_date", "start_time", "end_time", "score", "locator",
+    "locator_label",
 }
 
 

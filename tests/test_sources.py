@@ -37,6 +37,7 @@ async def test_source_detail_full_section(db, mini_kb_path):
         "video_title": "Compression basics",
         "video_filename": "ada-v1.mp4",
         "video_url": None,
+        "video_upload_date": None,
         "start_time": 95.0,
         "end_time": 160.0,
         "locator": {"kind": "video", "video_id": "ada-v1", "start_time": 95.0, "end_time": 160.0},

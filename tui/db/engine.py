@@ -27,7 +27,7 @@ from tui.db import search_index, vectors
 from tui.db.models import Base, Meta
 from tui.errors import SchemaError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 async def _v1_to_v2(conn: AsyncConnection) -> None:
@@ -125,6 +125,22 @@ async def _v6_to_v7(conn: AsyncConnection) -> None:
         ))
 
 
+async def _v7_to_v8(conn: AsyncConnection) -> None:
+    # v8: a video keeps the day it was published (info.json's upload_date, ISO YYYY-MM-DD).
+    def columns(sync_conn, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}
+
+    if "upload_date" not in await conn.run_sync(columns, "videos"):
+        await conn.execute(text("ALTER TABLE videos ADD COLUMN upload_date VARCHAR(10)"))
+        # The yt-dlp downloads imported before were read without keeping the day: their file
+        # records are made stale, so the next `chrysopedia import` of their folder reads them
+        # once more (pages and sections keep their identities) instead of skipping them as
+        # unchanged forever.
+        await conn.execute(text(
+            "UPDATE kb_files SET mtime = -1, content_hash = '' WHERE material_key LIKE 'youtube:%'"
+        ))
+
+
 # version N -> the step that upgrades a database at N-1 to N.
 MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
     2: _v1_to_v2,
@@ -133,6 +149,7 @@ MIGRATIONS: dict[int, Callable[[AsyncConnection], Awaitable[None]]] = {
     5: vectors.migrate,
     6: _v5_to_v6,
     7: _v6_to_v7,
+    8: _v7_to_v8,
 }
 
 

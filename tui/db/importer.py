@@ -108,6 +108,7 @@ async def import_document(db: Database, doc: KBDocument, *, origin: str = "kb") 
                 "creator_id": creators[rec["creator"]].id, "title": rec["title"],
                 "filename": rec.get("filename"), "url": rec.get("url"),
                 "duration": None if rec.get("duration") is None else float(rec["duration"]),
+                "upload_date": rec.get("upload_date"),
             }
             obj = videos.get(rec["id"])
             created = obj is None

@@ -62,7 +62,7 @@ async def export_document(db: Database) -> dict[str, Any]:
         doc["creators"].append(rec)
     for v in videos:
         rec = {"id": v.id, "creator": slug_of[v.creator_id], "title": v.title}
-        for key in ("filename", "url", "duration"):
+        for key in ("filename", "url", "duration", "upload_date"):
             if getattr(v, key) is not None:
                 rec[key] = getattr(v, key)
         doc["videos"].append(rec)

@@ -12,6 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,17 @@ def read_documents(path: str | Path) -> KBDocument:
 def _where(doc: KBDocument, kind: str, index: int) -> str:
     label, i = doc.origins.get((kind, index), ("", index))
     return f"{label + ': ' if label else ''}{kind}[{i}]"
+
+
+def _iso_day(value: str) -> bool:
+    """True for a real calendar day written YYYY-MM-DD (2024-02-30 is not one)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 class _Checker:
@@ -297,6 +309,9 @@ def validate(doc: KBDocument, *, known_creators: set[str] = frozenset(),
         if url and not re.match(r"^https?://\S+$", url):
             c.problems.append(f"{where}.url: only http(s):// URLs are allowed, got {url[:80]!r}")
         c.number(rec, "duration", where)
+        day = c.text(rec, "upload_date", where, required=False)
+        if day is not None and not _iso_day(day):
+            c.problems.append(f"{where}.upload_date: expected a day as YYYY-MM-DD, got {day[:40]!r}")
         if creator and creator not in creators:
             c.problems.append(f"{where}.creator: unknown creator {creator!r}")
         if vid:

@@ -156,6 +156,13 @@ async def _creator(session, m: Material) -> Creator:
     return creator
 
 
+def iso_day(yyyymmdd: str | None) -> str | None:
+    """yt-dlp's `20240315` as `2024-03-15` (the column's form); None stays None."""
+    if not yyyymmdd:
+        return None
+    return f"{yyyymmdd[:4]}-{yyyymmdd[4:6]}-{yyyymmdd[6:8]}"
+
+
 async def store_material(
     db: Database, m: Material, stats: Sequence[FileStat], *, display_path: str | None = None
 ) -> Stored:
@@ -175,7 +182,7 @@ async def store_material(
             v = m.video
             values = {
                 "creator_id": creator.id, "title": v.title, "filename": v.filename,
-                "url": v.url, "duration": v.duration,
+                "url": v.url, "duration": v.duration, "upload_date": iso_day(v.upload_date),
             }
             video = await session.get(Video, v.id)
             if video is None:

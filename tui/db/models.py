@@ -63,6 +63,8 @@ class Video(Base):
     filename: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
     duration: Mapped[float | None] = mapped_column(Float)
+    # The day the platform published it, ISO `YYYY-MM-DD` (info.json's upload_date).
+    upload_date: Mapped[str | None] = mapped_column(String(10))
 
     creator: Mapped[Creator] = relationship(back_populates="videos")
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,17 @@ MEDIA_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".m4a", ".mp3", ".opu
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NAME_ID_RE = re.compile(r"\[([A-Za-z0-9_-]{11})\]$")
 MAX_TAGS = 15
+
+
+def _calendar_day(value: str) -> bool:
+    """True for a real day written YYYYMMDD (yt-dlp's upload_date): 20240230 is not one."""
+    if not re.fullmatch(r"\d{8}", value):
+        return False
+    try:
+        datetime.strptime(value, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
 
 
 def subtitle_stem(path: Path) -> str:
@@ -201,7 +213,7 @@ def read_ytdlp(group: SourceGroup, *, creator: str | None = None) -> Material:
     duration = f.number("duration")
     description = f.text("description")
     upload_date = f.text("upload_date")
-    if upload_date and not re.fullmatch(r"\d{8}", upload_date):
+    if upload_date and not _calendar_day(upload_date):
         warnings.append("info.json upload_date: expected YYYYMMDD; ignored")
         upload_date = None
     url = _safe_url(f.text("webpage_url"))

@@ -3,8 +3,8 @@
 `SourceDetailScreen(detail, *, media_dir=None, player_path=None)` (a `ModalScreen[None]`)
 - `detail`: a dict as returned by `tui.services.sources.source_detail(db, slug, anchor)`
   (title, creator_name, topic_category, tags, summary, section_heading,
-  section_body, video_title, video_filename, video_url, start_time, end_time, locator,
-  locator_label).
+  section_body, video_title, video_filename, video_url, video_upload_date, start_time,
+  end_time, locator, locator_label).
   A `sources` event dict works too (no tags or body then); an optional `number`
   shows as "Source [N]" in the border.
 - `media_dir`: where local video files live (`tui.services.player.default_media_dir(settings)`).
@@ -279,6 +279,10 @@ class SourceDetailScreen(ModalScreen[None]):
         if span:
             text.append("  @ ", style="dim")
             text.append(span, style="bold")
+        uploaded = one_line(d.get("video_upload_date"))
+        if uploaded:
+            text.append("\nUploaded ", style="bold")
+            text.append(uploaded)
         filename = one_line(d.get("video_filename"))
         url = one_line(d.get("video_url"))
         if filename:

@@ -116,7 +116,8 @@ def _s(item: dict[str, Any], key: str) -> str:
 
 def build_sources(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The numbered citation list (the original service's fields plus creator_slug,
-    video_title and video_url); number N is items[N-1], fixed for this answer."""
+    video_title, video_url and video_upload_date, "" when unknown); number N is
+    items[N-1], fixed for this answer."""
     sources: list[dict[str, Any]] = []
     for idx, item in enumerate(items, start=1):
         sources.append({
@@ -135,6 +136,7 @@ def build_sources(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "video_filename": _s(item, "video_filename"),
             "video_title": _s(item, "video_title"),
             "video_url": _s(item, "video_url"),
+            "video_upload_date": _s(item, "video_upload_date"),
             "locator": item.get("locator"),
             "locator_label": locator_label(item),
         })

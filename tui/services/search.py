@@ -218,8 +218,8 @@ _WITH_DETAILS = (
     "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
     "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url, "
     "r.score, s.locator, s.first_page, s.last_page, s.line, s.source_path, p.source_file, "
-    "p.tags FROM r JOIN sections s ON s.id = r.id JOIN technique_pages p ON p.id = s.page_id "
-    "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
+    "p.tags, v.upload_date FROM r JOIN sections s ON s.id = r.id "
+    "JOIN technique_pages p ON p.id = s.page_id JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
     "ORDER BY r.pos"
 )
 # The same columns for given section ids (the semantic side's candidates), in any order.
@@ -227,7 +227,7 @@ _DETAILS_BY_ID = (
     "SELECT s.id, s.page_id, s.anchor, s.heading, s.body, s.video_id, s.start_time, s.end_time, "
     "p.slug, p.title, p.topic_category, p.summary, c.slug, c.name, v.title, v.filename, v.url, "
     "0.0, s.locator, s.first_page, s.last_page, s.line, s.source_path, p.source_file, "
-    "p.tags FROM sections s JOIN technique_pages p ON p.id = s.page_id "
+    "p.tags, v.upload_date FROM sections s JOIN technique_pages p ON p.id = s.page_id "
     "JOIN creators c ON c.id = p.creator_id LEFT JOIN videos v ON v.id = s.video_id "
     "WHERE s.id IN :ids"
 )
@@ -1062,6 +1062,7 @@ def _item(r: Sequence[Any]) -> dict[str, Any]:
         "video_title": r[14],
         "video_filename": r[15],
         "video_url": r[16],
+        "video_upload_date": r[25] if len(r) > 25 else None,
         "start_time": r[6],
         "end_time": r[7],
         "score": round(float(r[17]), 6),

@@ -35,11 +35,12 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
     cite a whole page); a page without sections still yields its page fields.
     Keys: title, slug, creator_name, creator_slug, topic_category, tags (list),
     summary, section_anchor, section_heading, section_body, source_video_id,
-    video_title, video_filename, video_url, start_time, end_time, locator
-    (`make_locator`), locator_label (`locator_label`), raw: for a section of a distilled
-    page, what it was written from (`distill_store.raw_for_section`: label "from the
-    transcript, 12:05–15:45", raw_page, start_time, end_time, sections [anchor, heading,
-    body, start_time, end_time], text: their bodies), else None.
+    video_title, video_filename, video_url, video_upload_date (ISO YYYY-MM-DD or None),
+    start_time, end_time, locator (`make_locator`), locator_label (`locator_label`), raw:
+    for a section of a distilled page, what it was written from
+    (`distill_store.raw_for_section`: label "from the transcript, 12:05–15:45", raw_page,
+    start_time, end_time, sections [anchor, heading, body, start_time, end_time], text:
+    their bodies), else None.
     """
     async with db.session() as session:
         page = (
@@ -81,6 +82,7 @@ async def source_detail(db: Database, slug: str, anchor: str | None) -> dict[str
             "video_title": video.title if video else "",
             "video_filename": video.filename if video else None,
             "video_url": video.url if video else None,
+            "video_upload_date": video.upload_date if video else None,
             "start_time": section.start_time if section else None,
             "end_time": section.end_time if section else None,
             "locator": locator,
