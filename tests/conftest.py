@@ -51,6 +51,9 @@ def isolated_user_dirs(tmp_path, monkeypatch):
     # The product gives a model server 0.4 s to accept a connection; a loaded CI machine
     # can starve the loopback fake server that long. Child processes inherit this too.
     monkeypatch.setenv("CHRYSOPEDIA_LLM_CONNECT_TIMEOUT", str(TEST_CONNECT_TIMEOUT))
+    # Imports run inside the test process too: its priority must not drop for the rest of
+    # the run (tests/test_import_cli.py checks the setting in a process of its own).
+    monkeypatch.setenv("CHRYSOPEDIA_IMPORT_NICE", "0")
     return home
 
 

@@ -502,3 +502,26 @@ def test_a_long_list_of_names_is_counted_not_printed_whole():
     line = names("measured profiles", [f"channel-{i}" for i in range(1000)])
     assert line.startswith("measured profiles (1000): channel-0, channel-1,")
     assert "channel-8" not in line and "and 992 more" in line
+
+
+def test_an_import_runs_at_a_lower_cpu_priority(tmp_path, downloads):
+    """An import is a batch job: it lowers its own priority (CHRYSOPEDIA_IMPORT_NICE,
+    default 10) so the terminals and browser sessions on the machine keep answering; the
+    reader process it starts inherits it. A bad value is one line, exit 2."""
+    lib = _copy(downloads, tmp_path / "downloads")
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def imported(**env) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "tui", "--db", f"sqlite:///{tmp_path / 'kb.db'}", "import",
+             str(lib), "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+            env={k: v for k, v in {**os.environ, **env}.items() if v is not None})
+
+    done = imported(CHRYSOPEDIA_IMPORT_NICE=None)  # the default
+    assert json.loads(done.stdout)["nice"] == min(19, base + 10)
+    done = imported(CHRYSOPEDIA_IMPORT_NICE="3")
+    assert json.loads(done.stdout)["nice"] == min(19, base + 3)
+    done = imported(CHRYSOPEDIA_IMPORT_NICE="high")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "import_nice" in done.stderr and "0 to 19" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -82,6 +82,9 @@ class Settings:
     theme: str | None = None
     # Ask the model even when search finds nothing in the KB about the question.
     answer_without_sources: bool = False
+    # How much `chrysopedia import` lowers its own CPU priority (nice, 0-19): an import is a
+    # batch job, and the terminals or browser sessions on the same machine keep answering.
+    import_nice: int = 10
     # An OpenAI-compatible /v1/embeddings model for section vectors instead of the local one,
     # and its server (default: the chat model's URL).
     embed_model: str | None = None
@@ -204,6 +207,7 @@ _ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "user_id": (("CHRYSOPEDIA_USER_ID",), "user_id"),
     "theme": (("CHRYSOPEDIA_THEME",), "str"),
     "answer_without_sources": (("CHRYSOPEDIA_ANSWER_WITHOUT_SOURCES",), "bool"),
+    "import_nice": (("CHRYSOPEDIA_IMPORT_NICE",), "nice"),
     "embed_model": (("CHRYSOPEDIA_EMBED_MODEL",), "str"),
     "embed_url": (("CHRYSOPEDIA_EMBED_URL",), "http_url"),
     "data_dir": (("CHRYSOPEDIA_DATA_DIR",), "path"),
@@ -242,6 +246,14 @@ def _check(name: str, kind: str, raw: Any, source: str) -> Any:
             raise ConfigError(name, source, f"expected a number of seconds, got {raw!r}") from None
         if not math.isfinite(value) or value <= 0:
             raise ConfigError(name, source, f"expected a positive number of seconds, got {raw!r}")
+        return value
+    if kind == "nice":
+        try:
+            value = int(str(raw).strip()) if not isinstance(raw, bool) else None
+        except ValueError:
+            value = None
+        if value is None or not 0 <= value <= 19:
+            raise ConfigError(name, source, f"expected a whole number from 0 to 19, got {raw!r}")
         return value
     if kind in ("pool_size", "overflow"):
         least = 1 if kind == "pool_size" else 0

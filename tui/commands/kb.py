@@ -110,9 +110,23 @@ def cmd_import(args, settings) -> int:
         print("chrysopedia: import: --distill distills imported transcripts; chrysopedia.kb/1 "
               "documents have none", file=sys.stderr)
         return 2
+    args.nice = lower_priority(settings.import_nice)
     if args.path and legacy_kb_paths(args.path):
         return _legacy_import(args, settings)
     return _material_import(args, settings)
+
+
+def lower_priority(step: int) -> int:
+    """Raise this process's niceness by `step` (the reader process it starts inherits it);
+    returns the niceness now. Only ever lowered: a process cannot raise its own priority."""
+    import os
+
+    if step > 0 and hasattr(os, "nice"):
+        try:
+            return os.nice(step)
+        except OSError:  # not permitted here: the import runs at the priority it has
+            pass
+    return os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
 
 
 def _material_import(args, settings) -> int:
@@ -188,7 +202,7 @@ def _material_import(args, settings) -> int:
             print("the demo pages are loaded")
         return 0
     if args.json:
-        print_json(run.as_dict())
+        print_json({**run.as_dict(), "nice": getattr(args, "nice", None)})
     else:
         for warning in run.warnings:
             print(f"warning: {warning}", file=sys.stderr)
