@@ -128,12 +128,17 @@ def test_distilled_pages_replace_the_transcript_in_search_and_keep_the_video_sec
 
     async def check(db):
         raw = await raw_for_section(db, report["distilled"][0], items[0]["section_anchor"])
-        assert raw["label"] == "from the transcript, 1:00–1:58"
+        assert raw["label"] == "from the transcript, 01:00–01:58"  # as the sidebar writes times
         from tui.services.sources import source_detail  # what the source detail screen is given
 
         detail = await source_detail(db, report["distilled"][0], items[0]["section_anchor"])
         assert detail["raw"]["label"] == raw["label"] and detail["raw"]["text"] == raw["text"]
         assert "gain reduction" in " ".join(s["body"] for s in raw["sections"])
+        # The text is the range's own sentences (1:00-1:58), re-read from the imported
+        # files, not the whole raw sections around it.
+        assert "threshold down" in raw["text"] and "pull the hats send down" in raw["text"]
+        assert "everybody" not in raw["text"] and "80 hertz" not in raw["text"]
+        assert "everybody" in " ".join(s["body"] for s in raw["sections"])  # what it was
         # Each sentence of the distilled section, with the transcript's words behind it.
         assert [i["status"] for i in raw["support"]] == ["supported"] * 3
         first = raw["support"][0]
@@ -394,7 +399,7 @@ def test_import_distill_then_export_and_import_gives_the_same_search(db_target, 
         raw = await source_detail(db, raw_slug, None)
         return distilled, raw
     distilled, raw = asyncio.run(_query(db_target, details))
-    assert distilled["raw"]["label"] == "from the transcript, 1:00–1:58"
+    assert distilled["raw"]["label"] == "from the transcript, 01:00–01:58"
     assert distilled["raw"]["raw_page"] == raw_slug and "gain reduction" in distilled["raw"]["text"]
     assert distilled["raw"]["sections"][0]["start_time"] < 118.0
     assert raw["raw"] is None

@@ -30,7 +30,8 @@ from sqlalchemy import delete, select
 from tui.db import search_index, vectors
 from tui.db.models import Creator, DistilledLink, FileRecord, Section, TechniquePage, Video
 from tui.materials.model import TimedSentence
-from tui.services.distill import PROMPT_VERSION, DistilledPage, Transcript
+from tui.services.distill import PROMPT_VERSION, RANGE_SLACK_S, DistilledPage, Transcript
+from tui.services.locators import time_range
 
 logger = logging.getLogger("chrysopedia.distill")
 
@@ -55,12 +56,6 @@ class RawTranscript:
     @property
     def up_to_date(self) -> bool:
         return self.distilled_hash == self.transcript.content_hash
-
-
-def _clock(seconds: float) -> str:
-    s = int(seconds)
-    h, rest = divmod(s, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _reread(material_key: str, source_file: str | None, records: list[FileRecord]) -> list[TimedSentence] | None:
@@ -272,14 +267,24 @@ async def raw_for_section(db, page_slug: str, anchor: str) -> dict[str, Any] | N
         if row is None:
             return None
         sec, raw_id = row
-        raw_slug = await session.scalar(select(TechniquePage.slug).where(TechniquePage.id == raw_id))
+        raw_page = await session.get(TechniquePage, raw_id)
         raws = list(await session.scalars(
             select(Section).where(Section.page_id == raw_id, Section.start_time < sec.end_time,
                                   Section.end_time > sec.start_time).order_by(Section.position)))
-    text = "\n\n".join(r.body for r in raws)
+        records = list(await session.scalars(
+            select(FileRecord).where(FileRecord.material_key == raw_page.material_key)
+            .order_by(FileRecord.path))) if raw_page.material_key else []
+    # The range's own sentences when the imported files are still what was imported (a
+    # raw section spans 1-4 minutes, a distilled one often a few seconds), with the check's
+    # slack at both ends; else the raw sections the range overlaps.
+    sentences = await asyncio.to_thread(
+        _reread, raw_page.material_key or "", raw_page.source_file, records)
+    lo, hi = sec.start_time - RANGE_SLACK_S, sec.end_time + RANGE_SLACK_S
+    said = [t.text for t in sentences or () if t.end > lo and t.start < hi]
+    text = " ".join(said) if said else "\n\n".join(r.body for r in raws)
     return {
-        "label": f"from the transcript, {_clock(sec.start_time)}–{_clock(sec.end_time)}",
-        "raw_page": raw_slug, "start_time": sec.start_time, "end_time": sec.end_time,
+        "label": f"from the transcript, {time_range(sec.start_time, sec.end_time)}",
+        "raw_page": raw_page.slug, "start_time": sec.start_time, "end_time": sec.end_time,
         "sections": [{"anchor": r.anchor, "heading": r.heading, "body": r.body,
                       "start_time": r.start_time, "end_time": r.end_time} for r in raws],
         "text": text,
