@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from textual.worker import Worker, WorkerState
 from tui import actions
 from tui.answer_segmenter import CLAIM_LEGEND
 from tui.pacing import PacedScreen
+from tui.services.locators import format_timestamp
 from tui.services.personality import describe_voice, profile_kind
 from tui.voice_tiers import tier_name
 from tui.widgets.answer import AnswerClaims, ClaimMark
@@ -612,9 +614,14 @@ class ChatScreen(PacedScreen):
         model = app.settings.model_configured
         self.status_bar.set(job=f"distilling {who}: " + ("starting…" if model else "measuring…"))
 
+        started = time.monotonic()
+
         def progress(p) -> None:
             left = p.tokens_left_estimate
             estimate = f" · ~{left:,} tokens left" if left else ""
+            if 0 < p.done < p.total:  # pages so far at the pace so far, as the CLI's bar
+                seconds = round((time.monotonic() - started) / p.done * (p.total - p.done))
+                estimate += f" · ~{format_timestamp(max(seconds, 1))} to go"
             self.status_bar.set(job=f"distilling {who}: {p.done}/{p.total} pages"
                                     f" · {p.tokens:,} tokens{estimate}")
 
