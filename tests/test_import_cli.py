@@ -525,3 +525,16 @@ def test_an_import_runs_at_a_lower_cpu_priority(tmp_path, downloads):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "import_nice" in done.stderr and "0 to 19" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_warning_about_info_json_names_the_info_json(tmp_path, capsys):
+    from materials_fixtures import write_download
+
+    subs, info_path = write_download(tmp_path / "yt", "Odd tags [oddtags0001]", video_id="oddtags0001",
+                                     tags="not a list")
+    code, out, err = run(f"sqlite:///{tmp_path / 'kb.db'}", "import", str(tmp_path / "yt"),
+                         capsys=capsys)
+    assert code == 0 and "1 added" in out
+    warning = next(line for line in err.splitlines() if line.startswith("warning: "))
+    assert warning.startswith(f"warning: {info_path}: tags: expected"), warning
+    assert str(subs) not in warning

@@ -289,7 +289,7 @@ async def import_paths(
                 )
                 entry = {"path": str(item.main), "page": stored.page_slug, "sections": stored.sections}
                 (run.added if stored.outcome == "added" else run.updated).append(entry)
-                run.warnings.extend(f"{item.main}: {w}" for w in material.warnings)
+                run.warnings.extend(_warning(item, w) for w in material.warnings)
                 run.sections += stored.sections
                 if material.kind in ("video", "subtitles"):  # a note naming a video is no transcript
                     run.transcript_creators.add(stored.creator_slug)
@@ -317,3 +317,13 @@ async def import_paths(
 
         run.measured_profiles = await refresh_measured_profiles(db, sorted(run.transcript_creators))
     return run
+
+
+def _warning(item: Any, warning: str) -> str:
+    """`FILE: what` — the file the warning is about: an info.json's own path for what its
+    fields said ("info.json tags: ..." was shown after the subtitles' name)."""
+    if warning.startswith("info.json "):
+        info = next((p for p in item.files if p.name.endswith(".info.json")), None)
+        if info is not None:
+            return f"{info}: {warning[len('info.json '):]}"
+    return f"{item.main}: {warning}"
