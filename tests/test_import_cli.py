@@ -538,3 +538,22 @@ def test_a_warning_about_info_json_names_the_info_json(tmp_path, capsys):
     warning = next(line for line in err.splitlines() if line.startswith("warning: "))
     assert warning.startswith(f"warning: {info_path}: tags: expected"), warning
     assert str(subs) not in warning
+
+
+def test_a_file_broken_after_its_import_keeps_its_pages_and_says_so(db_target, tmp_path, capsys):
+    notes(tmp_path / "notes")
+    code, out, err = run(db_target.url, "import", str(tmp_path / "notes"), capsys=capsys)
+    assert code == 0
+    before = stats(db_target.url, capsys)["sections"]
+    broken = tmp_path / "notes" / "reverb.md"
+    broken.write_bytes(b"\x00\x01\x02 binary now \xff\xfe" * 50)
+    code, out, err = run(db_target.url, "import", str(tmp_path / "notes"), "--prune", capsys=capsys)
+    assert code == 1
+    line = next(ln for ln in err.splitlines() if "reverb.md" in ln)
+    assert line.endswith("; what an earlier import read from it stays"), line
+    assert stats(db_target.url, capsys)["sections"] == before  # nothing lost, nothing pruned
+    # A new broken file has no earlier import to keep.
+    (tmp_path / "notes" / "new.md").write_bytes(b"\x00\x01\x02 binary \xff" * 50)
+    code, out, err = run(db_target.url, "import", str(tmp_path / "notes"), capsys=capsys)
+    line = next(ln for ln in err.splitlines() if "new.md" in ln)
+    assert "earlier import" not in line

@@ -304,6 +304,14 @@ async def import_paths(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    if run.refused:
+        # A file refused now that an earlier run imported (re-saved broken, encrypted, cut
+        # short): its pages stay as they were, and the report says so.
+        earlier = await store.records_for(
+            db, sorted({os.path.abspath(r["path"]) for r in run.refused}))
+        for refused in run.refused:
+            if os.path.abspath(refused["path"]) in earlier:
+                refused["reason"] += "; what an earlier import read from it stays"
     if prune and not run.interrupted:
         removed = await store.prune(db, roots, seen)
         run.removed.extend({"page": slug} for slug in removed.pages)
