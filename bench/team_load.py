@@ -481,7 +481,9 @@ def run(args, work: Path) -> dict:
         import_out = open(work / "import.json", "w")
         import_proc = subprocess.Popen(
             [sys.executable, "-m", "tui", "import", str(material), "--json"], cwd=ROOT,
-            env={**base_env, "PGAPPNAME": f"{prefix}-import", "CHRYSOPEDIA_LLM_API_URL": ""},
+            env={**base_env, "PGAPPNAME": f"{prefix}-import", "CHRYSOPEDIA_LLM_API_URL": "",
+                 **({"CHRYSOPEDIA_IMPORT_NICE": str(args.import_nice)}
+                    if args.import_nice is not None else {})},
             stdout=import_out, stderr=open(work / "import.err", "w"))
         time.sleep(max(0.0, start + duration * 0.6 - time.time()))
         t_kill = time.time()
@@ -716,6 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-cap", type=int, default=1000,
                         help="memory messages kept per conversation (the app's: 20)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--import-nice", type=int, metavar="N",
+                        help="the import's import_nice (default: the product's, 10)")
     parser.add_argument("--settle", type=float, default=20.0,
                         help="seconds between the last terminal ready and the first question")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, results)")
