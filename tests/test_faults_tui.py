@@ -10,6 +10,8 @@ status bar says so; Redis back: new turns use it again, the local turns copied b
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fake_openai import FakeOpenAI
 from faults_support import deadlines
@@ -327,3 +329,56 @@ async def test_a_saved_answer_of_one_endless_line_is_restored_cut(tmp_path):
         assert len(segments) >= len(content) // (2 * LONG_LINE_CHARS)
         assert answer.markdown_source == content.replace("[1]", "[\\[1\\]](cite:1)")
         assert all(segment.has_class("-runs-on") for segment in segments[:-1])
+
+
+async def test_a_question_sent_while_the_last_answer_is_redrawn_loses_no_callback(
+    one_model, fake_llm, monkeypatch
+):
+    """The race behind a CI flake (WaitForScreenTimeout at the Enter of the next question):
+    an answer is "answered" while its worker still redraws it with its claim marks (the old
+    segment removed, new blocks mounted). A question sent in that window cancels that
+    worker. Textual awaits a removal with `gather` over the removed widgets' message pumps,
+    so the cancellation reached the old segment's pump: it stopped with its queue unread,
+    and the callback the pilot had queued there (as every `_wait_for_screen` does) never
+    ran. The window is widened here: the old segment's removal is held until the new
+    question has been sent."""
+    from textual.widget import Widget
+
+    from tui.widgets.answer_markdown import AnswerMarkdown
+
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def on_prune(self, event) -> None:
+        parent = self.parent
+        if isinstance(parent, AssistantMessage) and parent.status == "answered":
+            held.set()
+            await release.wait()
+        await Widget.on_prune(self, event)
+
+    monkeypatch.setattr(AnswerMarkdown, "on_prune", on_prune, raising=False)
+    app = make_test_app(one_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await start(app, pilot)
+        app.chat.ask(QUESTION)
+        await asyncio.wait_for(held.wait(), 20)  # answered; its old segment being removed
+        first = app.conversation.last_answer
+        assert first.status == "answered" and not app.streaming
+        old = [s for s in first.query(AnswerMarkdown) if s._pruning]
+        assert old
+        # The pilot's wait (as at the next Enter) queues a callback on every widget, the old
+        # segment's behind its removal; then the question that cancels the worker.
+        waiting = asyncio.ensure_future(pilot.pause())
+        await asyncio.sleep(0)
+        app.chat.ask("sidechain ducking the bass")  # what Enter does
+        await asyncio.sleep(0.05)
+        release.set()
+        # Every widget ran the pilot's callback (one dropped: WaitForScreenTimeout, 30 s).
+        await asyncio.wait_for(waiting, 10)
+        await wait_until(pilot, lambda: len(app.conversation.answers) == 2)
+        nxt = app.conversation.last_answer
+        await wait_until(pilot, lambda: settled(nxt), what="next answer settled")
+        assert nxt.status == "answered"
+        # The first answer stays answered (not relabelled "stopped"); its old segment is gone.
+        assert first.status == "answered"
+        assert not any(s.is_attached for s in old)
+        assert await usage_statuses(app) == ["answered", "answered"]
