@@ -20,7 +20,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,9 +226,7 @@ class ChatScreen(PacedScreen):
                     personality_weight=weight,
                     regenerate=regenerate,
                 ):
-                    # Not cut short by a cancellation (Escape, or the next question while
-                    # this answer is redrawn with its claim marks): see `_uncancelled`.
-                    await _uncancelled(self._route(answer, event))
+                    await self._route(answer, event)
         except asyncio.CancelledError:
             if answer.status in ("working", "streaming"):  # an answered one stays answered
                 await answer.stop()
@@ -320,7 +317,7 @@ class ChatScreen(PacedScreen):
                 logger.warning("checking a saved answer failed", exc_info=True)
                 continue
             if answer.is_attached:
-                await _uncancelled(self._show_claims(answer, claims))
+                await self._show_claims(answer, claims)
 
     def _explain_claim(self, answer: AssistantMessage, index: int) -> None:
         """Say why claim `index` of `answer` is marked, offering the right source."""
@@ -809,19 +806,3 @@ class ChatScreen(PacedScreen):
         rows = actions.help_rows(groups, self.app.keymap, self.app.get_key_display)
         return rows + [(mark, meaning, "Marks in answers") for mark, meaning in CLAIM_LEGEND]
 
-
-async def _uncancelled(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` (a widget change: mounts, removals) to its end even if the awaiting worker
-    is cancelled meanwhile; the cancellation is raised after it.
-
-    Textual awaits a removal with `gather` over the removed widgets' message pumps, and a
-    cancelled `gather` cancels what it gathers: a pump stopped that way drops the messages
-    still in its queue (a `call_later` from the screen or the test pilot never runs:
-    `Pilot._wait_for_screen` then times out after 30 s), and the change is left half done.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise

@@ -39,6 +39,7 @@ from tui.answer_segmenter import (
     mark_claims,
     markdown_head,
 )
+from tui.widgets.removal import removed
 from tui.widgets.safe_text import clean
 
 if TYPE_CHECKING:
@@ -209,8 +210,8 @@ class AssistantMessage(Vertical):
         body = _answer_markdown().AnswerMarkdown(classes="body")
         await self.mount(body, after=self.query_one(".working"))
         for segment in segments:
-            await segment.remove()
-        await self.query_children(".body-plain").remove()
+            await removed(segment.remove())
+        await removed(self.query_children(".body-plain").remove())
         self._plain, self._plain_text, self._plain_dirty = None, "", False
         self._plain_marks = {}
         return body
@@ -431,7 +432,7 @@ class AssistantMessage(Vertical):
             self._unsettled.append(frozen)
             pacer.when_quiet(self._settle_soon)
         else:
-            await segment.remove()
+            await removed(segment.remove())
 
     def _settle_soon(self) -> None:
         # Once the stream has been quiet a while: its last words and their frame come first.
@@ -488,7 +489,7 @@ class AssistantMessage(Vertical):
         self._plain_total = self.plain_shown = 0
         self.raw = ""
         for segment in self.segments[1:]:
-            await segment.remove()
+            await removed(segment.remove())
         await self._fresh_body()
         self.status = "working"
         working = self.query_one(".working", Static)

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from tui.widgets.answer import AssistantMessage
+from tui.widgets.removal import removed
 from tui.widgets.safe_text import clean
 
 __all__ = ["AssistantMessage", "ConversationView", "UserMessage"]
@@ -86,7 +87,7 @@ class ConversationView(VerticalScroll):
         return answer
 
     async def clear(self) -> None:
-        await self.remove_children(".question, .answer")
+        await removed(self.remove_children(".question, .answer"))
         # Textual's list of displayed children is made again only when next read (a layout,
         # the focus chain): until then it holds the removed widgets, past the collection
         # that should free them (tui/collector.py). Read it now.
