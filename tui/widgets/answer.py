@@ -412,7 +412,9 @@ class AssistantMessage(Vertical):
             await self._freeze(segment)
 
     async def _freeze(self, segment: Markdown, attempt: int = 0) -> None:
-        if not segment.is_mounted or getattr(segment, "retired", False):
+        # Not attached: the app is closing (a retry queued after a refresh runs during the
+        # shutdown, when the segment has no screen left to lay it out).
+        if not segment.is_attached or getattr(segment, "retired", False):
             return
         # While tokens flood in, its lines are rendered only as frames show them (most
         # scroll past unseen); the rest once the stream is quiet (`_settle_frozen`).
