@@ -228,7 +228,9 @@ async def test_twice_wrong_is_kept_raw_and_reported(distiller, fake_llm, answer,
 
 async def test_a_rerun_is_answered_from_the_cache_without_a_request(solo_settings, fake_llm, tmp_path):
     cache = DistillCache(tmp_path / "cache")
-    fake_llm.set_mode("normal", replies=[text(VALID), "not json", "not json"])
+    # By video, not by arrival: the two pages' requests go out together.
+    fake_llm.set_mode("normal", routes=[["Video: Another video\n", "not json"],
+                                        ["Video: SMASH your drums\n", text(VALID)]])
     first = Distiller(solo_settings, cache=cache)
     other = transcript("other")
     other.title = "Another video"
