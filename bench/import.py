@@ -41,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -49,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from searcher import Searcher  # noqa: E402
 from ytdlp_material import generate  # noqa: E402
 
 QUERIES = [
@@ -96,43 +96,6 @@ def _pages(db_file: Path) -> int:
         return 0
 
 
-class Searcher(threading.Thread):
-    """Searches the database one query after another until stopped; keeps latencies (ms)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.latencies: list[float] = []
-        self.errors = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        asyncio.run(self._loop())
-
-    async def _loop(self) -> None:
-        from tui.db.engine import Database
-        from tui.services.search import SearchService
-
-        db = Database(self.url)
-        service = SearchService()
-        i = 0
-        try:
-            while not self.stop.is_set():
-                query = QUERIES[i % len(QUERIES)]
-                i += 1
-                t0 = time.perf_counter()
-                try:
-                    await service.search(query, db=db)
-                except Exception:  # noqa: BLE001 - a schema not there yet, a lock: counted
-                    self.errors += 1
-                    await asyncio.sleep(0.05)
-                    continue
-                self.latencies.append((time.perf_counter() - t0) * 1000)
-                await asyncio.sleep(0.01)
-        finally:
-            await db.dispose()
-
-
 def p95(values: list[float]) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -163,7 +126,7 @@ def run(n: int, work: Path) -> dict:
         os.link(f, first / f.name)
     subprocess.run(chrysopedia(url, "import", str(first), "--json"), check=True,
                    capture_output=True, env=env, cwd=ROOT)
-    idle = Searcher(url)
+    idle = Searcher(url, QUERIES, pause=0.01)
     idle.start()
     time.sleep(5)
     idle.stop.set()
@@ -172,7 +135,7 @@ def run(n: int, work: Path) -> dict:
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
     subprocess.run(chrysopedia(url, "stats"), check=True, capture_output=True, env=env, cwd=ROOT)
 
-    searcher = Searcher(url)
+    searcher = Searcher(url, QUERIES, pause=0.01)
     searcher.start()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -219,12 +182,12 @@ def run(n: int, work: Path) -> dict:
         "rss_1000_mb": round((rss_n or 0) / 1024, 1),
         "reimport_s": round(reimport_s, 2),
         "reimported_unchanged": unchanged,
-        "search_p95_during_import_ms": round(p95(searcher.latencies), 2),
+        "search_p95_during_import_ms": round(p95(searcher.ms()), 2),
         "import_cpu_s": round(cpu_s, 2),
         "load_average_1m": round(os.getloadavg()[0], 2),
-        "search_p95_idle_ms": round(p95(idle.latencies), 2),
+        "search_p95_idle_ms": round(p95(idle.ms()), 2),
         "searches_during_import": len(searcher.latencies),
-        "search_errors": searcher.errors,
+        "search_errors": len(searcher.errors),
         "sections": sum(a["sections"] for a in report["added"]),
         "added": len(report["added"]),
         "refused": len(report["refused"]),

@@ -304,45 +304,6 @@ class Sampler(threading.Thread):
             await conn.close()
 
 
-class Searcher(threading.Thread):
-    """Searches the run's schema one query after another (as a terminal's search does),
-    keeping (time, latency ms)."""
-
-    def __init__(self, url: str, pause: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.pause = pause
-        self.latencies: list[tuple[float, float]] = []
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        asyncio.run(self._loop())
-
-    async def _loop(self) -> None:
-        from tui.db.engine import Database
-        from tui.services.search import SearchService
-
-        db = Database(self.url)
-        service = SearchService()
-        i = 0
-        try:
-            while not self.stop.is_set():
-                query = SEARCH_QUERIES[i % len(SEARCH_QUERIES)]
-                i += 1
-                t0 = time.perf_counter()
-                try:
-                    await service.search(query, db=db)
-                except Exception as exc:  # noqa: BLE001 - counted
-                    self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                    await asyncio.sleep(0.05)
-                    continue
-                self.latencies.append((time.time(), (time.perf_counter() - t0) * 1000))
-                await asyncio.sleep(self.pause)
-        finally:
-            await db.dispose()
-
-
 def _pg(sql: str, *args, schema: str | None = None, fetch: bool = True):
     import asyncpg
 
@@ -397,6 +358,7 @@ def _server_records(port: int) -> list[dict]:
 
 def run(args, work: Path) -> dict:
     from redis_proc import RedisProcess, free_port
+    from searcher import Searcher
     from ytdlp_material import generate
 
     pid = os.getpid()
@@ -429,7 +391,7 @@ def run(args, work: Path) -> dict:
     procs: list[subprocess.Popen] = []
     os.environ["PGAPPNAME"] = f"{prefix}-searcher"  # this process's searches
     sampler = Sampler(prefix)
-    searcher = Searcher(url)
+    searcher = Searcher(url, SEARCH_QUERIES)
     import_proc = None
     result: dict = {}
     try:
@@ -514,7 +476,7 @@ def run(args, work: Path) -> dict:
         if import_proc.returncode == 0:
             with contextlib.suppress(ValueError):
                 import_report = json.loads((work / "import.json").read_text())
-        during = [ms for t, ms in searcher.latencies if t_import <= t <= t_import_end]
+        during = searcher.ms(t_import, t_import_end)
         idle = [ms for t, ms in searcher.latencies if start <= t < t_import]
         ours = [s[1] for s in sampler.samples]
         result.update({
